@@ -1,0 +1,158 @@
+"""Gaussian-equivalent coefficients of an activation.
+
+For ``u ~ N(0, v)`` (notation of ``docs/theory.md``):
+
+    mu0      = E sigma(u)
+    mu1      = E[u sigma(u)] / v
+    mu_star  = sqrt(E sigma(u)^2 - mu0^2 - mu1^2 v)
+
+so that ``E sigma^2 = mu0^2 + mu1^2 v + mu_star^2`` holds by construction.
+
+:func:`coefficients` returns numbers (``mpmath.mpf``) to any precision,
+from the activation's closed forms where it has them and from quadrature
+otherwise; :func:`exact_coefficients` returns SymPy expressions and
+refuses when a closed form is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import sympy as sp
+
+from .activations import V, Activation, get_activation
+from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
+from .checks import check_digits, to_mpf_exactly
+
+__all__ = ["Coefficients", "coefficients", "exact_coefficients", "NotExactError", "gaussian_moments"]
+
+
+class NotExactError(ValueError):
+    """No closed form is known for a requested coefficient."""
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Gaussian-equivalent coefficients of one activation at one variance.
+
+    All numbers are ``mpmath.mpf`` carrying at least ``digits`` correct
+    significant digits (absolute ``10**-digits`` for values near zero).
+    ``exact`` is True when every number came from a closed form.
+    """
+
+    activation: str
+    variance: mpmath.mpf
+    mu0: mpmath.mpf
+    mu1: mpmath.mpf
+    mu_star: mpmath.mpf
+    second_moment: mpmath.mpf
+    exact: bool
+    digits: int
+
+    @property
+    def variance_of_sigma(self):
+        """``Var sigma(u) = mu1^2 v + mu_star^2`` (the next layer's ``q``)."""
+        return self.second_moment - self.mu0**2
+
+
+def gaussian_moments(activation, variance, digits=15):
+    """``(E sigma, E u sigma, E sigma^2)`` at ``u ~ N(0, variance)`` and which were exact.
+
+    Returns ``((m0, m1, m2), (exact0, exact1, exact2))`` with ``mpf`` values.
+    """
+    act = get_activation(activation)
+    digits = check_digits(digits)
+    v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
+    return _moments_cached(act, mpmath.nstr(v, digits + GUARD_DIGITS, strip_zeros=False), digits)
+
+
+@lru_cache(maxsize=4096)
+def _moments_cached(act: Activation, v_text: str, digits: int):
+    with mpmath.workdps(digits + GUARD_DIGITS):
+        v = mpmath.mpf(v_text)
+        closed = act.moments_mpmath()
+        fn = act.mpmath()
+        need_quad = any(c is None for c in closed)
+        if need_quad:
+            check_square_integrable(fn, v, what=f"activation {act.name!r}")
+        values, exact = [], []
+        integrands = (fn, lambda u: u * fn(u), lambda u: fn(u) ** 2)
+        for form, integrand in zip(closed, integrands):
+            if form is not None:
+                values.append(mpmath.mpf(form(v)))
+                exact.append(True)
+            else:
+                values.append(
+                    gaussian_expectation(integrand, v, digits + 3, kinks=act.kinks, what=f"activation {act.name!r}")
+                )
+                exact.append(False)
+    return tuple(values), tuple(exact)
+
+
+def coefficients(activation, variance, digits=15) -> Coefficients:
+    """Gaussian-equivalent coefficients ``mu0, mu1, mu_star`` of ``activation``.
+
+    Parameters
+    ----------
+    activation:
+        Name, ``name:param`` or expression (see :func:`get_activation`).
+    variance:
+        Preactivation variance ``v > 0``: a number or a decimal string
+        (strings such as ``"0.7"`` are taken exactly, as ``7/10``).
+    digits:
+        Significant digits of the result (1 to 1000).
+
+    Implements ``mu0 = E sigma(u)``, ``mu1 = E[u sigma(u)]/v``,
+    ``mu_star^2 = E sigma(u)^2 - mu0^2 - mu1^2 v``, ``u ~ N(0, v)``.
+    """
+    act = get_activation(activation)
+    digits = check_digits(digits)
+    (m0, m1, m2), exact = gaussian_moments(act, variance, digits)
+    with mpmath.workdps(digits + GUARD_DIGITS):
+        v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
+        mu1 = m1 / v
+        star2 = m2 - m0**2 - mu1**2 * v
+        tol = max(abs(m2), mpmath.mpf(1)) * mpmath.mpf(10) ** (-digits - 2)
+        if star2 < -tol:  # pragma: no cover - would mean a broken closed form
+            raise ArithmeticError(f"negative mu_star^2 = {star2} for {act.name} at v = {v}")
+        mu_star = mpmath.sqrt(max(star2, 0))
+        return Coefficients(
+            activation=act.name,
+            variance=+v,
+            mu0=+m0,
+            mu1=+mu1,
+            mu_star=+mu_star,
+            second_moment=+m2,
+            exact=all(exact),
+            digits=digits,
+        )
+
+
+def exact_coefficients(activation, variance=V):
+    """Closed forms of ``mu0, mu1, mu_star`` and ``E sigma^2`` as SymPy expressions.
+
+    ``variance`` may be a SymPy symbol (default: the positive symbol ``v``)
+    or an exact number.  Raises :class:`NotExactError` naming the
+    coefficients without closed form.
+    """
+    act = get_activation(activation)
+    if isinstance(variance, str):
+        variance = sp.Rational(variance)
+    variance = sp.sympify(variance) if isinstance(variance, (int, float)) else variance
+    m0, m1, m2 = act.moments_exact(variance)
+    missing = [n for n, m in (("E sigma", m0), ("E u sigma", m1), ("E sigma^2", m2)) if m is None]
+    if missing:
+        raise NotExactError(
+            f"activation {act.name!r} has no closed form for {', '.join(missing)}; "
+            "use coefficients() for high-precision quadrature"
+        )
+    mu1 = sp.simplify(m1 / variance)
+    star2 = sp.simplify(m2 - m0**2 - mu1**2 * variance)
+    return {
+        "mu0": sp.simplify(m0),
+        "mu1": mu1,
+        "mu_star": sp.sqrt(star2),
+        "second_moment": sp.simplify(m2),
+    }

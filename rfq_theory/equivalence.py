@@ -1,0 +1,160 @@
+"""Layer propagation of the Gaussian-equivalent description (theory notes, section 2).
+
+With ``q_0 = 1`` (inputs ``x ~ N(0, I_d)``) and for ``l = 1..L``:
+
+    v_l          = s_l^2 q_{l-1}                 preactivation variance
+    mu0, mu1, mu_star  at variance v_l            (see :mod:`rfq_theory.coefficients`)
+    q_l          = Var sigma_l(u) = mu1^2 v_l + mu_star^2
+    kappa1_l     = s_l mu1(v_l)
+    kappastar_l  = mu_star(v_l)
+
+so layer ``l`` is equivalent to ``z_l = kappa1_l F_l z_{l-1} + kappastar_l xi_l``
+with ``F_l`` of unit-variance entries over ``sqrt(k_{l-1})``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import mpmath
+import sympy as sp
+
+from .activations import get_activation
+from .checks import InputError, check_digits
+from .coefficients import NotExactError, coefficients, exact_coefficients
+from .gaussian import GUARD_DIGITS
+from .quantizers import get_quantizer
+
+__all__ = ["LayerCoefficients", "propagate", "propagate_exact", "broadcast_layers"]
+
+
+@dataclass(frozen=True)
+class LayerCoefficients:
+    """Gaussian-equivalent description of one random layer (numbers are mpf)."""
+
+    index: int
+    activation: str
+    quantizer: str
+    s2: mpmath.mpf
+    variance: mpmath.mpf
+    mu0: mpmath.mpf
+    mu1: mpmath.mpf
+    mu_star: mpmath.mpf
+    q: mpmath.mpf
+    kappa1: mpmath.mpf
+    kappa_star: mpmath.mpf
+    exact: bool
+
+    def as_dict(self, digits=15):
+        """Plain dict with numbers as decimal strings of ``digits`` digits."""
+        out = {"index": self.index, "activation": self.activation, "quantizer": self.quantizer, "exact": self.exact}
+        for key in ("s2", "variance", "mu0", "mu1", "mu_star", "q", "kappa1", "kappa_star"):
+            out[key] = mpmath.nstr(getattr(self, key), digits, strip_zeros=False)
+        return out
+
+
+def broadcast_layers(values, n_layers, name):
+    """A per-layer list from one value or a list of ``n_layers`` values."""
+    if isinstance(values, str) or values is None or not isinstance(values, Sequence):
+        return [values] * n_layers
+    values = list(values)
+    if len(values) == 1:
+        return values * n_layers
+    if len(values) != n_layers:
+        raise InputError(f"{name} must have 1 or {n_layers} entries (one per layer), got {len(values)}")
+    return values
+
+
+def propagate(activations, quantizers=None, digits=15):
+    """Per-layer coefficients of a deep RF model, to ``digits`` significant digits.
+
+    Parameters
+    ----------
+    activations:
+        One activation spec per layer (their number fixes ``L``).
+    quantizers:
+        One quantizer spec per layer, or a single one for all (default
+        ``none``).
+
+    Returns a tuple of :class:`LayerCoefficients`, layer 1 first.
+    Implements ``v_l = s_l^2 q_{l-1}``, ``q_l = Var sigma_l``,
+    ``kappa1_l = s_l mu1(v_l)``, ``kappastar_l = mu_star(v_l)``.
+    """
+    digits = check_digits(digits)
+    if isinstance(activations, str):
+        activations = [activations]
+    acts = [get_activation(a) for a in activations]
+    if not acts:
+        raise InputError("activations must name at least one layer")
+    quants = [get_quantizer(q) for q in broadcast_layers(quantizers, len(acts), "quantizers")]
+    work = digits + GUARD_DIGITS
+    layers = []
+    with mpmath.workdps(work):
+        q_prev = mpmath.mpf(1)
+        exact_so_far = True
+        for index, (act, quant) in enumerate(zip(acts, quants), start=1):
+            s2 = quant.second_moment(work)
+            v = s2 * q_prev
+            if not v > 0:
+                raise InputError(
+                    f"layer {index}: preactivation variance is {mpmath.nstr(v, 5)} (the previous layer's "
+                    "features are constant); the model carries no information"
+                )
+            c = coefficients(act, v, work)
+            q = c.variance_of_sigma
+            exact_so_far = exact_so_far and c.exact and quant.is_exact
+            layers.append(
+                LayerCoefficients(
+                    index=index,
+                    activation=act.name,
+                    quantizer=quant.name,
+                    s2=+s2,
+                    variance=+v,
+                    mu0=+c.mu0,
+                    mu1=+c.mu1,
+                    mu_star=+c.mu_star,
+                    q=+q,
+                    kappa1=mpmath.sqrt(s2) * c.mu1,
+                    kappa_star=+c.mu_star,
+                    exact=exact_so_far,
+                )
+            )
+            q_prev = q
+    return tuple(layers)
+
+
+def propagate_exact(activations, quantizers=None):
+    """Closed-form propagation: a list of dicts of SymPy expressions per layer.
+
+    Keys: ``s2, variance, mu0, mu1, mu_star, q, kappa1, kappa_star``.
+    Raises :class:`~rfq_theory.coefficients.NotExactError` at the first
+    layer whose activation or quantizer lacks a closed form.
+    """
+    if isinstance(activations, str):
+        activations = [activations]
+    acts = [get_activation(a) for a in activations]
+    quants = [get_quantizer(q) for q in broadcast_layers(quantizers, len(acts), "quantizers")]
+    q_prev = sp.Integer(1)
+    out = []
+    for index, (act, quant) in enumerate(zip(acts, quants), start=1):
+        if quant.exact_second_moment is None:
+            raise NotExactError(f"layer {index}: quantizer {quant.name!r} has no closed-form s^2")
+        s2 = quant.exact_second_moment
+        v = sp.simplify(s2 * q_prev)
+        c = exact_coefficients(act, v)
+        q = sp.simplify(c["second_moment"] - c["mu0"] ** 2)
+        out.append(
+            {
+                "s2": s2,
+                "variance": v,
+                "mu0": c["mu0"],
+                "mu1": c["mu1"],
+                "mu_star": c["mu_star"],
+                "q": q,
+                "kappa1": sp.simplify(sp.sqrt(s2) * c["mu1"]),
+                "kappa_star": c["mu_star"],
+            }
+        )
+        q_prev = q
+    return out

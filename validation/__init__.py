@@ -1,0 +1,1 @@
+"""Validation tools for rfq_theory: Monte Carlo checks and the one-bit inference benchmark."""
