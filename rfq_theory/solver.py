@@ -1,0 +1,607 @@
+"""Multi-layer fixed-point solver (theory notes, sections 3-4; ``docs/theory.md``).
+
+Unknowns: the effective ridges ``kappa_0, ..., kappa_L > 0``.  With
+``a_l = kappa1_l^2`` and ``c_l = kappastar_l^2`` the equations are
+
+    base:     df1_0(k) = k_0 c_0 / (c_0 + k),   s_0(k) = 1 / (1 + k)        (c_0 = 1)
+    layer l:  a_l kappa_{l-1} (k_l - df1_{l-1}(kappa_{l-1})) / k_{l-1} = kappa_l + c_l
+              df1_l(kappa_l) = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})
+              s_l(kappa_l)   = s_{l-1}(kappa_{l-1})
+    ridge:    lambda = kappa_L (1 - df1_L(kappa_L) / n)
+
+and the errors
+
+    E_test  = [Var y - rho (s(kappa) - kappa s'(kappa))] / (1 - df2(kappa) / n)
+    E_train = (lambda / kappa)^2 E_test,        df2 = df1 + kappa df1'.
+
+Given ``kappa_0`` the layer equations are walked upward in closed form
+(:func:`walk`), carrying the derivatives ``d kappa_l / d kappa_0`` and
+``d df1_l / d kappa_0`` (forward-mode implicit differentiation), so the
+system becomes one scalar equation in ``kappa_0`` that is solved by a
+safeguarded Newton-bisection iteration inside the physical branch (all
+``kappa_l > 0``).  One implementation serves both number types: Python
+floats (the fast path for sweeps) and ``mpmath.mpf`` at any precision.
+
+A layer with ``kappa1_l = 0`` (an even activation) forgets its input: the
+chain then restarts at that layer from ``Omega_l = kappastar_l^2 I`` and
+the signal term ``s`` is zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import mpmath
+
+from .checks import InputError, check_digits, check_nonnegative, check_positive
+from .coefficients import coefficients
+from .gaussian import GUARD_DIGITS
+from .model import DeepRF
+
+__all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]
+
+#: Below this ratio kappa_l / (kappa_l + kappastar_l^2) the float path loses
+#: more than ~6 digits to cancellation and the point is re-solved with mpmath.
+FLOAT_CONDITION_LIMIT = 1e-6
+FALLBACK_DIGITS = 25
+
+
+class SolverError(ArithmeticError):
+    """The fixed-point equations have no physical solution or did not converge."""
+
+
+# --------------------------------------------------------------------------
+# The chain of layer equations
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Numbers entering the fixed-point equations, in one number type.
+
+    ``layers`` holds ``(k_{l-1}, k_l, a_l = kappa1_l^2, c_l = kappastar_l^2)``
+    for the layers after the last restart; ``first`` is the index of the
+    base (0 unless a layer has ``kappa1 = 0``); ``rank`` is the rank of
+    ``Omega_L`` (the interpolation threshold of the ridgeless estimator).
+    """
+
+    base_dim: object
+    base_scale: object
+    signal: bool
+    layers: tuple
+    first: int
+    rank: object
+
+
+def build_chain(sizes, layer_coeffs, to_number=float) -> Chain:
+    """Assemble a :class:`Chain` from sizes ``(k_0..k_L)`` and per-layer coefficients."""
+    first, base_dim, base_scale, signal = 0, to_number(sizes[0]), to_number(1), True
+    for index, lc in enumerate(layer_coeffs, start=1):
+        a = to_number(lc.kappa1) ** 2
+        c = to_number(lc.kappa_star) ** 2
+        if a <= c * to_number(mpmath.mpf(10) ** (-2 * mpmath.mp.dps)) or a == 0:
+            if c == 0:
+                raise InputError(
+                    f"layer {index} ({lc.activation}) outputs a constant: kappa1 = kappa_star = 0, "
+                    "the model's features carry nothing"
+                )
+            first, base_dim, base_scale, signal = index, to_number(sizes[index]), c, False
+    layers = []
+    rank = base_dim
+    for index in range(first + 1, len(sizes)):
+        lc = layer_coeffs[index - 1]
+        a = to_number(lc.kappa1) ** 2
+        c = to_number(lc.kappa_star) ** 2
+        k_prev, k = to_number(sizes[index - 1]), to_number(sizes[index])
+        layers.append((k_prev, k, a, c))
+        rank = k if c > 0 else min(k, rank)
+    return Chain(base_dim, base_scale, signal, tuple(layers), first, rank)
+
+
+@dataclass
+class WalkState:
+    """Result of walking the chain upward from ``kappa_0``.
+
+    ``kappas[l]`` and ``dkappas[l] = d kappa_l / d kappa_0`` for the chain's
+    layers (index 0 is the base), ``df1`` and ``ddf1 = d df1_L / d kappa_0``
+    of the top layer.
+    """
+
+    kappas: list
+    dkappas: list
+    df1: object
+    ddf1: object
+
+
+def walk(chain: Chain, kappa0) -> Optional[WalkState]:
+    """Walk the layer equations upward from ``kappa_0``.
+
+    Implements, for each layer,
+    ``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l`` and
+    ``df1_l = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})``, with their
+    derivatives in ``kappa_0``.  Returns ``None`` outside the physical
+    branch (some ``kappa_l <= 0``).
+    """
+    c0 = chain.base_scale
+    kap = kappa0
+    dkap = 1
+    denom = c0 + kappa0
+    D = chain.base_dim * c0 / denom
+    dD = -chain.base_dim * c0 / (denom * denom)
+    kappas, dkappas = [kap], [dkap]
+    for k_prev, k, a, c in chain.layers:
+        gap = k - D
+        new = a * kap * gap / k_prev - c
+        if not new > 0:
+            return None
+        dnew = a / k_prev * (dkap * gap - kap * dD)
+        D_new = k - k_prev * new / (a * kap)
+        dD = -k_prev / a * (dnew * kap - new * dkap) / (kap * kap)
+        D = D_new
+        kap, dkap = new, dnew
+        kappas.append(kap)
+        dkappas.append(dkap)
+    return WalkState(kappas, dkappas, D, dD)
+
+
+def _edge(chain: Chain, ctx):
+    """Lower end of the physical branch: ``inf {kappa_0 : walk valid}``.
+
+    Returns ``(edge, state)`` with ``state`` the walk at the smallest valid
+    point found (``edge`` itself when the branch reaches ``kappa_0 = 0``).
+    """
+    tiny = ctx.mpf("1e-300")
+    state = walk(chain, tiny)
+    if state is not None:
+        return tiny, state
+    hi = ctx.mpf(1)
+    while walk(chain, hi) is None:
+        hi *= 4
+        if hi > ctx.mpf("1e300"):
+            raise SolverError("no physical solution: the layer equations have no branch with all kappa_l > 0")
+    lo = tiny
+    tol = ctx.eps * 4
+    for _ in range(100000):
+        if hi - lo <= tol * hi:
+            break
+        mid = ctx.sqrt(lo * hi) if hi > 4 * lo else (lo + hi) / 2
+        if walk(chain, mid) is None:
+            lo = mid
+        else:
+            hi = mid
+    return hi, walk(chain, hi)
+
+
+def _rtsafe(fun, lo, hi, guess, ctx, what):
+    """Root of increasing ``fun`` on ``(lo, hi)``: Newton steps kept inside a shrinking bracket.
+
+    ``fun(x)`` returns ``(f, df)`` or ``None`` where the walk is invalid
+    (treated as lying below the root).
+    """
+    tol = ctx.eps * 8
+    x = guess if guess is not None and lo < guess < hi else None
+    if x is None:
+        x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
+    for _ in range(2000):
+        val = fun(x)
+        if val is None:
+            lo = x
+            step_x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
+        else:
+            f, df = val
+            if f == 0:
+                return x
+            if f < 0:
+                lo = x
+            else:
+                hi = x
+            newton = x - f / df if df > 0 else None
+            if newton is not None and lo < newton < hi:
+                step_x = newton
+            else:
+                step_x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
+        if abs(step_x - x) <= tol * abs(x) or hi - lo <= tol * hi:
+            return step_x
+        x = step_x
+    raise SolverError(f"the {what} iteration did not converge (bracket [{lo}, {hi}])")
+
+
+# --------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Asymptotic prediction for one model, sample size and ridge.
+
+    Numbers are ``float`` on the fast path (``digits=None``) and
+    ``mpmath.mpf`` otherwise.
+
+    Attributes
+    ----------
+    test_error, train_error:
+        ``E_test`` (noise included) and ``E_train``; ``inf`` at the
+        interpolation threshold.
+    effective_ridges:
+        ``(kappa_0, ..., kappa_L)``; ``None`` for layers before a restart.
+    df1, df2:
+        ``df1(kappa_L)``, ``df2(kappa_L)``.
+    s, s_prime:
+        ``s(kappa_L)`` and its derivative ``d s / d kappa_L``.
+    bias, noise_part:
+        ``E_test = bias + noise_part`` with
+        ``bias = [Var f* - rho (s - kappa s')] / (1 - df2/n)`` and
+        ``noise_part = Delta / (1 - df2/n)`` (the irreducible ``Delta``
+        plus the variance the noise induces).
+    var_y, rho:
+        ``Var y = Var f*(g) + Delta`` and ``rho = mu1(f*)^2``.
+    regime:
+        ``"ridge"``, ``"ridgeless-underparameterized"``,
+        ``"ridgeless-overparameterized"`` or ``"interpolation-threshold"``.
+    residuals:
+        Absolute residual of each layer equation and the ridge equation,
+        recomputed at the solution.
+    message:
+        Human-readable note (e.g. why the error is infinite), else ``""``.
+    """
+
+    test_error: object
+    train_error: object
+    effective_ridges: Tuple
+    df1: object
+    df2: object
+    s: object
+    s_prime: object
+    bias: object
+    noise_part: object
+    var_y: object
+    rho: object
+    samples: object
+    ridge: object
+    noise: object
+    regime: str
+    digits: Optional[int]
+    residuals: Tuple = ()
+    layers: Tuple = ()
+    message: str = ""
+    precision_fallback: bool = False
+    kappa0: object = field(default=None, repr=False)
+
+    @property
+    def effective_ridge(self):
+        """``kappa_L``, the effective ridge of the readout."""
+        return self.effective_ridges[-1]
+
+    def as_dict(self, digits=None):
+        """JSON-ready dict; numbers as strings with ``digits`` significant digits."""
+        d = digits or self.digits or 17
+
+        def fmt(x):
+            if x is None:
+                return None
+            return mpmath.nstr(mpmath.mpf(x), d, strip_zeros=False, min_fixed=-4, max_fixed=6) if mpmath.isfinite(
+                mpmath.mpf(x)
+            ) else ("inf" if x > 0 else "-inf")
+
+        out = {
+            "test_error": fmt(self.test_error),
+            "train_error": fmt(self.train_error),
+            "effective_ridges": [fmt(k) for k in self.effective_ridges],
+            "df1": fmt(self.df1),
+            "df2": fmt(self.df2),
+            "s": fmt(self.s),
+            "s_prime": fmt(self.s_prime),
+            "bias": fmt(self.bias),
+            "noise_part": fmt(self.noise_part),
+            "var_y": fmt(self.var_y),
+            "rho": fmt(self.rho),
+            "regime": self.regime,
+            "digits": self.digits,
+            "residuals": [fmt(r) for r in self.residuals],
+            "layers": [lc.as_dict(d) for lc in self.layers],
+        }
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+def target_moments(target, digits):
+    """``(rho, Var f*(g))`` of a target ``f*`` at variance 1 (mpf)."""
+    c = coefficients(target, 1, digits)
+    return c.mu1**2, c.variance_of_sigma
+
+
+def _as_number(ctx, x):
+    return float(x) if ctx is mpmath.fp else mpmath.mpf(x)
+
+
+def predict(
+    model: DeepRF,
+    samples,
+    ridge=0,
+    noise=0,
+    target="linear",
+    digits: Optional[int] = None,
+    guess=None,
+) -> Prediction:
+    """Asymptotic test and train error of ``model`` trained on ``samples`` points.
+
+    Parameters
+    ----------
+    model:
+        A :class:`~rfq_theory.model.DeepRF`.
+    samples:
+        ``n > 0`` (only ratios to the sizes matter).
+    ridge:
+        ``lambda >= 0``; ``0`` is the minimum-norm interpolator.
+    noise:
+        Label-noise variance ``Delta >= 0``.
+    target:
+        ``f*``: any activation name or safe expression (default ``linear``).
+    digits:
+        ``None`` for the float fast path, else the number of significant
+        digits of the mpmath path (residuals below ``10**-(digits-5)``).
+    guess:
+        Optional warm start for ``kappa_0`` (used by sweeps).
+
+    Solves the fixed-point equations of the module docstring on the
+    physical branch and returns a :class:`Prediction`.
+    """
+    if not isinstance(model, DeepRF):
+        raise InputError(f"model must be a DeepRF, got {type(model).__name__}")
+    if digits is not None:
+        digits = check_digits(digits)
+    n_mp = check_positive(samples, "samples")
+    lam_mp = check_nonnegative(ridge, "ridge")
+    delta_mp = check_nonnegative(noise, "noise")
+    if digits is None:
+        pred = _predict(model, samples, ridge, noise, target, None, guess)
+        if pred.precision_fallback:
+            hi = _predict(model, samples, ridge, noise, target, FALLBACK_DIGITS, None)
+            pred = _to_float(hi, fallback=True)
+        return pred
+    # guard digits: cancellation near the branch edge costs about
+    # log10(kappastar^2 / kappa_L) ~ -log10(lambda) digits
+    extra = 0
+    if lam_mp > 0:
+        extra = max(0, int(-mpmath.log10(lam_mp)) + 2)
+    return _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=min(extra, 400))
+
+
+def _to_float(pred: Prediction, fallback=False) -> Prediction:
+    def f(x):
+        return None if x is None else float(x)
+
+    from dataclasses import replace
+
+    return replace(
+        pred,
+        test_error=f(pred.test_error),
+        train_error=f(pred.train_error),
+        effective_ridges=tuple(f(k) for k in pred.effective_ridges),
+        df1=f(pred.df1),
+        df2=f(pred.df2),
+        s=f(pred.s),
+        s_prime=f(pred.s_prime),
+        bias=f(pred.bias),
+        noise_part=f(pred.noise_part),
+        var_y=f(pred.var_y),
+        rho=f(pred.rho),
+        residuals=tuple(f(r) for r in pred.residuals),
+        digits=None,
+        precision_fallback=fallback,
+        kappa0=f(pred.kappa0),
+    )
+
+
+def _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=0):
+    if digits is None:
+        ctx = mpmath.fp
+        coeff_digits = 17
+        return _solve(model, samples, ridge, noise, target, ctx, coeff_digits, None, guess)
+    work = digits + GUARD_DIGITS + extra_digits
+    with mpmath.workdps(work):
+        pred = _solve(model, samples, ridge, noise, target, mpmath.mp, work, digits, guess)
+    return pred
+
+
+def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, guess):
+    num = (lambda x: float(check_nonnegative(x, "value", 30))) if ctx is mpmath.fp else (
+        lambda x: check_nonnegative(x, "value", mpmath.mp.dps)
+    )
+    layers = model.layers(coeff_digits)
+    sizes = [num(k) for k in model.sizes(max(30, coeff_digits))] if ctx is mpmath.fp else [
+        check_positive(k, "size", mpmath.mp.dps) for k in (model.input_dim,) + model.widths
+    ]
+    n = num(samples)
+    lam = num(ridge)
+    delta = num(noise)
+    with mpmath.workdps(max(coeff_digits, 20)):
+        rho_mp, var_f_mp = target_moments(target, coeff_digits)
+    rho, var_f = _as_number(ctx, rho_mp), _as_number(ctx, var_f_mp)
+    to_number = (lambda x: float(x)) if ctx is mpmath.fp else (lambda x: mpmath.mpf(x))
+    chain = build_chain(sizes, layers, to_number)
+    if not chain.signal:
+        rho_eff = ctx.zero if ctx is not mpmath.fp else 0.0
+    else:
+        rho_eff = rho
+    var_y = var_f + delta
+    L = len(sizes) - 1
+    one = to_number(1)
+
+    def lam_of(state):
+        return state.kappas[-1] * (one - state.df1 / n)
+
+    def ridge_fun(k0):
+        st = walk(chain, k0)
+        if st is None:
+            return None
+        f = lam_of(st) - lam
+        df = st.dkappas[-1] * (one - st.df1 / n) - st.kappas[-1] * st.ddf1 / n
+        return f, df
+
+    def df1_fun(k0):  # increasing in kappa_0: n - df1_L
+        st = walk(chain, k0)
+        if st is None:
+            return None
+        return n - st.df1, -st.ddf1
+
+    edge, edge_state = _edge(chain, ctx)
+    if not chain.layers:
+        # the last layer has kappa1 = 0: pure-noise features
+        edge_state = walk(chain, edge)
+
+    regime, message = "ridge", ""
+    at_edge = False
+    if lam == 0:
+        if n > chain.rank:
+            regime, at_edge = "ridgeless-underparameterized", True
+            kappa0 = edge
+        elif n == chain.rank:
+            regime = "interpolation-threshold"
+            message = (
+                f"samples = rank(Omega_L) = {_fmt(chain.rank)}: the ridgeless (minimum-norm) estimator sits at "
+                "the interpolation threshold and its test error is infinite; use ridge > 0 or move samples"
+            )
+            return _threshold_prediction(model, layers, n, lam, delta, var_y, rho_eff, regime, message, digits, ctx)
+        else:
+            regime = "ridgeless-overparameterized"
+            hi = _bracket_hi(df1_fun, max(edge * 2, one), ctx)
+            kappa0 = _rtsafe(df1_fun, edge, hi, guess, ctx, "ridgeless")
+    else:
+        hi = _bracket_hi(ridge_fun, max(edge * 2, one, guess or one), ctx)
+        start = edge
+        first = ridge_fun(start)
+        if first is not None and first[0] >= 0:
+            kappa0 = start  # the root lies within rounding of the branch edge
+        else:
+            kappa0 = _rtsafe(ridge_fun, start, hi, guess, ctx, "ridge")
+
+    state = walk(chain, kappa0) if not at_edge else edge_state
+    if state is None:
+        state = edge_state
+    kappas = list(state.kappas)
+    if at_edge:
+        kappa_L = ctx.zero if ctx is not mpmath.fp else 0.0
+        df1 = df2 = chain.rank
+        s = one / (one + kappa0) if chain.signal else 0 * one
+        s_minus = s
+        s_prime = -(one / (one + kappa0)) ** 2 / state.dkappas[-1] if chain.signal else 0 * one
+        kappas[-1] = kappa_L
+    else:
+        kappa_L = kappas[-1]
+        dk = state.dkappas[-1]
+        df1 = state.df1
+        df2 = df1 + kappa_L * state.ddf1 / dk
+        if chain.signal:
+            s = one / (one + kappa0)
+            s_prime = -(s * s) / dk
+        else:
+            s = s_prime = 0 * one
+        s_minus = s - kappa_L * s_prime
+    denom = one - df2 / n
+    if not denom > 0:
+        raise SolverError(
+            f"1 - df2/n = {_fmt(denom)} <= 0 at the solution: the solver left the physical branch"
+        )
+    bias = (var_f - rho_eff * s_minus) / denom
+    noise_part = delta / denom
+    test = bias + noise_part
+    if lam == 0:
+        if at_edge:
+            train = (one - chain.rank / n) ** 2 * test
+        else:
+            train = 0 * one
+    else:
+        train = (lam / kappa_L) ** 2 * test
+
+    residuals = _residuals(chain, kappas, n, lam, at_edge)
+    fallback = False
+    if ctx is mpmath.fp:
+        # cancellation check: kappa_l computed as a difference of nearly equal numbers
+        for (k_prev, k, a, c), kap in zip(chain.layers, kappas[1:]):
+            if c > 0 and kap / (kap + c) < FLOAT_CONDITION_LIMIT and not at_edge:
+                fallback = True
+        if abs(denom) < 1e-6:
+            fallback = True
+    full_kappas = tuple([None] * chain.first + kappas)
+    return Prediction(
+        test_error=test,
+        train_error=train,
+        effective_ridges=full_kappas,
+        df1=df1,
+        df2=df2,
+        s=s,
+        s_prime=s_prime,
+        bias=bias,
+        noise_part=noise_part,
+        var_y=var_y,
+        rho=rho_eff,
+        samples=n,
+        ridge=lam,
+        noise=delta,
+        regime=regime,
+        digits=digits,
+        residuals=tuple(residuals),
+        layers=tuple(layers),
+        message=message,
+        precision_fallback=fallback,
+        kappa0=kappa0,
+    )
+
+
+def _residuals(chain, kappas, n, lam, at_edge):
+    """Residuals of every equation at the solution, recomputed from the kappas."""
+    c0 = chain.base_scale
+    D = chain.base_dim * c0 / (c0 + kappas[0])
+    out = []
+    for (k_prev, k, a, c), kap_prev, kap in zip(chain.layers, kappas[:-1], kappas[1:]):
+        out.append(abs(a * kap_prev * (k - D) / k_prev - (kap + c)) / (kap + c))
+        D = k - k_prev * kap / (a * kap_prev)
+    if at_edge:
+        out.append(abs(kappas[-1]))
+    else:
+        out.append(abs(kappas[-1] * (1 - D / n) - lam) / max(lam, kappas[-1]))
+    return out
+
+
+def _bracket_hi(fun, start, ctx):
+    hi = start
+    for _ in range(2000):
+        val = fun(hi)
+        if val is not None and val[0] > 0:
+            return hi
+        hi *= 4
+    raise SolverError("could not bracket the effective ridge (no root below kappa_0 = 4^2000)")
+
+
+def _threshold_prediction(model, layers, n, lam, delta, var_y, rho, regime, message, digits, ctx):
+    inf = ctx.inf
+    nan_free = 0.0 if ctx is mpmath.fp else mpmath.mpf(0)
+    return Prediction(
+        test_error=inf,
+        train_error=nan_free,
+        effective_ridges=tuple([None] * (model.depth + 1)),
+        df1=n,
+        df2=n,
+        s=None,
+        s_prime=None,
+        bias=inf,
+        noise_part=inf if delta > 0 else nan_free,
+        var_y=var_y,
+        rho=rho,
+        samples=n,
+        ridge=lam,
+        noise=delta,
+        regime=regime,
+        digits=digits,
+        layers=tuple(layers),
+        message=message,
+    )
+
+
+def _fmt(x):
+    return mpmath.nstr(mpmath.mpf(x), 8)
