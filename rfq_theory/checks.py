@@ -46,7 +46,7 @@ def _parse(value, name):
         if not math.isfinite(value):
             raise InputError(f"{name} must be finite, got {value!r}")
         # the decimal the user typed, not its binary neighbour
-        frac = Fraction(repr(value))
+        frac = Fraction(repr(float(value)))
         return mpmath.mpf(frac.numerator) / frac.denominator
     if isinstance(value, str):
         text = value.strip()
@@ -107,3 +107,21 @@ def check_int(value, name, low=None, high=None):
     if (low is not None and value < low) or (high is not None and value > high):
         raise InputError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def format_number(x, digits):
+    """``x`` as a decimal string with ``digits`` significant digits.
+
+    Keeps every digit of an mpf (no rounding through the global precision);
+    ``None`` becomes ``None`` and infinities ``"inf"``/``"-inf"``.
+    """
+    if x is None:
+        return None
+    if not isinstance(x, mpmath.mpf):
+        with mpmath.workdps(max(digits, 17) + 5):
+            x = mpmath.mpf(x)
+    if mpmath.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if mpmath.isnan(x):
+        return "nan"
+    return mpmath.nstr(x, digits, strip_zeros=False, min_fixed=-4, max_fixed=6)

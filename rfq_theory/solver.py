@@ -35,7 +35,7 @@ from typing import Optional, Tuple
 
 import mpmath
 
-from .checks import InputError, check_digits, check_nonnegative, check_positive
+from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .coefficients import coefficients
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
@@ -43,8 +43,8 @@ from .model import DeepRF
 __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]
 
 #: Below this ratio kappa_l / (kappa_l + kappastar_l^2) the float path loses
-#: more than ~6 digits to cancellation and the point is re-solved with mpmath.
-FLOAT_CONDITION_LIMIT = 1e-6
+#: more than ~4 digits to cancellation (which the root finding amplifies) and the point is re-solved with mpmath.
+FLOAT_CONDITION_LIMIT = 1e-4
 FALLBACK_DIGITS = 25
 
 
@@ -280,11 +280,7 @@ class Prediction:
         d = digits or self.digits or 17
 
         def fmt(x):
-            if x is None:
-                return None
-            return mpmath.nstr(mpmath.mpf(x), d, strip_zeros=False, min_fixed=-4, max_fixed=6) if mpmath.isfinite(
-                mpmath.mpf(x)
-            ) else ("inf" if x > 0 else "-inf")
+            return format_number(x, d)
 
         out = {
             "test_error": fmt(self.test_error),

@@ -1,0 +1,161 @@
+"""Derived quantities: curves over a grid, the optimal ridge, the one-bit theorem.
+
+All of them call :func:`rfq_theory.solver.predict`, warm-starting each grid
+point from the previous solution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import mpmath
+from scipy.optimize import minimize_scalar
+from tqdm.auto import tqdm
+
+from .checks import InputError, check_nonnegative, check_positive
+from .model import DeepRF
+from .solver import Prediction, predict
+
+__all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "one_bit_theorem", "TheoremResult", "model_at"]
+
+VARY_CHOICES = ("samples", "width", "ridge")
+
+
+def model_at(model: DeepRF, vary: str, value, samples, ridge):
+    """The ``(model, samples, ridge)`` of one grid point.
+
+    ``vary="samples"`` sets ``n = value``; ``"width"`` sets the last width
+    ``k_L = value`` (the double-descent axis); ``"ridge"`` sets
+    ``lambda = value``.
+    """
+    if vary == "samples":
+        return model, value, ridge
+    if vary == "width":
+        return model.with_widths(tuple(model.widths[:-1]) + (value,)), samples, ridge
+    if vary == "ridge":
+        return model, samples, value
+    raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
+
+
+def sweep(
+    model: DeepRF,
+    vary: str,
+    values: Sequence,
+    samples=None,
+    ridge=0,
+    noise=0,
+    target="linear",
+    digits: Optional[int] = None,
+    progress: Optional[bool] = None,
+):
+    """Predictions over a grid of sample sizes, last-layer widths or ridges.
+
+    Parameters
+    ----------
+    vary:
+        ``"samples"`` (learning curve, error vs ``n``), ``"width"``
+        (error vs ``k_L``, the double-descent curve) or ``"ridge"``.
+    values:
+        Grid values (absolute: ``n``, ``k_L`` or ``lambda``).
+    samples, ridge:
+        The fixed ``n`` and ``lambda`` for the quantities not varied.
+    progress:
+        Show a progress bar (default: on for more than 50 points when
+        standard error is a terminal).
+
+    Returns a list of :class:`~rfq_theory.solver.Prediction`, one per value.
+    Each point is warm-started from the previous ``kappa_0``.
+    """
+    if vary not in VARY_CHOICES:
+        raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
+    values = list(values)
+    if not values:
+        raise InputError("values must hold at least one grid point")
+    if vary != "samples" and samples is None:
+        raise InputError("samples is required unless vary='samples'")
+    for i, v in enumerate(values):
+        (check_nonnegative if vary == "ridge" else check_positive)(v, f"values[{i}]")
+    disable = None if progress is None and len(values) > 50 else not progress
+    out = []
+    guess = None
+    for value in tqdm(values, desc=f"sweep {vary}", disable=disable, leave=False):
+        m, n, lam = model_at(model, vary, value, samples, ridge)
+        pred = predict(m, n, lam, noise, target, digits=digits, guess=guess)
+        guess = pred.kappa0 if pred.kappa0 is not None and vary != "width" else None
+        out.append(pred)
+    return out
+
+
+def optimal_ridge(
+    model: DeepRF,
+    samples,
+    noise=0,
+    target="linear",
+    digits: Optional[int] = None,
+    bounds=(1e-10, 1e4),
+):
+    """The ridge ``lambda*`` that minimises the asymptotic test error.
+
+    The minimum is located on the float path (bounded Brent search in
+    ``log lambda``, compared with the ridgeless end point ``lambda = 0``),
+    so ``lambda*`` is accurate to about 1e-7 relative; the error at
+    ``lambda*`` is then evaluated at ``digits`` (the error is flat there,
+    so it is accurate to second order in the location).
+
+    Returns ``(lambda_star, prediction)``; ``lambda_star`` is ``0.0`` when
+    the ridgeless estimator is best.
+    """
+    lo, hi = bounds
+    if not 0 < lo < hi:
+        raise InputError(f"bounds must satisfy 0 < low < high, got {bounds!r}")
+
+    def err(log_lam):
+        return float(predict(model, samples, 10.0**log_lam, noise, target).test_error)
+
+    res = minimize_scalar(err, bounds=(math.log10(lo), math.log10(hi)), method="bounded", options={"xatol": 1e-9})
+    lam_star = 10.0 ** float(res.x)
+    best = float(res.fun)
+    ridgeless = predict(model, samples, 0, noise, target)
+    if float(ridgeless.test_error) <= best:
+        lam_star = 0.0
+    return lam_star, predict(model, samples, repr(lam_star), noise, target, digits=digits)
+
+
+@dataclass(frozen=True)
+class TheoremResult:
+    """Errors of a model's full-precision, one-bit and scaled one-bit twins."""
+
+    full: Prediction
+    sign: Prediction
+    sign_scaled: Prediction
+    difference_sign: object
+    difference_scaled: object
+    digits: Optional[int]
+
+
+def one_bit_theorem(model: DeepRF, samples, ridge=0, noise=0, target="linear", digits: Optional[int] = None):
+    """Compare ``model`` with every random layer at full precision, ``sign`` and ``sign-scaled``.
+
+    The readout is untouched.  Universality of the weight law makes the
+    ``sign`` twin equal to full precision (same ``s^2 = 1``); the scaled
+    sign (``s^2 = 2/pi``) changes every preactivation variance and so, in
+    general, the error.
+    """
+    full = predict(model.with_quantizers("none"), samples, ridge, noise, target, digits=digits)
+    sign = predict(model.with_quantizers("sign"), samples, ridge, noise, target, digits=digits)
+    scaled = predict(model.with_quantizers("sign-scaled"), samples, ridge, noise, target, digits=digits)
+    def diff(a, b):
+        if a.test_error == b.test_error:  # also inf == inf at the interpolation threshold
+            return 0 * a.var_y
+        return a.test_error - b.test_error
+
+    return TheoremResult(
+        full=full,
+        sign=sign,
+        sign_scaled=scaled,
+        difference_sign=diff(sign, full),
+        difference_scaled=diff(scaled, full),
+        digits=digits,
+    )
