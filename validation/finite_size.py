@@ -1,0 +1,187 @@
+"""Finite-size route (theory notes, section 6): section 3 on one realized network.
+
+For one drawn network (the matrices of :func:`validation.simulate.draw_weights`,
+same ``(seed, trial)`` -> same matrices) with unit-variance rescaled
+quantized weights ``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))``:
+
+    Omega_0 = I_d,  Phi_0 = I_d,
+    Omega_l = kappa1_l^2 F_l Omega_{l-1} F_l^T + kappastar_l^2 I,
+    Phi_l   = kappa1_l F_l Phi_{l-1}.
+
+One ``eigh`` of ``Omega_L = U diag(omega) U^T`` and the weights
+``r_i = ||row_i(U^T Phi_L)||^2`` give, for any ``(n, lambda)``,
+
+    df1(k) = sum omega_i/(omega_i + k),   df2(k) = sum omega_i^2/(omega_i + k)^2,
+    s(k)   = (1/d) sum r_i/(omega_i + k),
+    lambda = kappa (1 - df1(kappa)/n)            (kappa > 0, physical root),
+    E_test = [Var y - rho (s - kappa s')(kappa)] / (1 - df2(kappa)/n),
+    E_train = (lambda/kappa)^2 E_test,
+
+with ``s - kappa s' = (1/d) sum r_i (omega_i + 2 kappa)/(omega_i + kappa)^2``.
+At ``lambda = 0``: if ``rank(Omega_L) > n`` then ``kappa`` solves
+``df1(kappa) = n`` and ``E_train = 0``; if ``rank < n`` then ``kappa = 0``,
+``E_test = [Var y - rho s(0)]/(1 - rank/n)`` and
+``E_train = (1 - rank/n)^2 E_test``; ``rank = n`` is the interpolation
+threshold (infinite error).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy as np
+from scipy.optimize import brentq
+
+from rfq_theory import DeepRF, coefficients, get_quantizer
+
+from .simulate import draw_weights, network_sizes
+
+__all__ = [
+    "FiniteSizePrediction",
+    "FiniteSizeSpectrum",
+    "unit_variance_matrices",
+    "finite_size_spectrum",
+    "finite_size_predict",
+    "target_constants",
+]
+
+
+@dataclass(frozen=True)
+class FiniteSizePrediction:
+    """Section-3 prediction for one realized network at one ``(n, lambda)``."""
+
+    samples: float
+    ridge: float
+    test_error: float
+    train_error: float
+    kappa: float
+    df1: float
+    df2: float
+    regime: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def target_constants(target="linear", noise=0.0) -> Tuple[float, float]:
+    """``(Var y, rho)`` with ``Var y = Var f*(g) + Delta`` and ``rho = mu1(f*)^2`` at variance 1."""
+    c = coefficients(target, 1)
+    return float(c.variance_of_sigma) + float(noise), float(c.mu1) ** 2
+
+
+def unit_variance_matrices(model: DeepRF, weights: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))`` with ``s_l^2 = E Q_l(g)^2`` (theory value)."""
+    sizes = network_sizes(model)
+    out = []
+    for l, (qspec, W) in enumerate(zip(model.quantizers, weights)):
+        if W.shape != (sizes[l + 1], sizes[l]):
+            raise ValueError(f"weights[{l}] has shape {W.shape}, expected {(sizes[l + 1], sizes[l])}")
+        s = math.sqrt(float(get_quantizer(qspec).second_moment()))
+        out.append(W / (s * math.sqrt(sizes[l])))
+    return out
+
+
+class FiniteSizeSpectrum:
+    """Eigen-data of ``Omega_L`` and ``Phi_L`` of one network; :meth:`predict` is cheap.
+
+    Attributes: ``omega`` (eigenvalues of ``Omega_L``), ``r`` (the weights
+    ``||row_i(U^T Phi_L)||^2``), ``input_dim`` (``d``), ``rank``.
+    """
+
+    def __init__(self, omega: np.ndarray, r: np.ndarray, input_dim: int):
+        omega = np.asarray(omega, dtype=float)
+        self.tol = float(max(omega.max(initial=0.0), 1.0) * omega.size * np.finfo(float).eps * 10)
+        self.omega = np.where(omega > self.tol, omega, 0.0)
+        self.r = np.asarray(r, dtype=float)
+        self.input_dim = int(input_dim)
+        self.rank = int(np.count_nonzero(self.omega))
+
+    # section-3 functionals -------------------------------------------------
+    def df1(self, k: float) -> float:
+        """``tr Omega (Omega + k)^-1``."""
+        w = self.omega[self.omega > 0]
+        return float(np.sum(w / (w + k)))
+
+    def df2(self, k: float) -> float:
+        """``tr Omega^2 (Omega + k)^-2``."""
+        w = self.omega[self.omega > 0]
+        return float(np.sum((w / (w + k)) ** 2))
+
+    def s_minus_ks(self, k: float) -> float:
+        """``s(k) - k s'(k) = (1/d) sum r_i (omega_i + 2k)/(omega_i + k)^2`` (``k = 0``: null directions skipped)."""
+        m = self.omega > 0 if k == 0 else slice(None)
+        w, r = self.omega[m], self.r[m]
+        return float(np.sum(r * (w + 2 * k) / (w + k) ** 2)) / self.input_dim
+
+    def kappa(self, samples: float, ridge: float) -> float:
+        """Physical root of ``ridge = kappa (1 - df1(kappa)/n)`` (``nan`` at the interpolation threshold)."""
+        n = float(samples)
+        if self.rank > n:
+            lo = brentq(lambda t: self.df1(math.exp(t)) - n, math.log(self.tol) - 5, math.log(self.omega.max()) + 5 + math.log(self.rank), xtol=1e-14, rtol=1e-14)
+            lo = math.exp(lo)
+        else:
+            lo = 0.0
+        if ridge == 0:
+            return lo if self.rank != n else float("nan")
+        hi = ridge + float(self.omega.sum()) / n
+        h = lambda k: k * (1 - self.df1(k) / n) - ridge
+        return brentq(h, lo, hi, xtol=1e-15 * max(hi, 1.0), rtol=4 * np.finfo(float).eps, maxiter=500)
+
+    def predict(self, samples, ridge, noise=0.0, target="linear") -> FiniteSizePrediction:
+        """Test and train error of this network at ``(samples, ridge)`` (section 3, module docstring)."""
+        n, lam = float(samples), float(ridge)
+        if not (n > 0 and math.isfinite(n)):
+            raise ValueError(f"samples must be a positive number, got {samples!r}")
+        if not (lam >= 0 and math.isfinite(lam)):
+            raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
+        var_y, rho = target_constants(target, noise)
+        k = self.kappa(n, lam)
+        if math.isnan(k):
+            return FiniteSizePrediction(n, lam, math.inf, 0.0, k, float(self.rank), float(self.rank), "interpolation-threshold")
+        d2 = self.df2(k) if k > 0 else float(self.rank)
+        d1 = self.df1(k) if k > 0 else float(self.rank)
+        test = (var_y - rho * self.s_minus_ks(k)) / (1 - d2 / n)
+        if lam > 0:
+            train, regime = (lam / k) ** 2 * test, "ridge"
+        elif k > 0:
+            train, regime = 0.0, "ridgeless-overparameterized"
+        else:
+            train, regime = (1 - self.rank / n) ** 2 * test, "ridgeless-underparameterized"
+        return FiniteSizePrediction(n, lam, test, train, k, d1, d2, regime)
+
+    def predict_many(self, points: Iterable[Tuple[float, float]], noise=0.0, target="linear") -> List[FiniteSizePrediction]:
+        """:meth:`predict` for each ``(samples, ridge)`` pair."""
+        return [self.predict(n, lam, noise, target) for n, lam in points]
+
+
+def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=None) -> FiniteSizeSpectrum:
+    """Build ``Omega_L``, ``Phi_L`` for draw ``(seed, trial)`` of ``model`` and eigendecompose ``Omega_L``.
+
+    ``weights`` may pass the quantized matrices directly (default:
+    :func:`validation.simulate.draw_weights`).
+    """
+    if weights is None:
+        weights = draw_weights(model, seed, trial)
+    F = unit_variance_matrices(model, weights)
+    d = network_sizes(model)[0]
+    omega, phi = None, None
+    for lc, Fl in zip(model.layers(), F):
+        k1, ks = float(lc.kappa1), float(lc.kappa_star)
+        if omega is None:  # Omega_0 = Phi_0 = I
+            omega = k1**2 * (Fl @ Fl.T)
+            phi = k1 * Fl
+        else:
+            omega = k1**2 * (Fl @ omega @ Fl.T)
+            phi = k1 * (Fl @ phi)
+        omega[np.diag_indices_from(omega)] += ks**2
+    omega = (omega + omega.T) / 2
+    w, U = np.linalg.eigh(omega)
+    r = np.sum((U.T @ phi) ** 2, axis=1)
+    return FiniteSizeSpectrum(w, r, d)
+
+
+def finite_size_predict(model: DeepRF, samples, ridge, noise=0.0, target="linear", seed=0, trial=0) -> FiniteSizePrediction:
+    """One-shot :func:`finite_size_spectrum` + :meth:`FiniteSizeSpectrum.predict`."""
+    return finite_size_spectrum(model, seed, trial).predict(samples, ridge, noise, target)

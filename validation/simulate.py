@@ -1,0 +1,323 @@
+"""Monte Carlo simulation of the canonical deep random-features model.
+
+One *draw* (theory notes, section 1) is
+
+- weights ``W_l`` with i.i.d. ``N(0, 1)`` entries, shape ``k_l x k_{l-1}``,
+  quantized entrywise, ``Q_l(W_l)``;
+- features ``z_0 = x``, ``z_l = sigma_l(Q_l(W_l) z_{l-1} / sqrt(k_{l-1})) - m_l``
+  with the theoretical centering ``m_l = E sigma_l(u)``, ``u ~ N(0, v_l)``;
+- data ``x ~ N(0, I_d)``, ``y = f*(<theta, x>/sqrt(d)) - E f*(g) + eps``,
+  ``theta ~ N(0, I_d)``, ``eps ~ N(0, Delta)``;
+- the ridge readout ``w = argmin (1/n)||y - Z w||^2 + lambda ||w||^2``:
+  primal ``(Z^T Z / n + lambda I) w = Z^T y / n`` when ``p <= n``, dual
+  ``w = Z^T (Z Z^T + n lambda I)^{-1} y`` otherwise; ``lambda = 0`` is the
+  minimum-norm least-squares solution ``w = Z^+ y`` (pseudo-inverse of
+  the smaller Gram matrix);
+- test error ``mean (y - <w, z_L(x)>)^2`` over a fresh test set (noise
+  included), streamed in chunks; train error ``(1/n)||y - Z w||^2``.
+
+Randomness: draw ``t`` of seed ``s`` uses ``SeedSequence([s, t])`` split
+into independent streams for weights, target, training data and test
+data, all NumPy ``Generator`` s.  The weights therefore depend on
+``(seed, trial)`` only (:func:`draw_weights`, shared with
+:mod:`validation.finite_size`), and every backend sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from rfq_theory import DeepRF, coefficients, get_activation, get_quantizer
+
+from .backends import Backend, get_backend
+
+__all__ = [
+    "MonteCarloResult",
+    "network_sizes",
+    "trial_generators",
+    "draw_weights",
+    "fit_readout",
+    "simulate_trial",
+    "simulate",
+    "check_simulation_inputs",
+]
+
+_STREAMS = ("weights", "theta", "train", "test")
+
+
+def _as_int(value, name, minimum=1):
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f) or f < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum} for a simulation, got {value!r}")
+    return int(f)
+
+
+def network_sizes(model: DeepRF) -> Tuple[int, ...]:
+    """``(d, k_1, ..., k_L)`` of ``model`` as Python ints (a simulation needs whole sizes)."""
+    if not isinstance(model, DeepRF):
+        raise ValueError(f"model must be a rfq_theory.DeepRF, got {type(model).__name__}")
+    d = _as_int(model.input_dim, "input_dim")
+    return (d,) + tuple(_as_int(k, f"widths[{i}]") for i, k in enumerate(model.widths))
+
+
+def _check_seed(seed, name="seed"):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def trial_generators(seed: int, trial: int) -> dict:
+    """Independent NumPy generators ``{"weights", "theta", "train", "test"}`` of draw ``trial``."""
+    seed, trial = _check_seed(seed), _check_seed(trial, "trial")
+    children = np.random.SeedSequence([seed, trial]).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(ss) for name, ss in zip(_STREAMS, children)}
+
+
+def draw_weights(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+    """Quantized weight matrices ``Q_l(W_l)`` (float64, shape ``k_l x k_{l-1}``) of draw ``trial``.
+
+    ``W_l`` has i.i.d. ``N(0, 1)`` entries drawn layer by layer from the
+    draw's weight stream; the layer's quantizer is applied to the matrix.
+    """
+    sizes = network_sizes(model)
+    rng = trial_generators(seed, trial)["weights"]
+    out = []
+    for l, qspec in enumerate(model.quantizers):
+        W = rng.standard_normal((sizes[l + 1], sizes[l]))
+        out.append(get_quantizer(qspec).apply(W))
+    return out
+
+
+@dataclass(frozen=True)
+class MonteCarloResult:
+    """Per-draw test and train errors of :func:`simulate` with their summaries.
+
+    ``test_mean`` / ``train_mean`` are sample means over draws and
+    ``test_se`` / ``train_se`` their standard errors ``std(ddof=1)/sqrt(draws)``.
+    """
+
+    test_errors: Tuple[float, ...]
+    train_errors: Tuple[float, ...]
+    samples: int
+    ridge: float
+    noise: float
+    test_samples: int
+    seed: int
+    backend: str = "numpy"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def draws(self) -> int:
+        return len(self.test_errors)
+
+    @staticmethod
+    def _se(values):
+        v = np.asarray(values, dtype=float)
+        return float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
+
+    @property
+    def test_mean(self) -> float:
+        return float(np.mean(self.test_errors))
+
+    @property
+    def test_se(self) -> float:
+        return self._se(self.test_errors)
+
+    @property
+    def train_mean(self) -> float:
+        return float(np.mean(self.train_errors))
+
+    @property
+    def train_se(self) -> float:
+        return self._se(self.train_errors)
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary including the per-draw values."""
+        return {
+            "test_mean": self.test_mean,
+            "test_se": self.test_se,
+            "train_mean": self.train_mean,
+            "train_se": self.train_se,
+            "draws": self.draws,
+            "test_errors": list(self.test_errors),
+            "train_errors": list(self.train_errors),
+            "samples": self.samples,
+            "ridge": self.ridge,
+            "noise": self.noise,
+            "test_samples": self.test_samples,
+            "seed": self.seed,
+            "backend": self.backend,
+        }
+
+
+def check_simulation_inputs(samples, ridge, noise, test_samples=1):
+    """Validate ``(samples, ridge, noise, test_samples)``; return them as ``(int, float, float, int)``."""
+    n = _as_int(samples, "samples")
+    nt = _as_int(test_samples, "test_samples")
+    try:
+        lam, delta = float(ridge), float(noise)
+    except (TypeError, ValueError):
+        raise ValueError(f"ridge and noise must be numbers, got ridge={ridge!r}, noise={noise!r}") from None
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
+    if not math.isfinite(delta) or delta < 0:
+        raise ValueError(f"noise must be a finite variance >= 0, got {noise!r}")
+    return n, lam, delta, nt
+
+
+class _Network:
+    """A drawn network on a backend: ``features(x)`` and the target ``y(x, eps)``."""
+
+    def __init__(self, model: DeepRF, weights: Sequence[np.ndarray], theta: np.ndarray, target: str, ops: Backend):
+        sizes = network_sizes(model)
+        self.ops = ops
+        # A_l = Q(W_l)^T / sqrt(k_{l-1}) so that Z_l = sigma(Z_{l-1} A_l) - m_l (rows are samples)
+        self.mats = [ops.asarray(W.T / math.sqrt(sizes[l])) for l, W in enumerate(weights)]
+        self.acts = [ops.activation(a) for a in model.activations]
+        self.means = [float(lc.mu0) for lc in model.layers()]
+        self.theta_scaled = theta / math.sqrt(sizes[0])
+        self.target = get_activation(target).numpy
+        self.target_mean = float(coefficients(target, 1).mu0)
+
+    def features(self, x_np: np.ndarray):
+        z = self.ops.asarray(x_np)
+        for A, act, m in zip(self.mats, self.acts, self.means):
+            z = act(z @ A) - m
+        return z
+
+    def labels(self, x_np: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        return self.target(x_np @ self.theta_scaled) - self.target_mean + eps
+
+
+def fit_readout(ops: Backend, Z, y, ridge: float):
+    """Ridge readout ``w = argmin (1/n)||y - Z w||^2 + ridge ||w||^2`` (min-norm LS at ``ridge = 0``).
+
+    Solves the ``p x p`` primal system when ``p <= n`` and the ``n x n``
+    dual system otherwise, never both.
+    """
+    n, p = Z.shape
+    if ridge == 0:
+        return _min_norm(ops, Z, y)
+    if p <= n:
+        G = Z.T @ Z
+        G = G + (n * ridge) * ops.eye(p)
+        return ops.solve(G, Z.T @ y)
+    K = Z @ Z.T
+    K = K + (n * ridge) * ops.eye(n)
+    return Z.T @ ops.solve(K, y)
+
+
+def _min_norm(ops: Backend, Z, y):
+    """``w = Z^+ y`` from the eigendecomposition of the smaller Gram matrix.
+
+    Eigenvalues below ``max(e) * max(n, p) * eps`` (the rank cut-off of
+    ``numpy.linalg.lstsq`` applied to squared singular values) are dropped.
+    """
+    n, p = Z.shape
+    primal = p <= n
+    G = Z.T @ Z if primal else Z @ Z.T
+    e, V = ops.eigh(G)
+    cut = float(e[-1]) * max(n, p) * ops.eps
+    keep = e > cut
+    inv = 1.0 / e[keep]
+    V = V[:, keep]
+    if primal:
+        return V @ (inv * (V.T @ (Z.T @ y)))
+    return Z.T @ (V @ (inv * (V.T @ y)))
+
+
+def simulate_trial(
+    model: DeepRF,
+    samples,
+    ridge,
+    noise,
+    target="linear",
+    seed: int = 0,
+    trial: int = 0,
+    test_samples: int = 4000,
+    backend="numpy",
+    device="cpu",
+    dtype="float64",
+    chunk_size: int = 2048,
+    weights=None,
+) -> Tuple[float, float]:
+    """Test and train error of one draw (see the module docstring for the definition).
+
+    ``backend`` is a name (``numpy``/``torch``) or a :class:`~validation.backends.Backend`.
+    ``weights`` may pass precomputed :func:`draw_weights` output for the same ``(seed, trial)``.
+    """
+    n, lam, delta, nt = check_simulation_inputs(samples, ridge, noise, test_samples)
+    chunk = _as_int(chunk_size, "chunk_size")
+    ops = backend if isinstance(backend, Backend) else get_backend(backend, device, dtype)
+    sizes = network_sizes(model)
+    gens = trial_generators(seed, trial)
+    if weights is None:
+        weights = draw_weights(model, seed, trial)
+    theta = gens["theta"].standard_normal(sizes[0])
+    net = _Network(model, weights, theta, target, ops)
+    sd = math.sqrt(delta)
+
+    rng = gens["train"]
+    X = rng.standard_normal((n, sizes[0]))
+    y_np = net.labels(X, sd * rng.standard_normal(n))
+    Z = net.features(X)
+    y = ops.asarray(y_np)
+    w = fit_readout(ops, Z, y, lam)
+    train = ops.sum_squares(y - Z @ w) / n
+    del Z, X
+
+    rng = gens["test"]
+    total, done = 0.0, 0
+    while done < nt:
+        c = min(chunk, nt - done)
+        Xt = rng.standard_normal((c, sizes[0]))
+        yt = ops.asarray(net.labels(Xt, sd * rng.standard_normal(c)))
+        total += ops.sum_squares(yt - net.features(Xt) @ w)
+        done += c
+    return total / nt, train
+
+
+def simulate(
+    model: DeepRF,
+    samples,
+    ridge=0.0,
+    noise=0.0,
+    target="linear",
+    trials: int = 8,
+    test_samples: int = 4000,
+    seed: int = 0,
+    backend="numpy",
+    device="cpu",
+    dtype="float64",
+    chunk_size: int = 2048,
+    first_trial: int = 0,
+) -> MonteCarloResult:
+    """Monte Carlo test/train error of ``model`` over ``trials`` independent draws.
+
+    Draw ``t`` (``first_trial <= t < first_trial + trials``) is
+    :func:`simulate_trial` with ``(seed, t)``; draws are independent
+    (weights, ``theta``, training and test data, noise).  Returns a
+    :class:`MonteCarloResult` with mean, standard error and per-draw values.
+    """
+    n, lam, delta, nt = check_simulation_inputs(samples, ridge, noise, test_samples)
+    T = _as_int(trials, "trials")
+    seed = _check_seed(seed)
+    first = _check_seed(first_trial, "first_trial")
+    get_activation(target)  # validate early
+    ops = backend if isinstance(backend, Backend) else get_backend(backend, device, dtype)
+    tests, trains = [], []
+    for t in range(first, first + T):
+        te, tr = simulate_trial(model, n, lam, delta, target, seed, t, nt, ops, chunk_size=chunk_size)
+        tests.append(te)
+        trains.append(tr)
+    return MonteCarloResult(
+        tuple(tests), tuple(trains), n, lam, delta, nt, seed, ops.name,
+        {"device": str(ops.device), "dtype": str(ops.dtype)},
+    )
