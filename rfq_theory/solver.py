@@ -152,7 +152,9 @@ def _edge(chain: Chain, ctx):
     Returns ``(edge, state)`` with ``state`` the walk at the smallest valid
     point found (``edge`` itself when the branch reaches ``kappa_0 = 0``).
     """
-    tiny = ctx.mpf("1e-300")
+    # smallest kappa_0 tried: far below the working precision, but with a
+    # square that still does not underflow (floats)
+    tiny = ctx.mpf("1e-150") if ctx is mpmath.fp else mpmath.mpf(10) ** (-2 * mpmath.mp.dps - 50)
     state = walk(chain, tiny)
     if state is not None:
         return tiny, state

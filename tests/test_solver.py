@@ -1,0 +1,277 @@
+"""Multi-layer fixed-point solver: reference values, closed forms, limits, invariants."""
+
+import math
+
+import mpmath
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from rfq_theory import DeepRF, InputError, predict
+from rfq_theory.solver import SolverError
+
+
+# ---------------------------------------------------------------- reference
+
+
+def test_reference_theory_values_30_digits(reference):
+    for case in reference["cases"]:
+        model = DeepRF(case["input_dim"], case["widths"], case["activations"], case["quantizers"])
+        pred = predict(model, case["samples"], case["ridge"], case["noise"], case["target"], digits=30)
+        with mpmath.workdps(40):
+            for field, got in (("test_error", pred.test_error), ("effective_ridge", pred.effective_ridge)):
+                want = mpmath.mpf(case["theory"][field])
+                assert abs(got - want) <= mpmath.mpf(10) ** -27 * abs(want), (case, field)
+            want = mpmath.mpf(case["theory"]["train_error"])
+            if want > mpmath.mpf(10) ** -40:
+                assert abs(pred.train_error - want) <= mpmath.mpf(10) ** -27 * want
+            else:  # ridgeless, overparameterized: interpolates the training set
+                assert pred.train_error == 0
+
+
+def test_reference_monte_carlo_within_error_bars(reference):
+    for case in reference["cases"]:
+        model = DeepRF(case["input_dim"], case["widths"], case["activations"], case["quantizers"])
+        pred = predict(model, case["samples"], case["ridge"], case["noise"], case["target"])
+        mc = case["monte_carlo"]
+        assert abs(mc["test_error_mean"] - pred.test_error) < 3.5 * mc["standard_error"], case
+
+
+# ---------------------------------------------------- single linear layer
+
+
+def _marchenko_pastur_route(d, k, n, lam, noise):
+    """Ridge on z = F x (F = W / sqrt d, k x d), linear target, from the MP law alone.
+
+    With A = F^T F = (k/d) B and B = W^T W / k Marchenko-Pastur of ratio g = d/k,
+    m_B(z) solves g z m^2 - (1 - g - z) m + 1 = 0;
+    df1(kap) = d - kap (d/c) m_B(-kap/c), s = df1 / d (Phi = F), c = k/d.
+    """
+    d, k, n, lam, noise = map(mpmath.mpf, (d, k, n, lam, noise))
+    g, c = d / k, k / d
+
+    def m_b(z):  # z < 0: the root with m > 0
+        b = -(1 - g - z)
+        disc = mpmath.sqrt(b * b - 4 * g * z)
+        roots = [(-b + disc) / (2 * g * z), (-b - disc) / (2 * g * z)]
+        return max(r for r in roots if r > 0)
+
+    def df1(kap):
+        return d - kap * (d / c) * m_b(-kap / c)
+
+    kap = mpmath.findroot(lambda x: x * (1 - df1(x) / n) - lam, (mpmath.mpf("1e-6"), mpmath.mpf(100)), solver="anderson")
+    ddf1 = mpmath.diff(df1, kap)
+    df2 = df1(kap) + kap * ddf1
+    s, ds = df1(kap) / d, ddf1 / d
+    var_y = 1 + noise
+    return (var_y - (s - kap * ds)) / (1 - df2 / n), kap
+
+
+@pytest.mark.parametrize("d, k, n, lam, noise", [(100, 150, 120, "0.1", "0.2"), (100, 60, 300, "0.01", "0"),
+                                                  (50, 200, 40, "1", "0.5"), (100, 100, 80, "0.3", "0.1")])
+def test_single_linear_layer_matches_marchenko_pastur(d, k, n, lam, noise):
+    with mpmath.workdps(40):
+        want, kap = _marchenko_pastur_route(d, k, n, lam, noise)
+    pred = predict(DeepRF(d, [k], "linear"), n, lam, noise, digits=30)
+    with mpmath.workdps(40):
+        assert abs(pred.test_error - want) < mpmath.mpf(10) ** -25 * want
+        assert abs(pred.effective_ridge - kap) < mpmath.mpf(10) ** -25 * kap
+
+
+# ------------------------------------------------------------------ limits
+
+
+def test_large_ridge_and_few_samples_give_var_y():
+    model = DeepRF(100, [200, 150], ["tanh", "relu"], "sign")
+    for noise in (0, 0.3):
+        assert abs(predict(model, 150, 1e9, noise).test_error - (1 + noise)) < 1e-6
+        assert abs(predict(model, 1e-6, 1e-2, noise).test_error - (1 + noise)) < 1e-6
+
+
+def test_var_y_uses_the_target_variance():
+    model = DeepRF(100, [200], "relu")
+    p = predict(model, 1e-8, 1.0, 0.1, target="tanh")
+    assert abs(p.var_y - (0.394294490397841 + 0.1)) < 1e-12
+    assert abs(p.test_error - p.var_y) < 1e-6
+
+
+@pytest.mark.parametrize("k, want", [(300, 0.0), (40, 1 - 40 / 100)])
+def test_many_samples_reach_the_approximation_error(k, want):
+    """Linear layer: a k >= d projection represents the linear target exactly; k < d keeps k/d of it."""
+    model = DeepRF(100, [k], "linear")
+    noise = 0.25
+    p = predict(model, 1e9, 1e-9, noise)
+    assert abs(p.test_error - (want + noise)) < 1e-5
+
+
+def test_sign_equals_full_precision_at_every_digit():
+    full = DeepRF(300, [500, 400], ["tanh", "gelu"], "none")
+    for digits in (15, 40):
+        a = predict(full, 420, "1e-3", "0.1", digits=digits)
+        b = predict(full.with_quantizers("sign"), 420, "1e-3", "0.1", digits=digits)
+        assert a.test_error == b.test_error and a.train_error == b.train_error
+
+
+# --------------------------------------------------------- ridgeless cases
+
+
+def test_interpolation_threshold_is_infinite_with_message():
+    model = DeepRF(100, [200], "tanh")
+    p = predict(model, 200, 0, 0.1)
+    assert math.isinf(p.test_error) and p.test_error > 0
+    assert "interpolation threshold" in p.message
+    pm = predict(model, 200, 0, 0.1, digits=30)
+    assert mpmath.isinf(pm.test_error)
+
+
+def test_ridgeless_is_the_limit_of_small_ridge():
+    model = DeepRF(100, [200, 150], ["tanh", "relu"], "sign")
+    for n in (80, 400):
+        p0 = predict(model, n, 0, 0.1, digits=30)
+        p1 = predict(model, n, "1e-20", 0.1, digits=30)
+        with mpmath.workdps(30):
+            assert abs(p0.test_error - p1.test_error) < mpmath.mpf(10) ** -15
+            assert abs(p0.train_error - p1.train_error) < mpmath.mpf(10) ** -15
+        assert p0.regime.startswith("ridgeless")
+
+
+def test_error_blows_up_near_threshold():
+    model = DeepRF(100, [200], "relu")
+    errs = [predict(model, n, 0, 0.1).test_error for n in (150, 190, 199, 199.9)]
+    assert errs == sorted(errs) and errs[-1] > 100
+
+
+# ----------------------------------------------------------- robustness
+
+
+@pytest.mark.parametrize("ridge", ["1e-12", "1e-8", "1e-3"])
+@pytest.mark.parametrize("n", [60, 170, 500])
+def test_tiny_ridges_float_and_mpmath_agree(ridge, n):
+    model = DeepRF(100, [200, 170], ["tanh", "erf"], "sign")
+    pf = predict(model, n, float(ridge), 0.1)
+    pm = predict(model, n, ridge, 0.1, digits=30)
+    assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
+    assert math.isclose(pf.train_error, float(pm.train_error), rel_tol=1e-9)
+    assert max(pm.residuals) < mpmath.mpf(10) ** -25
+
+
+def test_bottleneck_wide_and_deep_models():
+    bottleneck = DeepRF(500, [1000, 50, 800], ["relu", "tanh", "erf"], "sign")
+    wide = DeepRF(1, [1e4, 1e4], ["tanh", "relu"])
+    deep = DeepRF(100, [150] * 10, ["tanh"] * 10, "sign")
+    for model, n in ((bottleneck, 300), (wide, 3), (deep, 120)):
+        for lam in (0, 1e-12, 1e-2):
+            if lam == 0 and n == 150:
+                continue
+            pf = predict(model, n, lam, 0.1)
+            pm = predict(model, n, repr(lam), 0.1, digits=25)
+            assert math.isfinite(pf.test_error) and pf.test_error > 0
+            assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
+            assert all(k is None or k >= 0 for k in pm.effective_ridges)
+
+
+def test_fifty_digits_residuals():
+    model = DeepRF(1000, [2000, 1500, 1200], ["tanh", "relu", "erf"], "sign")
+    p = predict(model, 1200, "1e-3", "0.1", digits=50)
+    assert max(p.residuals) < mpmath.mpf(10) ** -45
+
+
+def test_even_last_layer_has_no_signal():
+    """abs has kappa1 = 0: the features forget x, so the error is Var y / (1 - df2/n)."""
+    p = predict(DeepRF(100, [200, 150], ["tanh", "abs"]), 100, 0.1, 0.1)
+    assert p.s == 0 and p.test_error >= p.var_y
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(samples=0), "samples"),
+        (dict(samples=-3), "samples"),
+        (dict(ridge=-1), "ridge"),
+        (dict(noise=-0.1), "noise"),
+        (dict(ridge="abc"), "ridge"),
+        (dict(samples=float("inf")), "samples"),
+        (dict(digits=0), "digits"),
+    ],
+)
+def test_bad_inputs_name_the_parameter(kwargs, match):
+    args = dict(samples=100, ridge=0.1, noise=0.1)
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        predict(DeepRF(100, [200], "relu"), **args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(widths=[]), "widths"), (dict(widths=[100, -1]), "widths"), (dict(input_dim=0), "input_dim"),
+     (dict(activations=["relu", "tanh", "erf"]), "activations")],
+)
+def test_bad_models_rejected(kwargs, match):
+    args = dict(input_dim=100, widths=[200, 100], activations="relu")
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        DeepRF(**args)
+
+
+# -------------------------------------------------------------- properties
+
+ACTS = ["tanh", "relu", "erf", "gelu", "sign", "sigmoid", "leaky_relu:0.2"]
+sizes = st.floats(min_value=0.05, max_value=20)
+
+
+@st.composite
+def models(draw, max_depth=3):
+    depth = draw(st.integers(min_value=1, max_value=max_depth))
+    d = 100.0
+    widths = [d * draw(sizes) for _ in range(depth)]
+    acts = [draw(st.sampled_from(ACTS)) for _ in range(depth)]
+    quant = draw(st.sampled_from(["none", "sign", "sign-scaled", "ternary:0.5"]))
+    return DeepRF(d, widths, acts, quant)
+
+
+@given(model=models(), n=sizes, ridge=st.floats(min_value=1e-6, max_value=10), noises=st.tuples(
+    st.floats(min_value=0, max_value=2), st.floats(min_value=0, max_value=2)))
+def test_error_increases_with_noise(model, n, ridge, noises):
+    lo, hi = sorted(noises)
+    a = predict(model, 100 * n, ridge, lo)
+    b = predict(model, 100 * n, ridge, hi)
+    assert b.test_error >= a.test_error * (1 - 1e-12)
+
+
+@given(model=models(), n=sizes, ridge=st.floats(min_value=1e-6, max_value=10), noise=st.floats(0, 1))
+def test_train_error_below_test_error(model, n, ridge, noise):
+    p = predict(model, 100 * n, ridge, noise)
+    assert 0 <= p.train_error <= p.test_error * (1 + 1e-12)
+
+
+@given(model=models(max_depth=2), n=sizes, ridge=st.sampled_from(["1e-4", "0.01", "1"]))
+def test_precision_agreement_15_vs_40_digits(model, n, ridge):
+    a = predict(model, 100 * n, ridge, "0.1", digits=15)
+    b = predict(model, 100 * n, ridge, "0.1", digits=40)
+    with mpmath.workdps(40):
+        assert abs(a.test_error - b.test_error) <= mpmath.mpf(10) ** -13 * b.test_error
+    assert max(b.residuals) < mpmath.mpf(10) ** -35
+
+
+@given(model=models(), n=sizes, ridge=st.floats(min_value=1e-8, max_value=10))
+def test_float_path_agrees_with_mpmath(model, n, ridge):
+    assume(abs(n * 100 - float(model.widths[-1])) > 1e-3)
+    pf = predict(model, 100 * n, ridge, 0.1)
+    pm = predict(model, 100 * n, repr(ridge), 0.1, digits=25)
+    assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
+
+
+@given(model=models(max_depth=2), n=sizes, scale=st.sampled_from([0.001, 0.5, 3, 1000]))
+def test_only_ratios_matter(model, n, scale):
+    scaled = DeepRF(model.input_dim * scale, [w * scale for w in model.widths], model.activations, model.quantizers)
+    a = predict(model, 100 * n, 0.01, 0.1)
+    b = predict(scaled, 100 * n * scale, 0.01, 0.1)
+    assert math.isclose(a.test_error, b.test_error, rel_tol=1e-9)
+
+
+@given(model=models(), n=sizes, ridge=st.floats(min_value=0, max_value=1))
+def test_sign_equals_none(model, n, ridge):
+    assume(abs(n * 100 - float(model.widths[-1])) > 1e-3)
+    a = predict(model.with_quantizers("none"), 100 * n, ridge, 0.1)
+    b = predict(model.with_quantizers("sign"), 100 * n, ridge, 0.1)
+    assert a.test_error == b.test_error
