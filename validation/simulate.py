@@ -17,8 +17,8 @@ One *draw* (theory notes, section 1) is
   included), streamed in chunks; train error ``(1/n)||y - Z w||^2``.
 
 Randomness: draw ``t`` of seed ``s`` uses ``SeedSequence([s, t])`` split
-into independent streams for weights, target, training data and test
-data, all NumPy ``Generator`` s.  The weights therefore depend on
+into independent streams (weights, ``theta``, training inputs and noise,
+test inputs and noise), all NumPy ``Generator`` s.  The weights therefore depend on
 ``(seed, trial)`` only (:func:`draw_weights`, shared with
 :mod:`validation.finite_size`), and every backend sees the same numbers.
 """
@@ -46,7 +46,7 @@ __all__ = [
     "check_simulation_inputs",
 ]
 
-_STREAMS = ("weights", "theta", "train", "test")
+_STREAMS = ("weights", "theta", "train", "train_noise", "test", "test_noise")
 
 
 def _as_int(value, name, minimum=1):
@@ -74,7 +74,12 @@ def _check_seed(seed, name="seed"):
 
 
 def trial_generators(seed: int, trial: int) -> dict:
-    """Independent NumPy generators ``{"weights", "theta", "train", "test"}`` of draw ``trial``."""
+    """Independent NumPy generators of draw ``trial``, one per stream.
+
+    Streams: ``weights``, ``theta``, ``train`` (inputs), ``train_noise``,
+    ``test`` (inputs), ``test_noise``; separate streams make the numbers
+    independent of the test chunk size.
+    """
     seed, trial = _check_seed(seed), _check_seed(trial, "trial")
     children = np.random.SeedSequence([seed, trial]).spawn(len(_STREAMS))
     return {name: np.random.default_rng(ss) for name, ss in zip(_STREAMS, children)}
@@ -264,21 +269,19 @@ def simulate_trial(
     net = _Network(model, weights, theta, target, ops)
     sd = math.sqrt(delta)
 
-    rng = gens["train"]
-    X = rng.standard_normal((n, sizes[0]))
-    y_np = net.labels(X, sd * rng.standard_normal(n))
+    X = gens["train"].standard_normal((n, sizes[0]))
+    y_np = net.labels(X, sd * gens["train_noise"].standard_normal(n))
     Z = net.features(X)
     y = ops.asarray(y_np)
     w = fit_readout(ops, Z, y, lam)
     train = ops.sum_squares(y - Z @ w) / n
     del Z, X
 
-    rng = gens["test"]
     total, done = 0.0, 0
     while done < nt:
         c = min(chunk, nt - done)
-        Xt = rng.standard_normal((c, sizes[0]))
-        yt = ops.asarray(net.labels(Xt, sd * rng.standard_normal(c)))
+        Xt = gens["test"].standard_normal((c, sizes[0]))
+        yt = ops.asarray(net.labels(Xt, sd * gens["test_noise"].standard_normal(c)))
         total += ops.sum_squares(yt - net.features(Xt) @ w)
         done += c
     return total / nt, train

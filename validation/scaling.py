@@ -1,0 +1,115 @@
+"""Scaling check: the same model at growing ``d`` with all size ratios fixed.
+
+For each factor ``f`` the sizes are ``d_f = round(f d)``, ``k_f = round(f k)``
+and ``n_f = round(f n)`` (``n`` = the configuration's fixed ``samples``), so
+the theory value is the same at every ``f``.  Reported per ``d_f``:
+
+- ``|MC - theory|`` per variant with its standard error (it should shrink
+  with ``d``, the fluctuations as ``1/sqrt(d)``, the bias as ``1/d``);
+- the paired difference ``(MC_v - MC_ref) - (theory_v - theory_ref)``
+  over draws that share ``W``, ``theta`` and the data (``ref`` = ``none``
+  when present, else the first variant).  For ``sign`` vs ``none`` the
+  theory gap is exactly 0, so this is the one-bit vs full-precision
+  Monte Carlo gap; it must be 0 within its error bar and shrink.
+
+Small ``d`` is cheap, so it gets more draws: ``trials * min(4, round(1/f))``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+from rfq_theory import predict
+
+from .simulate import simulate
+from .tolerance import critical_z, finite_size_allowance
+
+__all__ = ["run_scaling", "format_scaling", "DEFAULT_FACTORS"]
+
+DEFAULT_FACTORS = (0.125, 0.25, 0.5, 1.0)
+
+
+def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, progress: bool = True) -> dict:
+    """Run the scaling check for a :class:`validation.compare.ValidationConfig`; returns a dict.
+
+    Writes ``scaling.png`` to ``out`` when given.
+    """
+    factors = tuple(float(f) for f in factors)
+    if not factors or any(not (0 < f <= 1e3) for f in factors):
+        raise ValueError(f"factors must be positive numbers, got {factors!r}")
+    ref = "none" if "none" in config.variants else config.variants[0]
+    points: List[dict] = []
+    diffs: List[dict] = []
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(factors) * len(config.variants), desc="scaling", unit="run", disable=not progress)
+    except ImportError:  # pragma: no cover
+        bar = None
+    for f in sorted(factors):
+        d = max(2, int(round(f * config.input_dim)))
+        widths = tuple(max(1, int(round(f * k))) for k in config.widths)
+        n = max(2, int(round(f * config.samples)))
+        trials = config.trials * max(1, min(4, int(round(1 / f))))
+        per = {}
+        for var in config.variants:
+            model = type(config.model(var))(d, widths, config.activations, var)
+            th = float(predict(model, n, config.ridge, config.noise, config.target).test_error)
+            mc = simulate(model, n, config.ridge, config.noise, config.target, trials=trials,
+                          test_samples=config.test_samples, seed=config.seed, backend=config.backend,
+                          device=config.device, dtype=config.dtype)
+            per[var] = (th, mc)
+            points.append({"variant": var, "factor": f, "input_dim": d, "widths": list(widths), "samples": n,
+                           "draws": trials, "theory_test": th, "mc_test": mc.test_mean, "mc_test_se": mc.test_se,
+                           "abs_error": abs(mc.test_mean - th)})
+            if bar is not None:
+                bar.update(1)
+        th_ref, mc_ref = per[ref]
+        for var in config.variants:
+            if var == ref:
+                continue
+            th, mc = per[var]
+            gap = np.asarray(mc.test_errors) - np.asarray(mc_ref.test_errors) - (th - th_ref)
+            mean, se = float(gap.mean()), float(gap.std(ddof=1) / math.sqrt(gap.size))
+            allow = finite_size_allowance(max(abs(th), abs(th_ref)), (d,) + widths + (n,))
+            diffs.append({"pair": f"{var} - {ref}", "factor": f, "input_dim": d, "mean": mean, "se": se,
+                          "z": mean / se if se > 0 else 0.0,
+                          "status": "pass" if abs(mean) <= critical_z(trials) * se + allow else "fail"})
+    if bar is not None:
+        bar.close()
+    dmax = max(p["input_dim"] for p in points)
+    top = [p for p in points if p["input_dim"] == dmax]
+    ok_top = all(
+        abs(p["mc_test"] - p["theory_test"]) <= critical_z(p["draws"]) * p["mc_test_se"]
+        + finite_size_allowance(p["theory_test"], (p["input_dim"],) + tuple(p["widths"]) + (p["samples"],))
+        for p in top
+    )
+    ok = ok_top and all(x["status"] == "pass" for x in diffs)
+    result = {"factors": list(factors), "reference": ref, "points": points, "differences": diffs,
+              "verdict": "pass" if ok else "fail", "files": {}}
+    if out is not None:
+        from .plotting import plot_scaling
+
+        path = Path(out) / "scaling.png"
+        Path(out).mkdir(parents=True, exist_ok=True)
+        plot_scaling(points, diffs, path, f"scaling check: ratios fixed, n/d = {config.samples / config.input_dim:g}, "
+                     f"ridge = {config.ridge:g}")
+        result["files"]["scaling_figure"] = str(path)
+    return result
+
+
+def format_scaling(result: dict) -> str:
+    """Plain-text table of a :func:`run_scaling` result."""
+    lines = [f"{'d':>6} {'variant':<12} {'theory':>10} {'MC':>10} {'SE':>9} {'|MC-th|':>9}"]
+    for p in result["points"]:
+        lines.append(f"{p['input_dim']:>6d} {p['variant']:<12} {p['theory_test']:>10.5g} {p['mc_test']:>10.5g} "
+                     f"{p['mc_test_se']:>9.3g} {p['abs_error']:>9.3g}")
+    for x in result["differences"]:
+        lines.append(f"{x['input_dim']:>6d} paired {x['pair']:<18} (minus theory gap): {x['mean']:+.3e} +- {x['se']:.2e}"
+                     f"  {x['status']}")
+    lines.append(f"scaling verdict: {result['verdict'].upper()}")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""Pass/fail rule for Monte Carlo vs theory, and proportional-regime warnings.
+
+A row passes when
+
+    |MC - theory| <= z_crit(T) * SE + C_FS * |theory| / m,
+
+- ``SE`` is the standard error of the Monte Carlo mean over ``T`` draws;
+  ``z = (MC - theory) / SE`` is reported as is.
+- ``z_crit(T)`` is 3 in Gaussian units: the Student-t quantile with
+  ``T - 1`` degrees of freedom of the same two-sided coverage (99.73 %),
+  because ``SE`` itself is estimated from ``T`` draws (``t_7 = 4.53`` for
+  8 draws, ``-> 3`` as ``T`` grows).  With the plain 3 and 8 draws about one
+  row in 50 would fail by chance alone.
+- ``C_FS * |theory| / m`` with ``m = min(d, k_1, ..., k_L, n)`` is the
+  finite-size allowance: the theory is the proportional limit, and the mean
+  error of a finite network differs from it by ``O(1/m)`` relative (the
+  fluctuations, ``O(1/sqrt(m))``, are what ``SE`` measures).  ``C_FS = 2``
+  is a deliberately small constant (0.25 % at ``m = 800``): the allowance
+  only matters when ``SE`` is tiny, e.g. at large ridge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+from scipy.stats import norm, t as student_t
+
+__all__ = ["Z_GAUSS", "C_FINITE_SIZE", "critical_z", "finite_size_allowance", "verdict", "regime_warnings"]
+
+#: Gaussian-units statistical threshold.
+Z_GAUSS = 3.0
+#: Constant of the finite-size allowance ``C_FS |theory| / min(sizes)``.
+C_FINITE_SIZE = 2.0
+
+
+def critical_z(draws: int, z: float = Z_GAUSS) -> float:
+    """Student-t quantile (``draws - 1`` dof) with the two-sided coverage of ``|Z| <= z``."""
+    if draws < 2:
+        raise ValueError(f"draws must be >= 2 to estimate a standard error, got {draws!r}")
+    return float(student_t.ppf(norm.cdf(z), draws - 1))
+
+
+def finite_size_allowance(theory: float, sizes: Sequence[float], c: float = C_FINITE_SIZE) -> float:
+    """``c * |theory| / min(sizes)`` (``sizes`` = ``d, k_1..k_L, n``)."""
+    return c * abs(theory) / min(float(s) for s in sizes)
+
+
+def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float]) -> dict:
+    """``{"z", "z_crit", "allowance", "status"}`` with status ``pass``, ``fail`` or ``n/a`` (infinite theory)."""
+    if not math.isfinite(theory):
+        return {"z": float("nan"), "z_crit": float("nan"), "allowance": float("nan"), "status": "n/a"}
+    zc = critical_z(draws)
+    allow = finite_size_allowance(theory, sizes)
+    diff = mc_mean - theory
+    z = diff / mc_se if mc_se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    ok = abs(diff) <= zc * mc_se + allow
+    return {"z": z, "z_crit": zc, "allowance": allow, "status": "pass" if ok else "fail"}
+
+
+def regime_warnings(input_dim: float, widths: Sequence[float], samples: float) -> List[str]:
+    """Warnings for sizes far from the proportional regime: ``>= d^2/10`` or ``<= 10``."""
+    d = float(input_dim)
+    out = []
+    named = [("input_dim", d)] + [(f"widths[{i}]", float(k)) for i, k in enumerate(widths)] + [("samples", float(samples))]
+    for name, value in named:
+        if value <= 10:
+            out.append(f"{name} = {value:g} <= 10: far below the proportional regime")
+        elif name != "input_dim" and value >= d * d / 10:
+            out.append(f"{name} = {value:g} >= d^2/10 = {d * d / 10:g}: far outside the proportional regime")
+    return out
