@@ -7,7 +7,7 @@ result has ``x``'s dtype.
 
 Two kernels:
 
-* ``_onebit_gemv_kernel`` (small batches, default ``n <= 4``): one program per
+* ``_onebit_gemv_kernel`` (batch 1 by default): one program per
   (batch row, block of output rows).  No unpacking to +-1 at all: for each bit ``j``
   of a word the kernel flips the IEEE sign bit of ``-x`` with one shift and one
   and/xor (``bits(-x) ^ ((word << (31 - j)) & 0x80000000)``) and adds, so each weight
@@ -31,11 +31,12 @@ import triton.language as tl
 
 from .onebit import WORD_BITS, packed_words
 
-__all__ = ["ACTIVATIONS", "apply_activation", "onebit_linear", "reference_linear", "interpreting"]
+__all__ = ["ACTIVATIONS", "STRATEGIES", "apply_activation", "choose_strategy", "clear_scratch", "interpreting",
+           "onebit_linear", "reference_linear", "unpack_signs_triton"]
 
 #: Built-in activations: name -> code used by the kernels.
 ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sign": 3}
-DEFAULT_GEMV_MAX_BATCH = 4
+DEFAULT_GEMV_MAX_BATCH = 1
 
 
 def interpreting() -> bool:
@@ -92,6 +93,51 @@ def _onebit_gemv_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, s
 
 
 @triton.jit
+def _onebit_gemv3_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
+                         ACT: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
+    # Same arithmetic as _onebit_gemv_kernel, but the 32 bits of a word are a tensor axis:
+    # the x chunk is one contiguous (BLOCK_W, 32) load instead of 32 strided ones.
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    rw = tl.arange(0, BLOCK_W)
+    rb = tl.arange(0, 32)
+    kmask = rk < K
+    x_row = x_ptr + pid_n * stride_xn
+    acc = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
+    for w0 in range(0, NW, BLOCK_W):
+        cw = w0 + rw
+        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
+                        mask=kmask[:, None] & (cw[None, :] < NW), other=0)
+        cols = cw[:, None] * 32 + rb[None, :]
+        xt = tl.load(x_row + cols, mask=cols < M, other=0.0).to(tl.float32)
+        xneg = (-xt).to(tl.int32, bitcast=True)
+        flip = (words[:, :, None] << (31 - rb)[None, None, :]) & -2147483648
+        acc += tl.sum((xneg[None, :, :] ^ flip).to(tl.float32, bitcast=True), axis=2)
+    y = _act(tl.sum(acc, axis=1) * alpha, ACT)
+    tl.store(out_ptr + pid_n * stride_on + rk, y.to(out_ptr.dtype.element_ty), mask=kmask)
+
+
+@triton.jit
+def _unpack_kernel(w_ptr, out_ptr, K, M, NW, stride_wk, stride_ok,
+                   BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
+    # packed bits -> dense +-1 (k, m) in out's dtype (for the unpack + cuBLAS strategy)
+    pid_k = tl.program_id(0)
+    pid_w = tl.program_id(1)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    cw = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
+    rb = tl.arange(0, 32)
+    kmask = rk < K
+    words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
+                    mask=kmask[:, None] & (cw[None, :] < NW), other=0)
+    bits = (words[:, :, None] >> rb[None, None, :]) & 1
+    v = tl.reshape(tl.where(bits != 0, 1.0, -1.0), (BLOCK_K, BLOCK_W * 32))
+    cols = pid_w * BLOCK_W * 32 + tl.arange(0, BLOCK_W * 32)
+    tl.store(out_ptr + rk[:, None] * stride_ok + cols[None, :], v.to(out_ptr.dtype.element_ty),
+             mask=kmask[:, None] & (cols[None, :] < M))
+
+
+@triton.jit
 def _onebit_gemm_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
                         ACT: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
                         BLOCK_N: tl.constexpr,
@@ -141,11 +187,17 @@ _GEMV_CONFIGS = [
     for bk, bw, nw in [(16, 16, 4), (32, 8, 4), (32, 16, 4), (32, 32, 8), (64, 8, 4),
                        (64, 16, 8), (16, 32, 4), (128, 8, 8)]
 ]
+_GEMV3_CONFIGS = [
+    triton.Config({"BLOCK_K": bk, "BLOCK_W": bw}, num_warps=nw)
+    for bk, bw, nw in [(8, 8, 4), (16, 4, 4), (16, 8, 4), (32, 4, 4), (32, 8, 8), (64, 4, 8),
+                       (16, 16, 8), (8, 16, 4)]
+]
 _GEMM_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "BLOCK_W": bw, "GROUP": 8}, num_warps=nw, num_stages=ns)
     for bn, bk, bw, nw, ns in [(128, 128, 2, 8, 3), (128, 256, 2, 8, 3), (64, 128, 2, 4, 4),
                                (256, 128, 2, 8, 3), (32, 128, 2, 4, 4), (16, 128, 2, 4, 4),
-                               (16, 64, 4, 4, 4), (64, 256, 1, 8, 4)]
+                               (16, 64, 4, 4, 4), (64, 256, 1, 8, 4), (256, 128, 4, 8, 3),
+                               (128, 128, 4, 8, 3), (128, 256, 4, 8, 3)]
 ]
 _INTERP_GEMV = {"BLOCK_K": 16, "BLOCK_W": 2}
 _INTERP_GEMM = {"BLOCK_N": 16, "BLOCK_K": 16, "BLOCK_W": 1, "GROUP": 2}
@@ -155,8 +207,9 @@ _tuned: dict = {}
 def _tuned_kernels():
     if not _tuned:
         _tuned["gemv"] = triton.autotune(_GEMV_CONFIGS, key=["M", "K"])(_onebit_gemv_kernel)
+        _tuned["gemv3"] = triton.autotune(_GEMV3_CONFIGS, key=["M", "K"])(_onebit_gemv3_kernel)
         _tuned["gemm"] = triton.autotune(_GEMM_CONFIGS, key=["N", "M", "K"])(_onebit_gemm_kernel)
-    return _tuned["gemv"], _tuned["gemm"]
+    return _tuned
 
 
 def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str) -> None:
@@ -173,14 +226,56 @@ def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str)
         raise ValueError(f"x is on {x.device} but words on {words.device}")
 
 
+STRATEGIES = ("auto", "gemv", "gemv3", "gemm", "unpack")
+DEFAULT_UNPACK_MIN_BATCH = 1024
+_scratch: dict = {}
+
+
+def clear_scratch() -> None:
+    """Free the cached dense scratch buffers of the ``unpack`` strategy."""
+    _scratch.clear()
+
+
+def unpack_signs_triton(words: torch.Tensor, m: int, dtype: Any, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Triton unpack of packed ``words`` to a dense ``(k, m)`` +-1 tensor in ``dtype``."""
+    k, nw = words.shape
+    if nw != packed_words(m):
+        raise ValueError(f"words has {nw} columns but m={m} needs {packed_words(m)}")
+    if out is None:
+        out = torch.empty((k, m), dtype=dtype, device=words.device)
+    bk, bw = (16, 2) if interpreting() else (32, 8)
+    _unpack_kernel[(triton.cdiv(k, bk), triton.cdiv(nw, bw))](
+        words, out, k, m, nw, words.stride(0), out.stride(0), BLOCK_K=bk, BLOCK_W=bw, num_warps=4)
+    return out
+
+
+def choose_strategy(n: int, strategy: str = "auto", gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH,
+                    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH) -> str:
+    """Kernel used for batch ``n``: ``auto`` -> ``gemv`` (n <= gemv_max_batch), ``unpack``
+    (n >= unpack_min_batch) or the fused tensor-core ``gemm``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy != "auto":
+        return strategy
+    if n <= gemv_max_batch:
+        return "gemv"
+    if unpack_min_batch and n >= unpack_min_batch:
+        return "unpack"
+    return "gemm"
+
+
 def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
                   activation: str = "relu", out: torch.Tensor | None = None,
-                  gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH) -> torch.Tensor:
-    """``act(alpha * x @ sign(W).T)`` from packed ``words`` with a Triton kernel.
+                  gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH, strategy: str = "auto",
+                  unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH) -> torch.Tensor:
+    """``act(alpha * x @ sign(W).T)`` from packed ``words`` with Triton kernels.
 
     ``x``: ``(n, m)`` fp16/bf16/fp32 (made contiguous); ``words``: int32 ``(k, ceil(m/32))``.
-    Uses the GEMV kernel for ``n <= gemv_max_batch`` and the tensor-core GEMM kernel
-    otherwise.  Returns ``(n, k)`` in ``x.dtype`` (or writes into ``out``).
+    ``strategy`` (see :func:`choose_strategy`): ``gemv``/``gemv3`` read the bits and flip the
+    sign of x (no unpacking, small batches); ``gemm`` unpacks tiles in registers for
+    ``tl.dot`` (fused activation); ``unpack`` expands the layer into a cached dense +-1
+    scratch buffer with a Triton kernel and calls cuBLAS (large batches, where the matmul,
+    not the weight bytes, is the cost).  Returns ``(n, k)`` in ``x.dtype``.
     """
     _check_inputs(x, words, m, activation)
     x = x.contiguous()
@@ -188,26 +283,38 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     n = x.shape[0]
     k = words.shape[0]
     nw = words.shape[1]
+    kind = choose_strategy(n, strategy, gemv_max_batch, unpack_min_batch)
+    act = ACTIVATIONS[activation]
+    if kind == "unpack":
+        key = (k, m, x.dtype, x.device)
+        if key not in _scratch:
+            _scratch[key] = torch.empty((k, m), dtype=x.dtype, device=x.device)
+        dense = unpack_signs_triton(words, m, x.dtype, out=_scratch[key])
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        if out is None:
+            y = torch.addmm(zero, x, dense.t(), beta=0, alpha=float(alpha))
+        else:
+            y = torch.addmm(zero, x, dense.t(), beta=0, alpha=float(alpha), out=out)
+        return apply_activation(y, activation) if activation != "relu" else y.relu_()
     if out is None:
         out = torch.empty((n, k), dtype=x.dtype, device=x.device)
-    act = ACTIVATIONS[activation]
     if interpreting():
-        gemv, gemm = _onebit_gemv_kernel, _onebit_gemm_kernel
-        gemv_cfg, gemm_cfg = _INTERP_GEMV, _INTERP_GEMM
+        kernels = {"gemv": _onebit_gemv_kernel, "gemv3": _onebit_gemv3_kernel, "gemm": _onebit_gemm_kernel}
+        cfgs = {"gemv": _INTERP_GEMV, "gemv3": _INTERP_GEMV, "gemm": _INTERP_GEMM}
     else:
-        gemv, gemm = _tuned_kernels()
-        gemv_cfg, gemm_cfg = {}, {}
-    if n <= gemv_max_batch:
+        kernels = _tuned_kernels()
+        cfgs = {"gemv": {}, "gemv3": {}, "gemm": {}}
+    if kind in ("gemv", "gemv3"):
         def grid(meta):
             return (n, triton.cdiv(k, meta["BLOCK_K"]))
-        gemv[grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
-                   float(alpha), ACT=act, **gemv_cfg)
+        kernels[kind][grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
+                            float(alpha), ACT=act, **cfgs[kind])
     else:
         def grid(meta):
             return (triton.cdiv(n, meta["BLOCK_N"]) * triton.cdiv(k, meta["BLOCK_K"]),)
-        gemm[grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
-                   float(alpha), ACT=act, IEEE=x.dtype == torch.float32,
-                   UPCAST=interpreting() and x.dtype == torch.bfloat16, **gemm_cfg)
+        kernels["gemm"][grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
+                              float(alpha), ACT=act, IEEE=x.dtype == torch.float32,
+                              UPCAST=interpreting() and x.dtype == torch.bfloat16, **cfgs["gemm"])
     return out
 
 
