@@ -1,0 +1,192 @@
+"""Tests of the one-bit format, the Triton kernels (interpreter, CPU) and ``rfq bench``."""
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before any triton import: kernels run on CPU
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from validation.onebit import (OneBitLayer, as_bytes, pack_signs, packed_nbytes, packed_words,
+                               unpack_signs)
+
+ODD_SHAPES = [(1, 1), (3, 31), (2, 32), (5, 33), (4, 70)]
+
+
+@pytest.mark.parametrize("k,m", ODD_SHAPES)
+def test_pack_unpack_roundtrip_numpy(k, m):
+    rng = np.random.default_rng(k * 100 + m)
+    w = rng.standard_normal((k, m))
+    w[0, 0] = 0.0  # sign(0) is +1
+    words = pack_signs(w)
+    assert words.dtype == np.int32 and words.shape == (k, -(-m // 32))
+    signs = unpack_signs(words, m)
+    assert np.array_equal(signs, np.where(w >= 0, 1.0, -1.0))
+    # memory: exactly ceil(m/32) words per row, i.e. 1 bit per weight plus padding
+    assert words.nbytes == packed_nbytes(k, m) == 4 * k * packed_words(m)
+    assert packed_nbytes(k, m) * 8 - k * m < 32 * k
+    # padding bits are zero; byte view is the LSB-first 8-weights-per-byte stream
+    bits = np.unpackbits(as_bytes(words), axis=1, bitorder="little")
+    assert np.array_equal(bits[:, :m], (w >= 0).astype(np.uint8))
+    assert not bits[:, m:].any()
+
+
+def test_pack_errors_name_parameter():
+    with pytest.raises(ValueError, match="w must be"):
+        pack_signs(np.ones(3))
+    with pytest.raises(ValueError, match="m=40 needs 2"):
+        unpack_signs(np.zeros((2, 1), np.int32), 40)
+    with pytest.raises(ValueError, match="scale"):
+        OneBitLayer.from_dense(np.ones((2, 2)), scale=float("nan"))
+
+
+def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
+    torch = pytest.importorskip("torch")
+    from validation.onebit import pack_signs_torch, unpack_signs_torch
+
+    g = torch.Generator().manual_seed(0)
+    for k, m in ODD_SHAPES:
+        w = torch.randn(k, m, generator=g, dtype=torch.float64)
+        p = pack_signs_torch(w)
+        assert np.array_equal(p.numpy(), pack_signs(w.numpy()))
+        assert torch.equal(unpack_signs_torch(p, m, torch.float64), torch.where(w >= 0, 1.0, -1.0).double())
+    layer = OneBitLayer.from_dense(w, scale=2.0)
+    assert layer.nbytes == p.numel() * 4 and layer.alpha == pytest.approx(2.0 / m ** 0.5)
+    pytest.importorskip("triton")
+    from validation.triton_onebit import reference_linear
+
+    x = torch.randn(3, m, generator=g, dtype=torch.float64)
+    dense = torch.relu(x @ torch.where(w >= 0, 1.0, -1.0).double().t() * 0.25)
+    assert torch.allclose(reference_linear(x, p, m, 0.25, "relu"), dense, rtol=0, atol=1e-12)
+
+
+KERNEL_CASES = [(strategy, dtype) for strategy in ("gemv", "gemv3", "gemm", "unpack")
+                for dtype in ("fp32", "fp16", "bf16")]
+
+
+@pytest.mark.parametrize("strategy,dtype", KERNEL_CASES)
+def test_triton_kernels_match_reference(strategy, dtype):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    from validation.onebit import pack_signs_torch
+    from validation.triton_onebit import onebit_linear, reference_linear
+
+    dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    tol = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 1e-2}[dtype]
+    g = torch.Generator().manual_seed(1)
+    for n, (k, m), act in [(1, (5, 33), "relu"), (3, (17, 70), "tanh"), (17, (4, 1), "linear"),
+                           (2, (20, 64), "sign")]:
+        w = torch.randn(k, m, generator=g)
+        words = pack_signs_torch(w)
+        x = torch.randn(n, m, generator=g).to(dt)
+        alpha = 1.0 / m ** 0.5
+        y = onebit_linear(x, words, m, alpha, act, strategy=strategy)
+        assert y.dtype == dt and y.shape == (n, k)
+        ref = reference_linear(x, words, m, alpha, act, compute_dtype=torch.float64)
+        if act == "sign":  # rounding may flip signs of near-zero pre-activations only
+            pre = reference_linear(x, words, m, alpha, "linear", compute_dtype=torch.float64)
+            bad = (y.double() != ref) & (pre.abs() > 10 * tol * pre.abs().max())
+            assert not bad.any()
+        else:
+            err = float((y.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+            assert err <= tol, (strategy, dtype, n, k, m, act, err)
+
+
+def test_onebit_linear_rejects_bad_input():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    from validation.triton_onebit import onebit_linear
+
+    words = torch.zeros((2, 1), dtype=torch.int32)
+    with pytest.raises(ValueError, match="activation"):
+        onebit_linear(torch.ones(1, 8), words, 8, 1.0, "gelu")
+    with pytest.raises(ValueError, match="x must have shape"):
+        onebit_linear(torch.ones(1, 9), words, 8, 1.0)
+    with pytest.raises(ValueError, match="strategy"):
+        onebit_linear(torch.ones(1, 8), words, 8, 1.0, strategy="magic")
+
+
+def _bench_args(tmp_path, **over):
+    from validation.bench import add_bench_arguments
+
+    p = argparse.ArgumentParser()
+    add_bench_arguments(p)
+    argv = ["--device", "cpu", "--widths", "40", "--batches", "1,3", "--layers", "2", "--repeats", "2",
+            "--warmup", "0", "--quiet", "--json", str(tmp_path / "bench.json")]
+    for key, val in over.items():
+        argv += [f"--{key.replace('_', '-')}", str(val)]
+    return p.parse_args(argv)
+
+
+def test_run_bench_cpu_writes_json(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from validation.bench import run_bench
+
+    args = _bench_args(tmp_path, variants="dense-fp32,dense-bf16,reference-fp32,onebit-fp16")
+    assert run_bench(args) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    ok = [r for r in report["results"] if r["status"] == "ok"]
+    assert {r["variant"] for r in ok} == {"dense-fp32", "dense-bf16", "reference-fp32"}
+    assert all(r["median_ms"] > 0 and r["gate"]["passed"] and r["roofline_ms"] > 0 for r in ok)
+    assert all(r["speedup_vs_fp32"] is not None for r in ok)
+    assert any(s["variant"] == "onebit-fp16" and "GPU" in s["reason"] for s in report["skipped"])
+    out = capsys.readouterr().out
+    assert "needs a CUDA GPU" in out and "reference-fp32" in out
+
+
+def test_gate_refuses_broken_variant(tmp_path):
+    pytest.importorskip("torch")
+    from validation import bench
+
+    dense = bench._dense_factory("fp32")
+
+    def broken(model, opts):
+        impl = dense(model, opts)
+        good_layer = impl.layer
+
+        def layer(i, z):  # wrong sign on output unit 0 of every layer
+            y = good_layer(i, z).clone()
+            y[:, 0] = -y[:, 0] - 1.0
+            return y
+
+        impl.layer = layer
+        impl.forward = lambda x: bench._readout(
+            layer(1, layer(0, x)), model.readout, impl.dtype)
+        return impl
+
+    bench.register_variant(bench.VariantSpec("broken-fp32", "custom", "fp32", broken))
+    try:
+        args = _bench_args(tmp_path, variants="dense-fp32,broken-fp32")
+        assert bench.run_bench(args) == 1
+        report = json.loads((tmp_path / "bench.json").read_text())
+        bad = [r for r in report["results"] if r["variant"] == "broken-fp32"]
+        assert bad and all(r["status"] == "failed gate" and "median_ms" not in r for r in bad)
+        assert all(r["status"] == "ok" for r in report["results"] if r["variant"] == "dense-fp32")
+    finally:
+        bench.VARIANTS.pop("broken-fp32", None)
+
+
+@pytest.mark.parametrize("opt,val,msg", [("widths", "0", "--widths"), ("variants", "nope", "--variants"),
+                                         ("activation", "gelu", "--activation"), ("layers", "0", "--layers")])
+def test_run_bench_bad_input(tmp_path, capsys, opt, val, msg):
+    pytest.importorskip("torch")
+    from validation.bench import run_bench
+
+    assert run_bench(_bench_args(tmp_path, **{opt: val})) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rfq bench: error:") and msg in err[0]
+
+
+def test_bench_imports_without_torch():
+    code = ("import sys, argparse; sys.modules['torch'] = None; sys.modules['triton'] = None\n"
+            "import validation, validation.bench as b\n"
+            "p = argparse.ArgumentParser(); b.add_bench_arguments(p)\n"
+            "sys.exit(b.run_bench(p.parse_args([])))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().startswith("rfq bench: error:") and "PyTorch" in r.stderr
