@@ -21,6 +21,7 @@ from .gaussian import GaussianIntegralError
 from .model import DeepRF
 from .quantizers import Quantizer, QuantizerError, builtin_quantizers, get_quantizer
 from .solver import Prediction, SolverError, predict
+from .sweeps import TheoremResult, one_bit_theorem, optimal_ridge, sweep
 
 __version__ = "0.1.0"
 
@@ -38,14 +39,18 @@ __all__ = [
     "Quantizer",
     "QuantizerError",
     "SolverError",
+    "TheoremResult",
     "builtin_activations",
     "builtin_quantizers",
     "coefficients",
     "exact_coefficients",
     "get_activation",
     "get_quantizer",
+    "one_bit_theorem",
+    "optimal_ridge",
     "parse_expression",
     "predict",
     "propagate",
     "propagate_exact",
+    "sweep",
 ]
