@@ -275,3 +275,31 @@ def test_sign_equals_none(model, n, ridge):
     a = predict(model.with_quantizers("none"), 100 * n, ridge, 0.1)
     b = predict(model.with_quantizers("sign"), 100 * n, ridge, 0.1)
     assert a.test_error == b.test_error
+
+
+# ------------------------------------------------------ scaled-sign twin
+
+
+def test_scaled_sign_relu_is_full_precision_at_rescaled_ridge():
+    """ReLU is 1-homogeneous: scaled sign multiplies the features by c = (2/pi)^(L/2),
+    so E_scaled(lambda) = E_full(lambda / c^2) exactly (30 digits)."""
+    full = DeepRF(200, [300, 250], ["relu", "leaky_relu:0.2"], "none")
+    scaled = full.with_quantizers("sign-scaled")
+    with mpmath.workdps(40):
+        c2 = (2 / mpmath.pi) ** 2
+        lam = mpmath.mpf("0.01")
+        a = predict(scaled, 260, lam, "0.1", digits=30)
+        b = predict(full, 260, lam / c2, "0.1", digits=30)
+        assert abs(a.test_error - b.test_error) < mpmath.mpf(10) ** -27
+        different = predict(full, 260, lam, "0.1", digits=30)
+        assert abs(a.test_error - different.test_error) > mpmath.mpf(10) ** -6
+
+
+def test_scaled_sign_relu_equal_at_optimal_ridge_but_not_tanh():
+    from rfq_theory import optimal_ridge
+
+    for acts, equal in ((["relu", "relu"], True), (["tanh", "tanh"], False)):
+        full = DeepRF(200, [300, 250], acts)
+        _, a = optimal_ridge(full, 400, 0.2)
+        _, b = optimal_ridge(full.with_quantizers("sign-scaled"), 400, 0.2)
+        assert math.isclose(a.test_error, b.test_error, rel_tol=1e-9) == equal
