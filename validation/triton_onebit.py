@@ -212,12 +212,14 @@ def _tuned_kernels():
     return _tuned
 
 
-def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str) -> None:
+def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str,
+                  allow_fp64: bool = False) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if x.dim() != 2 or x.shape[1] != m:
         raise ValueError(f"x must have shape (n, m={m}), got {tuple(x.shape)}")
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) and not (
+            allow_fp64 and x.dtype == torch.float64):
         raise ValueError(f"x dtype must be float16, bfloat16 or float32, got {x.dtype}")
     if words.dtype != torch.int32 or words.dim() != 2 or words.shape[1] != packed_words(m):
         raise ValueError(f"words must be int32 of shape (k, {packed_words(m)}), got "
@@ -327,7 +329,7 @@ def reference_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     """
     from .onebit import unpack_signs_torch
 
-    _check_inputs(x, words, m, activation)
+    _check_inputs(x, words, m, activation, allow_fp64=True)
     cd = x.dtype if compute_dtype is None else compute_dtype
     s = unpack_signs_torch(words, m, cd)
     y = (x.to(cd) @ s.t()) * alpha
