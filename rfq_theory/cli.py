@@ -368,7 +368,10 @@ def _plot_curve(args, grid, results, path):
     if finite:
         top = sorted(finite)[int(0.95 * (len(finite) - 1))]
         ax.set_ylim(0, max(top * 1.2, 1e-3))
-    ax.set_title(f"d={args.input_dim}, widths={args.widths}, {args.activations}")
+    fixed = {"samples": f"ridge={args.ridge}", "width": f"n={args.samples}, ridge={args.ridge}",
+             "ridge": f"n={args.samples}"}[args.vary]
+    widths = args.widths + (" (k_L varied)" if args.vary == "width" else "")
+    ax.set_title(f"d={args.input_dim}, widths={widths}, {args.activations}, {fixed}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
