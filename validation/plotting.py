@@ -73,12 +73,15 @@ def plot_scaling(points: List[dict], diffs: List[dict], path, title: str = "") -
     variants = sorted({p["variant"] for p in points}, key=[p["variant"] for p in points].index)
     for i, var in enumerate(variants):
         sub = [p for p in points if p["variant"] == var]
-        axes[0].errorbar([p["input_dim"] for p in sub], [abs(p["mc_test"] - p["theory_test"]) for p in sub],
-                         yerr=[p["mc_test_se"] for p in sub], fmt=_MARKERS[i % 5] + "-", color=f"C{i}", capsize=3,
-                         label=f"|MC - theory|  {var}")
+        gaps = [abs(p["mc_test"] - p["theory_test"]) for p in sub]
+        lower = [min(p["mc_test_se"], 0.9 * g) for p, g in zip(sub, gaps)]  # log axis: keep bars above 0
+        axes[0].errorbar([p["input_dim"] for p in sub], gaps, yerr=[lower, [p["mc_test_se"] for p in sub]], fmt=_MARKERS[i % 5] + "-", color=f"C{i}", capsize=3,
+                         label=f"|MC mean - theory|  {var}")
+        axes[0].plot([p["input_dim"] for p in sub], [p["rms_draw_deviation"] for p in sub], "--", color=f"C{i}",
+                     alpha=0.7, label=f"RMS single-draw deviation  {var}")
     if points:
         ds = sorted({p["input_dim"] for p in points})
-        ref = max(p["mc_test_se"] for p in points if p["input_dim"] == ds[0])
+        ref = max(p["rms_draw_deviation"] for p in points if p["input_dim"] == ds[0])
         axes[0].plot(ds, [ref * math.sqrt(ds[0] / d) for d in ds], "k:", lw=1, label="~ 1/sqrt(d)")
     axes[0].set_xscale("log")
     axes[0].set_yscale("log")

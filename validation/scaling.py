@@ -4,8 +4,11 @@ For each factor ``f`` the sizes are ``d_f = round(f d)``, ``k_f = round(f k)``
 and ``n_f = round(f n)`` (``n`` = the configuration's fixed ``samples``), so
 the theory value is the same at every ``f``.  Reported per ``d_f``:
 
-- ``|MC - theory|`` per variant with its standard error (it should shrink
-  with ``d``, the fluctuations as ``1/sqrt(d)``, the bias as ``1/d``);
+- ``|MC - theory|`` per variant with its standard error, and the RMS
+  deviation of a single draw from the theory,
+  ``sqrt(mean_t (E_t - theory)^2)``, which measures bias and fluctuation
+  together and shrinks like ``1/sqrt(d)`` (the test set also grows:
+  ``max(200, round(f * test_samples))`` points per draw);
 - the paired difference ``(MC_v - MC_ref) - (theory_v - theory_ref)``
   over draws that share ``W``, ``theta`` and the data (``ref`` = ``none``
   when present, else the first variant).  For ``sign`` vs ``none`` the
@@ -55,17 +58,19 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
         widths = tuple(max(1, int(round(f * k))) for k in config.widths)
         n = max(2, int(round(f * config.samples)))
         trials = config.trials * max(1, min(4, int(round(1 / f))))
+        n_test = max(200, int(round(f * config.test_samples)))
         per = {}
         for var in config.variants:
             model = type(config.model(var))(d, widths, config.activations, var)
             th = float(predict(model, n, config.ridge, config.noise, config.target).test_error)
             mc = simulate(model, n, config.ridge, config.noise, config.target, trials=trials,
-                          test_samples=config.test_samples, seed=config.seed, backend=config.backend,
+                          test_samples=n_test, seed=config.seed, backend=config.backend,
                           device=config.device, dtype=config.dtype)
             per[var] = (th, mc)
             points.append({"variant": var, "factor": f, "input_dim": d, "widths": list(widths), "samples": n,
                            "draws": trials, "theory_test": th, "mc_test": mc.test_mean, "mc_test_se": mc.test_se,
-                           "abs_error": abs(mc.test_mean - th)})
+                           "abs_error": abs(mc.test_mean - th), "test_samples": n_test,
+                           "rms_draw_deviation": float(np.sqrt(np.mean((np.asarray(mc.test_errors) - th) ** 2)))})
             if bar is not None:
                 bar.update(1)
         th_ref, mc_ref = per[ref]
@@ -104,10 +109,10 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
 
 def format_scaling(result: dict) -> str:
     """Plain-text table of a :func:`run_scaling` result."""
-    lines = [f"{'d':>6} {'variant':<12} {'theory':>10} {'MC':>10} {'SE':>9} {'|MC-th|':>9}"]
+    lines = [f"{'d':>6} {'variant':<12} {'theory':>10} {'MC':>10} {'SE':>9} {'|MC-th|':>9} {'RMS draw':>9}"]
     for p in result["points"]:
         lines.append(f"{p['input_dim']:>6d} {p['variant']:<12} {p['theory_test']:>10.5g} {p['mc_test']:>10.5g} "
-                     f"{p['mc_test_se']:>9.3g} {p['abs_error']:>9.3g}")
+                     f"{p['mc_test_se']:>9.3g} {p['abs_error']:>9.3g} {p['rms_draw_deviation']:>9.3g}")
     for x in result["differences"]:
         lines.append(f"{x['input_dim']:>6d} paired {x['pair']:<18} (minus theory gap): {x['mean']:+.3e} +- {x['se']:.2e}"
                      f"  {x['status']}")
