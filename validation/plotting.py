@@ -92,7 +92,10 @@ def plot_scaling(points: List[dict], diffs: List[dict], path, title: str = "") -
     for i, pair in enumerate(pairs):
         sub = [p for p in diffs if p["pair"] == pair]
         axes[1].errorbar([p["input_dim"] for p in sub], [p["mean"] for p in sub], yerr=[p["se"] for p in sub],
-                         fmt=_MARKERS[i % 5] + "-", color=f"C{i + 3}", capsize=3, label=f"MC {pair} (paired)")
+                         fmt=_MARKERS[i % 5] + "-", color=f"C{i + 3}", capsize=3, label=f"MC {pair} (paired mean)")
+        for sign in (1, -1):
+            axes[1].plot([p["input_dim"] for p in sub], [sign * p["rms"] for p in sub], "--", color=f"C{i + 3}",
+                         alpha=0.6, label=f"+- RMS per draw  {pair}" if sign > 0 else None)
     axes[1].axhline(0.0, color="k", lw=1)
     axes[1].set_xscale("log")
     axes[1].set_xlabel("input dimension d (ratios fixed)")
