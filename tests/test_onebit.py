@@ -64,7 +64,7 @@ def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
     assert torch.allclose(reference_linear(x, p, m, 0.25, "relu"), dense, rtol=0, atol=1e-12)
 
 
-KERNEL_CASES = [(strategy, dtype) for strategy in ("gemv", "gemv3", "gemm", "unpack")
+KERNEL_CASES = [(strategy, dtype) for strategy in ("gemv", "gemv2", "gemv3", "gemm", "gemm2", "unpack")
                 for dtype in ("fp32", "fp16", "bf16")]
 
 
@@ -94,6 +94,48 @@ def test_triton_kernels_match_reference(strategy, dtype):
         else:
             err = float((y.double() - ref).norm() / ref.norm().clamp_min(1e-30))
             assert err <= tol, (strategy, dtype, n, k, m, act, err)
+
+
+def test_half2_kernels_accumulation_and_fallback():
+    """gemv2 / gemm2 on a wider layer (several words, padded tail) and the fp32 fallback."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    from validation.onebit import pack_signs_torch
+    from validation.triton_onebit import choose_strategy, onebit_linear, reference_linear
+
+    assert choose_strategy(1, "auto", dtype="fp16") == "gemv2"
+    assert choose_strategy(1, "auto", dtype="bf16") == "gemv"
+    assert choose_strategy(1, "gemv2", dtype="fp32") == "gemv"
+    assert choose_strategy(8, "gemm2", dtype="bf16") == "gemm2"
+    assert choose_strategy(8, "gemm2", dtype="fp32") == "gemm"
+    g = torch.Generator().manual_seed(5)
+    k, m = 19, 200  # 7 words, last one partly padding
+    w = torch.randn(k, m, generator=g)
+    words = pack_signs_torch(w)
+    for strategy, n in (("gemv2", 1), ("gemv2", 2), ("gemm2", 3)):
+        for dt, tol in ((torch.float16, 2e-3), (torch.bfloat16, 1e-2)):  # gemv2 bf16 -> gemv
+            x = (4 * torch.randn(n, m, generator=g)).to(dt)
+            y = onebit_linear(x, words, m, 0.1, "linear", strategy=strategy)
+            ref = reference_linear(x, words, m, 0.1, "linear", compute_dtype=torch.float64)
+            err = float((y.double() - ref).norm() / ref.norm())
+            assert err <= tol, (strategy, dt, n, err)
+    x32 = torch.randn(2, m, generator=g)
+    y = onebit_linear(x32, words, m, 0.1, "linear", strategy="gemv2")  # falls back to gemv
+    ref = reference_linear(x32, words, m, 0.1, "linear", compute_dtype=torch.float64)
+    assert float((y.double() - ref).norm() / ref.norm()) <= 1e-5
+
+
+def test_gemv2_asm_matches_emulation_text():
+    """The PTX block used on GPUs does the 16 documented steps (shift, mask, xor, half2 add)."""
+    pytest.importorskip("triton")
+    from validation import triton_onebit as tob
+
+    asm = tob._GEMV2_ASM_F16.value
+    assert asm.count("add.rn.f16x2") == 15 and asm.count("xor.b32") == 16
+    assert asm.count("and.b32") == 16 and asm.count("shl.b32") == 15
+    assert "add.rn.bf16x2" in tob._GEMV2_ASM_BF16.value and "cvt.f32.bf16" in tob._GEMV2_ASM_BF16.value
+    for i in range(15):
+        assert f"shl.b32 s, $1, {15 - i};" in asm
 
 
 def test_onebit_linear_rejects_bad_input():

@@ -11,6 +11,8 @@ Every variant computes this same function with the *same* +-1 weights:
   batch >= ``--unpack-min-batch``: Triton unpack of one layer into a scratch buffer + cuBLAS,
   otherwise the fused tensor-core GEMM (activation fused); needs a CUDA GPU.
 * ``onebit-fused-*``: same, but never the unpack strategy (weights only ever read as bits).
+* ``onebit-v1-*``: the previous kernels (fp32 bit-flip ``gemv``, ``gemm`` with a compare/select
+  unpack) in place of ``gemv2`` / ``gemm2``, for before/after comparisons in one run.
 * ``reference-fp16`` / ``reference-bf16`` / ``reference-fp32``: pure PyTorch, unpack the
   bits on every call and matmul (the correctness reference; slow by design).
 
@@ -262,7 +264,11 @@ def _dense_factory(dtype_name: str):
     return factory
 
 
-def _onebit_factory(dtype_name: str, fused_only: bool = False):
+#: the kernels of the previous release (onebit-v1-*): bit-flip fp32 GEMV, where-unpack GEMM
+V1_STRATEGIES = {"gemv2": "gemv", "gemm2": "gemm"}
+
+
+def _onebit_factory(dtype_name: str, fused_only: bool = False, v1: bool = False):
     def factory(model: Model, opts: dict) -> Impl:
         from .triton_onebit import onebit_linear
 
@@ -275,8 +281,14 @@ def _onebit_factory(dtype_name: str, fused_only: bool = False):
         umb = 0 if fused_only else opts.get("unpack_min_batch", 1024)
 
         def layer(i, z):
+            strategy = "auto"
+            if v1:
+                from .triton_onebit import choose_strategy
+
+                strategy = choose_strategy(z.shape[0], "auto", gmb, umb, dtype=dtype_name)
+                strategy = V1_STRATEGIES.get(strategy, strategy)
             return onebit_linear(z, words[i], ms[i], alphas[i], model.activation, gemv_max_batch=gmb,
-                                 unpack_min_batch=umb)
+                                 unpack_min_batch=umb, strategy=strategy)
 
         def forward(x):
             z = x
@@ -335,6 +347,8 @@ for _d in ("fp32", "fp16", "bf16"):
                                  note="the Triton one-bit path needs a CUDA GPU "
                                       "(TRITON_INTERPRET=1 is for correctness tests only)"))
     register_variant(VariantSpec(f"onebit-fused-{_d}", "onebit", _d, _onebit_factory(_d, fused_only=True),
+                                 needs_cuda=True, note="the Triton one-bit path needs a CUDA GPU"))
+    register_variant(VariantSpec(f"onebit-v1-{_d}", "onebit", _d, _onebit_factory(_d, v1=True),
                                  needs_cuda=True, note="the Triton one-bit path needs a CUDA GPU"))
     register_variant(VariantSpec(f"reference-{_d}", "reference", _d, _reference_factory(_d)))
 
@@ -602,7 +616,10 @@ def run_cases(cfg: dict) -> dict:
                     from .triton_onebit import choose_strategy
 
                     rec["strategy"] = choose_strategy(batch, "auto", cfg["gemv_max_batch"],
-                                                      0 if "fused" in name else cfg["unpack_min_batch"])
+                                                      0 if "fused" in name else cfg["unpack_min_batch"],
+                                                      dtype=spec.dtype)
+                    if "-v1-" in name:
+                        rec["strategy"] = V1_STRATEGIES.get(rec["strategy"], rec["strategy"])
                 try:
                     gate = check_variant(impl, spec.dtype, model, ref)
                 except Exception as exc:

@@ -5,7 +5,7 @@ or fp32), packed ``words`` of shape ``(k, ceil(m/32))`` in the layout of
 :mod:`validation.onebit`, ``alpha = scale / sqrt(m)``; accumulation is fp32 and the
 result has ``x``'s dtype.
 
-Two kernels:
+Kernels:
 
 * ``_onebit_gemv_kernel`` (batch 1 by default): one program per
   (batch row, block of output rows).  No unpacking to +-1 at all: for each bit ``j``
@@ -16,7 +16,13 @@ Two kernels:
   +-1 in registers and feeds it to ``tl.dot`` (tensor cores for fp16/bf16; IEEE fp32
   for fp32 inputs), activation fused in the epilogue.
 
-Both work under ``TRITON_INTERPRET=1`` on CPU (used by the tests); on a GPU they are
+* ``_onebit_gemv2_kernel`` (batch 1, fp16; ``auto``'s GEMV): two weights per 32-bit op with
+  packed half2 arithmetic in inline PTX, split-K with fp32 atomics (see the comment above it
+  for the exact accumulation order).
+* ``_onebit_gemm2_kernel`` (``auto``'s fused GEMM for fp16/bf16): x as the A operand, +-1 tile
+  built with integer ops only.
+
+All work under ``TRITON_INTERPRET=1`` on CPU (used by the tests); on a GPU they are
 autotuned over a few block shapes.  ``import`` of this module needs torch and triton.
 """
 from __future__ import annotations
@@ -182,6 +188,219 @@ def _onebit_gemm_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk
              mask=kmask[:, None] & nmask[None, :])
 
 
+# --------------------------------------------------------------------------- packed half2 GEMV
+#
+# ``gemv2`` (fp16 / bf16 activations): two weights per 32-bit operation.  A small kernel
+# first writes, for every packed word ``w`` and bit ``i < 16``, the int32 ``pair`` whose low
+# half is the bit pattern of ``-x[32w + i]`` and whose high half that of ``-x[32w + 16 + i]``.
+# Then ``(word << (15 - i)) & 0x80008000`` moves weight bits ``i`` and ``i + 16`` onto the
+# two 16-bit sign positions, and XOR with ``pair`` turns ``-x`` into ``+x`` where the bit is
+# set (weight +1), i.e. gives the two signed products ``s * x`` as a packed half2.
+# Accumulation (documented precisely): per (output row, word) the 16 packed products are
+# summed by 15 sequential ``add.rn.{f16,bf16}x2`` (a chain in the activation dtype, 16
+# terms per lane), the two lanes are converted to fp32 and added, and that fp32 partial sum
+# of 32 weights is added to a per-thread fp32 accumulator; the row total is an fp32 tree sum
+# over the thread accumulators.  On a GPU the 16 steps run as one inline-PTX block
+# (shl / and+xor -> lop3 / add.f16x2: ~1.5 instructions per weight instead of ~3); under
+# the interpreter (USE_ASM=False) the same bit operations and fp16/bf16 adds run as Triton ops.
+
+_HALF2_MASK = -2147450880  # 0x80008000 as int32
+
+
+def _gemv2_asm(bf16: bool) -> str:
+    add = "add.rn.bf16x2" if bf16 else "add.rn.f16x2"
+    cvt = "cvt.f32.bf16" if bf16 else "cvt.f32.f16"
+    lines = ["{", ".reg .b32 s, a;", ".reg .b16 lo, hi;", ".reg .f32 fl, fh;"]
+    for i in range(16):
+        if i < 15:
+            lines.append(f"shl.b32 s, $1, {15 - i};")
+            lines.append("and.b32 s, s, 0x80008000;")
+        else:
+            lines.append("and.b32 s, $1, 0x80008000;")
+        if i == 0:
+            lines.append(f"xor.b32 a, s, ${i + 2};")
+        else:
+            lines.append(f"xor.b32 s, s, ${i + 2};")
+            lines.append(f"{add} a, a, s;")
+    lines += ["mov.b32 {lo, hi}, a;", f"{cvt} fl, lo;", f"{cvt} fh, hi;", "add.f32 fl, fl, fh;",
+              "mov.b32 $0, fl;", "}"]
+    return "\n".join(lines)
+
+
+_GEMV2_ASM_F16 = tl.constexpr(_gemv2_asm(False))
+_GEMV2_ASM_BF16 = tl.constexpr(_gemv2_asm(True))
+
+
+@triton.jit
+def _pair_kernel(x_ptr, p_ptr, ws_ptr, M, NW, K, stride_xn, stride_pn, BLOCK_W: tl.constexpr,
+                 BLOCK_Z: tl.constexpr):
+    # x (n, m) fp16/bf16 (int16 view) -> pairs (n, NW*16) int32: low half bits(-x[32w+i]), high half bits(-x[32w+16+i])
+    pid_n = tl.program_id(0)
+    pid_w = tl.program_id(1)
+    cw = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
+    ri = tl.arange(0, 16)
+    col = cw[:, None] * 32 + ri[None, :]
+    wmask = cw[:, None] < NW
+    # x is passed as its int16 bit view: negation = flip of bit 15 (exact, no float op)
+    xl = tl.load(x_ptr + pid_n * stride_xn + col, mask=wmask & (col < M), other=0).to(tl.int32)
+    xh = tl.load(x_ptr + pid_n * stride_xn + col + 16, mask=wmask & (col + 16 < M), other=0).to(tl.int32)
+    lo = (xl ^ 0x8000) & 0xFFFF
+    hi = (xh ^ 0x8000) << 16
+    tl.store(p_ptr + pid_n * stride_pn + cw[:, None] * 16 + ri[None, :], lo | hi, mask=wmask)
+    # zero this program's slice of the fp32 split-K accumulator (n, K)
+    rz = pid_w * BLOCK_Z + tl.arange(0, BLOCK_Z)
+    tl.store(ws_ptr + pid_n * K + rz, tl.zeros((BLOCK_Z,), dtype=tl.float32), mask=rz < K)
+
+
+@triton.jit
+def _finish_kernel(ws_ptr, out_ptr, K, stride_on, alpha, ACT: tl.constexpr, BLOCK: tl.constexpr):
+    # out = act(alpha * ws) in out's dtype (epilogue of the split-K gemv2)
+    pid_n = tl.program_id(0)
+    rk = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    y = _act(tl.load(ws_ptr + pid_n * K + rk, mask=rk < K, other=0.0) * alpha, ACT)
+    tl.store(out_ptr + pid_n * stride_on + rk, y.to(out_ptr.dtype.element_ty), mask=rk < K)
+
+
+@triton.jit
+def _half2_step(acc_lo, acc_hi, words, pair, i: tl.constexpr, HALF: tl.constexpr):
+    # interpreter twin of one PTX step: flip signs of the packed pair, add per lane with the
+    # result rounded to HALF (fp16/bf16) after every add, like add.rn.{f16,bf16}x2; the running
+    # sums are kept as fp32 values because the interpreter's bf16 arithmetic is unreliable
+    s = ((words << (15 - i)) & -2147450880) ^ pair
+    lo = (s & 0xFFFF).to(tl.int16).to(HALF, bitcast=True).to(tl.float32)
+    hi = ((s >> 16) & 0xFFFF).to(tl.int16).to(HALF, bitcast=True).to(tl.float32)
+    return (acc_lo + lo).to(HALF).to(tl.float32), (acc_hi + hi).to(HALF).to(tl.float32)
+
+
+@triton.jit
+def _onebit_gemv2_kernel(p_ptr, w_ptr, ws_ptr, K, NW, stride_pn, stride_wk,
+                         BF16: tl.constexpr, USE_ASM: tl.constexpr,
+                         BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, SPLIT: tl.constexpr):
+    # split-K: program (n, k-block, s) covers words [s*chunk, (s+1)*chunk) and atomically adds
+    # its fp32 partial row sums into ws (zeroed by _pair_kernel); _finish_kernel applies act
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    chunk = tl.cdiv(tl.cdiv(NW, SPLIT), BLOCK_W) * BLOCK_W
+    w_lo = pid_s * chunk
+    w_hi = tl.minimum(w_lo + chunk, NW)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    rw = tl.arange(0, BLOCK_W)
+    kmask = rk < K
+    p_row = p_ptr + pid_n * stride_pn
+    acc = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
+    for w0 in range(w_lo, w_hi, BLOCK_W):
+        cw = w0 + rw
+        cmask = cw < w_hi
+        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
+                        mask=kmask[:, None] & cmask[None, :], other=0)
+        pb = p_row + cw * 16
+        p0 = tl.load(pb + 0, mask=cmask, other=0)
+        p1 = tl.load(pb + 1, mask=cmask, other=0)
+        p2 = tl.load(pb + 2, mask=cmask, other=0)
+        p3 = tl.load(pb + 3, mask=cmask, other=0)
+        p4 = tl.load(pb + 4, mask=cmask, other=0)
+        p5 = tl.load(pb + 5, mask=cmask, other=0)
+        p6 = tl.load(pb + 6, mask=cmask, other=0)
+        p7 = tl.load(pb + 7, mask=cmask, other=0)
+        p8 = tl.load(pb + 8, mask=cmask, other=0)
+        p9 = tl.load(pb + 9, mask=cmask, other=0)
+        p10 = tl.load(pb + 10, mask=cmask, other=0)
+        p11 = tl.load(pb + 11, mask=cmask, other=0)
+        p12 = tl.load(pb + 12, mask=cmask, other=0)
+        p13 = tl.load(pb + 13, mask=cmask, other=0)
+        p14 = tl.load(pb + 14, mask=cmask, other=0)
+        p15 = tl.load(pb + 15, mask=cmask, other=0)
+        if USE_ASM:
+            if BF16:
+                asm: tl.constexpr = _GEMV2_ASM_BF16
+            else:
+                asm: tl.constexpr = _GEMV2_ASM_F16
+            part = tl.inline_asm_elementwise(
+                asm,
+                "=r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r",
+                [words, p0[None, :], p1[None, :],
+                 p2[None, :], p3[None, :],
+                 p4[None, :], p5[None, :],
+                 p6[None, :], p7[None, :],
+                 p8[None, :], p9[None, :],
+                 p10[None, :], p11[None, :],
+                 p12[None, :], p13[None, :],
+                 p14[None, :], p15[None, :]],
+                dtype=tl.int32, is_pure=True, pack=1)
+            acc += part.to(tl.float32, bitcast=True)
+        else:
+            a_lo = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
+            a_hi = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p0[None, :], 0, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p1[None, :], 1, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p2[None, :], 2, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p3[None, :], 3, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p4[None, :], 4, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p5[None, :], 5, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p6[None, :], 6, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p7[None, :], 7, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p8[None, :], 8, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p9[None, :], 9, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p10[None, :], 10, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p11[None, :], 11, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p12[None, :], 12, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p13[None, :], 13, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p14[None, :], 14, tl.bfloat16 if BF16 else tl.float16)
+            a_lo, a_hi = _half2_step(a_lo, a_hi, words, p15[None, :], 15, tl.bfloat16 if BF16 else tl.float16)
+            acc += a_lo + a_hi
+    tl.atomic_add(ws_ptr + pid_n * K + rk, tl.sum(acc, axis=1), mask=kmask)
+
+
+# --------------------------------------------------------------------------- fused GEMM, v2
+#
+# ``gemm2``: out tile (BLOCK_N batch rows, BLOCK_K outputs) = x tile @ unpacked(W tile)^T.
+# x is the A operand (loaded straight from memory, software-pipelined by Triton); the
+# +-1 weights are built in registers with integer ops only -- ``((bit << 15) ^ bits(-1.0))``
+# truncated to 16 bits and bit-cast to fp16/bf16 (no compare/select/convert) -- as a
+# (32*BLOCK_W, BLOCK_K) B operand; fp32 accumulation on tensor cores; activation fused.
+
+@triton.jit
+def _onebit_gemm2_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
+                         ACT: tl.constexpr, NEG_ONE: tl.constexpr, UPCAST: tl.constexpr,
+                         BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
+                         GROUP: tl.constexpr):
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(N, BLOCK_N)
+    num_k = tl.cdiv(K, BLOCK_K)
+    per_group = GROUP * num_k
+    group_id = pid // per_group
+    first_n = group_id * GROUP
+    group_size = tl.minimum(num_n - first_n, GROUP)
+    pid_n = first_n + (pid % per_group) % group_size
+    pid_k = (pid % per_group) // group_size
+
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    rw = tl.arange(0, BLOCK_W)
+    rb = tl.arange(0, 32)
+    rm = tl.arange(0, BLOCK_W * 32)
+    nmask = rn < N
+    kmask = rk < K
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    for w0 in range(0, NW, BLOCK_W):
+        cw = w0 + rw
+        words = tl.load(w_ptr + rk[None, :] * stride_wk + cw[:, None],
+                        mask=kmask[None, :] & (cw[:, None] < NW), other=0)
+        v = (((words[:, None, :] >> rb[None, :, None]) & 1) << 15) ^ NEG_ONE
+        wt = tl.reshape(v.to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True), (BLOCK_W * 32, BLOCK_K))
+        cols = w0 * 32 + rm
+        xt = tl.load(x_ptr + rn[:, None] * stride_xn + cols[None, :],
+                     mask=nmask[:, None] & (cols[None, :] < M), other=0.0)
+        if UPCAST:  # interpreter: exact fp32 dot
+            acc = tl.dot(xt.to(tl.float32), wt.to(tl.float32), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(xt, wt, acc)
+    y = _act(acc * alpha, ACT)
+    tl.store(out_ptr + rn[:, None] * stride_on + rk[None, :], y.to(out_ptr.dtype.element_ty),
+             mask=nmask[:, None] & kmask[None, :])
+
+
 _GEMV_CONFIGS = [
     triton.Config({"BLOCK_K": bk, "BLOCK_W": bw}, num_warps=nw)
     for bk, bw, nw in [(16, 16, 4), (32, 8, 4), (32, 16, 4), (32, 32, 8), (64, 8, 4),
@@ -199,7 +418,22 @@ _GEMM_CONFIGS = [
                                (16, 64, 4, 4, 4), (64, 256, 1, 8, 4), (256, 128, 4, 8, 3),
                                (128, 128, 4, 8, 3), (128, 256, 4, 8, 3)]
 ]
+_GEMV2_CONFIGS = [
+    triton.Config({"BLOCK_K": bk, "BLOCK_W": bw, "SPLIT": sp}, num_warps=nw)
+    for bk, bw, nw, sp in [(32, 8, 4, 1), (128, 8, 8, 1), (32, 16, 4, 1), (64, 8, 4, 1),
+                           (128, 8, 8, 4), (128, 8, 8, 8), (128, 8, 8, 16), (64, 8, 4, 4), (64, 8, 4, 8),
+                           (32, 16, 4, 4), (32, 16, 4, 8), (64, 16, 4, 8), (256, 8, 8, 8), (128, 16, 8, 8),
+                           (128, 4, 4, 16), (64, 16, 8, 16)]
+]
+_GEMM2_CONFIGS = [
+    triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "BLOCK_W": bw, "GROUP": 8}, num_warps=nw, num_stages=ns)
+    for bn, bk, bw, nw, ns in [(128, 128, 2, 8, 3), (128, 256, 2, 8, 3), (256, 128, 2, 8, 3),
+                               (128, 128, 2, 4, 4), (128, 256, 2, 8, 4), (256, 128, 2, 8, 4),
+                               (64, 128, 2, 4, 4), (128, 64, 2, 4, 4), (16, 128, 2, 4, 4),
+                               (16, 64, 4, 4, 4), (32, 128, 2, 4, 4)]
+]
 _INTERP_GEMV = {"BLOCK_K": 16, "BLOCK_W": 2}
+_INTERP_GEMV2 = {"BLOCK_K": 16, "BLOCK_W": 2, "SPLIT": 2}
 _INTERP_GEMM = {"BLOCK_N": 16, "BLOCK_K": 16, "BLOCK_W": 1, "GROUP": 2}
 _tuned: dict = {}
 
@@ -209,6 +443,9 @@ def _tuned_kernels():
         _tuned["gemv"] = triton.autotune(_GEMV_CONFIGS, key=["M", "K"])(_onebit_gemv_kernel)
         _tuned["gemv3"] = triton.autotune(_GEMV3_CONFIGS, key=["M", "K"])(_onebit_gemv3_kernel)
         _tuned["gemm"] = triton.autotune(_GEMM_CONFIGS, key=["N", "M", "K"])(_onebit_gemm_kernel)
+        _tuned["gemv2"] = triton.autotune(_GEMV2_CONFIGS, key=["K", "NW"], reset_to_zero=["ws_ptr"])(
+            _onebit_gemv2_kernel)
+        _tuned["gemm2"] = triton.autotune(_GEMM2_CONFIGS, key=["N", "M", "K"])(_onebit_gemm2_kernel)
     return _tuned
 
 
@@ -228,7 +465,13 @@ def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str,
         raise ValueError(f"x is on {x.device} but words on {words.device}")
 
 
-STRATEGIES = ("auto", "gemv", "gemv3", "gemm", "unpack")
+STRATEGIES = ("auto", "gemv", "gemv2", "gemv3", "gemm", "gemm2", "unpack")
+#: strategy -> (activation dtypes it supports, fallback): gemv2 is fp16 only (a 16-term
+#: bf16 chain has ~1e-2 relative error: too coarse), gemm2 fp16/bf16
+_RESTRICTED = {"gemv2": (("fp16",), "gemv"), "gemm2": (("fp16", "bf16"), "gemm")}
+#: kernels picked by ``auto`` where the dtype allows them
+AUTO_GEMV = "gemv2"
+AUTO_GEMM = "gemm2"
 DEFAULT_UNPACK_MIN_BATCH = 1024
 _scratch: dict = {}
 
@@ -252,18 +495,23 @@ def unpack_signs_triton(words: torch.Tensor, m: int, dtype: Any, out: torch.Tens
 
 
 def choose_strategy(n: int, strategy: str = "auto", gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH,
-                    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH) -> str:
-    """Kernel used for batch ``n``: ``auto`` -> ``gemv`` (n <= gemv_max_batch), ``unpack``
-    (n >= unpack_min_batch) or the fused tensor-core ``gemm``."""
+                    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH, dtype: str = "fp16") -> str:
+    """Kernel used for batch ``n``: ``auto`` -> GEMV (``AUTO_GEMV``, n <= gemv_max_batch),
+    ``unpack`` (n >= unpack_min_batch) or the fused tensor-core GEMM (``AUTO_GEMM``).
+    ``dtype`` ("fp16", "bf16", "fp32"): activation dtype; ``gemv2`` needs fp16 and ``gemm2``
+    fp16/bf16, otherwise they fall back to ``gemv`` / ``gemm``."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if strategy != "auto":
-        return strategy
-    if n <= gemv_max_batch:
-        return "gemv"
-    if unpack_min_batch and n >= unpack_min_batch:
-        return "unpack"
-    return "gemm"
+    if strategy == "auto":
+        if n <= gemv_max_batch:
+            strategy = AUTO_GEMV
+        elif unpack_min_batch and n >= unpack_min_batch:
+            strategy = "unpack"
+        else:
+            strategy = AUTO_GEMM
+    if strategy in _RESTRICTED and dtype not in _RESTRICTED[strategy][0]:
+        strategy = _RESTRICTED[strategy][1]
+    return strategy
 
 
 def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
@@ -285,7 +533,8 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     n = x.shape[0]
     k = words.shape[0]
     nw = words.shape[1]
-    kind = choose_strategy(n, strategy, gemv_max_batch, unpack_min_batch)
+    dname = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(x.dtype, "fp32")
+    kind = choose_strategy(n, strategy, gemv_max_batch, unpack_min_batch, dtype=dname)
     act = ACTIVATIONS[activation]
     if kind == "unpack":
         key = (k, m, x.dtype, x.device)
@@ -301,12 +550,44 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     if out is None:
         out = torch.empty((n, k), dtype=x.dtype, device=x.device)
     if interpreting():
-        kernels = {"gemv": _onebit_gemv_kernel, "gemv3": _onebit_gemv3_kernel, "gemm": _onebit_gemm_kernel}
-        cfgs = {"gemv": _INTERP_GEMV, "gemv3": _INTERP_GEMV, "gemm": _INTERP_GEMM}
+        kernels = {"gemv": _onebit_gemv_kernel, "gemv3": _onebit_gemv3_kernel, "gemm": _onebit_gemm_kernel,
+                   "gemv2": _onebit_gemv2_kernel, "gemm2": _onebit_gemm2_kernel}
+        cfgs = {"gemv": _INTERP_GEMV, "gemv3": _INTERP_GEMV, "gemm": _INTERP_GEMM, "gemv2": _INTERP_GEMV2,
+                "gemm2": _INTERP_GEMM}
     else:
         kernels = _tuned_kernels()
-        cfgs = {"gemv": {}, "gemv3": {}, "gemm": {}}
-    if kind in ("gemv", "gemv3"):
+        cfgs = {"gemv": {}, "gemv3": {}, "gemm": {}, "gemv2": {}, "gemm2": {}}
+    if kind == "gemv2":
+        pairs = torch.empty((n, nw * 16), dtype=torch.int32, device=x.device)
+        ws = torch.empty((n, k), dtype=torch.float32, device=x.device)
+        bz = triton.next_power_of_2(triton.cdiv(k, triton.cdiv(nw, 64)))
+
+        def prep():
+            _pair_kernel[(n, triton.cdiv(nw, 64))](x.view(torch.int16), pairs, ws, m, nw, k, x.stride(0),
+                                                   pairs.stride(0), BLOCK_W=64, BLOCK_Z=bz)
+
+        def grid(meta):
+            return (n, triton.cdiv(k, meta["BLOCK_K"]), meta["SPLIT"])
+
+        def main():
+            kernels["gemv2"][grid](pairs, words, ws, k, nw, pairs.stride(0), words.stride(0),
+                                   BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreting(), **cfgs["gemv2"])
+
+        tuner = kernels["gemv2"]
+        before = len(getattr(tuner, "cache", {}))
+        prep()
+        main()
+        if len(getattr(tuner, "cache", {})) != before:  # autotuning just ran: its trials added into ws
+            prep()
+            main()
+        _finish_kernel[(n, triton.cdiv(k, 1024))](ws, out, k, out.stride(0), float(alpha), ACT=act, BLOCK=1024)
+    elif kind == "gemm2":
+        def grid(meta):
+            return (triton.cdiv(n, meta["BLOCK_N"]) * triton.cdiv(k, meta["BLOCK_K"]),)
+        kernels["gemm2"][grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
+                               float(alpha), ACT=act, NEG_ONE=0xBF80 if x.dtype == torch.bfloat16 else 0xBC00,
+                               UPCAST=interpreting(), **cfgs["gemm2"])
+    elif kind in ("gemv", "gemv3"):
         def grid(meta):
             return (n, triton.cdiv(k, meta["BLOCK_K"]))
         kernels[kind][grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
