@@ -172,6 +172,18 @@ def test_torch_backend_agrees_with_numpy():
     np.testing.assert_allclose(c.test_errors, a.test_errors, rtol=1e-3)
 
 
+def test_cuda_backend_agrees_with_numpy():
+    """Same seeds -> same networks on the GPU (runs where CUDA is present)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = DeepRF(60, (80, 50), ("tanh", "relu"), "sign")
+    for lam in (1e-2, 0.0):
+        a = simulate(model, 70, lam, 0.1, trials=2, test_samples=300, seed=3, backend="numpy")
+        b = simulate(model, 70, lam, 0.1, trials=2, test_samples=300, seed=3, backend="torch", device="cuda")
+        np.testing.assert_allclose(a.test_errors, b.test_errors, rtol=1e-7)
+
+
 def test_torch_activation_mapping_matches_numpy():
     pytest.importorskip("torch")
     ops = get_backend("torch")
