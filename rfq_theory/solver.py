@@ -312,10 +312,6 @@ def target_moments(target, digits):
     return c.mu1**2, c.variance_of_sigma
 
 
-def _as_number(ctx, x):
-    return float(x) if ctx is mpmath.fp else mpmath.mpf(x)
-
-
 def predict(
     model: DeepRF,
     samples,
@@ -407,28 +403,20 @@ def _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=0
 
 
 def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, guess):
-    num = (lambda x: float(check_nonnegative(x, "value", 30))) if ctx is mpmath.fp else (
-        lambda x: check_nonnegative(x, "value", mpmath.mp.dps)
-    )
+    to_number = float if ctx is mpmath.fp else mpmath.mpf
+    dps = max(30, coeff_digits)
     layers = model.layers(coeff_digits)
-    sizes = [num(k) for k in model.sizes(max(30, coeff_digits))] if ctx is mpmath.fp else [
-        check_positive(k, "size", mpmath.mp.dps) for k in (model.input_dim,) + model.widths
-    ]
-    n = num(samples)
-    lam = num(ridge)
-    delta = num(noise)
+    sizes = [to_number(k) for k in model.sizes(dps)]
+    n = to_number(check_positive(samples, "samples", dps))
+    lam = to_number(check_nonnegative(ridge, "ridge", dps))
+    delta = to_number(check_nonnegative(noise, "noise", dps))
     with mpmath.workdps(max(coeff_digits, 20)):
         rho_mp, var_f_mp = target_moments(target, coeff_digits)
-    rho, var_f = _as_number(ctx, rho_mp), _as_number(ctx, var_f_mp)
-    to_number = (lambda x: float(x)) if ctx is mpmath.fp else (lambda x: mpmath.mpf(x))
+    rho, var_f = to_number(rho_mp), to_number(var_f_mp)
     chain = build_chain(sizes, layers, to_number)
-    if not chain.signal:
-        rho_eff = ctx.zero if ctx is not mpmath.fp else 0.0
-    else:
-        rho_eff = rho
-    var_y = var_f + delta
-    L = len(sizes) - 1
     one = to_number(1)
+    rho_eff = rho if chain.signal else 0 * one  # a layer with kappa1 = 0 erased the signal
+    var_y = var_f + delta
 
     def lam_of(state):
         return state.kappas[-1] * (one - state.df1 / n)
@@ -448,9 +436,6 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         return n - st.df1, -st.ddf1
 
     edge, edge_state = _edge(chain, ctx)
-    if not chain.layers:
-        # the last layer has kappa1 = 0: pure-noise features
-        edge_state = walk(chain, edge)
 
     regime, message = "ridge", ""
     at_edge = False
