@@ -232,3 +232,52 @@ def test_bench_imports_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().startswith("rfq bench: error:") and "PyTorch" in r.stderr
+
+
+def test_gemlite_w1_weights_map_signs_exactly():
+    torch = pytest.importorskip("torch")
+    from validation.bench import gemlite_w1_weights
+
+    g = torch.Generator().manual_seed(3)
+    s = torch.where(torch.randn(8, 64, generator=g) >= 0, 1.0, -1.0)
+    w_q, scales, zeros = gemlite_w1_weights(s, 0.125)
+    assert w_q.dtype == torch.uint8 and set(w_q.unique().tolist()) <= {0, 1}
+    assert scales.shape == zeros.shape == (8, 1)
+    # gemlite's W_group_mode 3 dequant, in fp16: (W_q - zero) * scale
+    w = (w_q.to(torch.float16) - zeros) * scales
+    assert torch.equal(w, (s * 0.125).half())
+
+
+def test_gemlite_variant_unavailable_without_gemlite(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from validation import bench
+
+    monkeypatch.setitem(sys.modules, "gemlite", None)  # as if not installed
+    reason = bench.gemlite_unavailable()
+    assert reason.startswith("unavailable:") and "gemlite" in reason and "\n" not in reason
+    args = _bench_args(tmp_path, variants="dense-fp32,gemlite-w1-fp16")
+    assert bench.run_bench(args) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["variant"] for r in report["results"]} == {"dense-fp32"}
+    assert [s["reason"] for s in report["skipped"] if s["variant"] == "gemlite-w1-fp16"][0] == reason
+    assert f"note: gemlite-w1-fp16 skipped: {reason}" in capsys.readouterr().out
+
+
+def test_gemlite_variant_passes_gate_on_gpu(tmp_path):
+    """Needs a CUDA GPU and gemlite (skipped in CI); runs without TRITON_INTERPRET."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("gemlite's kernels need a CUDA GPU")
+    import importlib.util
+
+    if importlib.util.find_spec("gemlite") is None:
+        pytest.skip("gemlite is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "g.json"
+    r = subprocess.run([sys.executable, "-m", "validation.bench", "--widths", "256", "--batches", "1,16,256",
+                        "--variants", "dense-fp16,gemlite-w1-fp16", "--repeats", "2", "--quiet",
+                        "--json", str(out)], capture_output=True, text=True, env=env,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [x for x in json.loads(out.read_text())["results"] if x["variant"] == "gemlite-w1-fp16"]
+    assert len(rows) == 3 and all(x["status"] == "ok" and x["gate"]["passed"] for x in rows)

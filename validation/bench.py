@@ -15,6 +15,10 @@ Every variant computes this same function with the *same* +-1 weights:
   unpack) in place of ``gemv2`` / ``gemm2``, for before/after comparisons in one run.
 * ``reference-fp16`` / ``reference-bf16`` / ``reference-fp32``: pure PyTorch, unpack the
   bits on every call and matmul (the correctness reference; slow by design).
+* ``gemlite-w1-fp16``: the peer library gemlite (Triton, W1A16): the same +-1 weights in its
+  1-bit affine format (``W_q = (s+1)/2``, zero 0.5, per-row scale ``2/sqrt(m)``), its
+  ``A16W1_HQQ_INT`` layer and auto kernel choice, activation in place; when gemlite is not
+  installed it is listed as unavailable.
 
 Correctness gate: before timing, every variant is checked layer by layer (same input as
 the float64 reference, relative L2 error, or the fraction of flipped signs for the ``sign``
@@ -96,7 +100,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activation", default="relu", help="one of linear, relu, tanh, sign (default relu)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated variants (dense-fp32, dense-fp16, dense-bf16, onebit-fp16, "
-                             "onebit-bf16, onebit-fp32, reference-fp16, reference-bf16, reference-fp32)")
+                             "onebit-bf16, onebit-fp32, reference-fp16, reference-bf16, reference-fp32, "
+                             "gemlite-w1-fp16)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per case (default 25 GPU, 5 CPU)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up calls per case (default 3)")
@@ -213,6 +218,8 @@ class VariantSpec:
     factory: Callable[[Model, dict], Impl]
     needs_cuda: bool = False
     note: str = ""
+    #: returns a one-line reason when the variant cannot run here (e.g. a peer library missing)
+    unavailable: Callable[[], str | None] | None = None
 
 
 def _torch_dtype(name: str):
@@ -331,6 +338,74 @@ def _reference_factory(dtype_name: str):
     return factory
 
 
+#: the peer library of the ``gemlite-*`` variants and the version the docs' numbers were taken with
+GEMLITE_VERSION = "0.6.0.post2"
+
+
+def gemlite_unavailable() -> str | None:
+    """``None`` when :mod:`gemlite` can be imported, else a one-line reason (no import is done)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("gemlite") is not None
+    except (ImportError, ValueError):  # e.g. sys.modules["gemlite"] = None
+        found = False
+    if not found:
+        return f"unavailable: gemlite is not installed (pip install gemlite=={GEMLITE_VERSION})"
+    return None
+
+
+def gemlite_w1_weights(signs, alpha: float):
+    """gemlite's 1-bit affine format for a +-1 matrix: ``W = (W_q - zero) * scale``.
+
+    ``W_q = (s + 1) / 2`` in {0, 1} (uint8, shape ``(k, m)``), one group per output row
+    (``group_size = m``), ``zero = 0.5`` and ``scale = 2 * alpha`` (fp16, shape ``(k, 1)``), so
+    ``(W_q - 0.5) * 2 = s`` exactly and the layer's ``1/sqrt(m)`` rides in gemlite's free
+    per-channel scale (as the dense variants fold it into ``addmm``'s ``alpha``).
+    """
+    import torch
+
+    k = signs.shape[0]
+    w_q = (signs > 0).to(torch.uint8)
+    scales = torch.full((k, 1), 2.0 * alpha, dtype=torch.float16, device=signs.device)
+    zeros = torch.full((k, 1), 0.5, dtype=torch.float16, device=signs.device)
+    return w_q, scales, zeros
+
+
+def _gemlite_factory(dtype_name: str):
+    def factory(model: Model, opts: dict) -> Impl:
+        reason = gemlite_unavailable()
+        if reason:
+            raise ImportError(reason)
+        import gemlite  # noqa: F401  (lazy: only this variant needs it)
+        from gemlite.helper import A16W1_HQQ_INT
+
+        dt = _torch_dtype(dtype_name)
+        dev = model.signs[0].device
+        layers, nbytes = [], 0
+        for s in model.signs:
+            w_q, scales, zeros = gemlite_w1_weights(s, 1.0 / math.sqrt(s.shape[1]))
+            lin = A16W1_HQQ_INT(device=str(dev), dtype=dt).from_weights(w_q, scales.to(dt), zeros.to(dt))
+            del w_q
+            layers.append(lin)
+            nbytes += sum(t.numel() * t.element_size() for t in (lin.W_q, lin.scales, lin.zeros))
+        a = model.readout.to(dt)
+        nbytes += a.numel() * a.element_size()
+
+        def layer(i, z):
+            return _act_inplace(layers[i](z), model.activation)
+
+        def forward(x):
+            z = x
+            for i in range(len(layers)):
+                z = layer(i, z)
+            return _readout(z, a, dt)
+
+        return Impl(layer, forward, nbytes, dt)
+
+    return factory
+
+
 VARIANTS: dict[str, VariantSpec] = {}
 
 
@@ -351,6 +426,8 @@ for _d in ("fp32", "fp16", "bf16"):
     register_variant(VariantSpec(f"onebit-v1-{_d}", "onebit", _d, _onebit_factory(_d, v1=True),
                                  needs_cuda=True, note="the Triton one-bit path needs a CUDA GPU"))
     register_variant(VariantSpec(f"reference-{_d}", "reference", _d, _reference_factory(_d)))
+register_variant(VariantSpec("gemlite-w1-fp16", "peer", "fp16", _gemlite_factory("fp16"), needs_cuda=True,
+                             note="gemlite's Triton kernels need a CUDA GPU", unavailable=gemlite_unavailable))
 
 
 # --------------------------------------------------------------------------- gate
@@ -597,6 +674,10 @@ def run_cases(cfg: dict) -> dict:
         impls = {}
         for name in cfg["variants"]:
             spec = VARIANTS[name]
+            reason = spec.unavailable() if spec.unavailable else None
+            if reason:
+                skipped.append({"variant": name, "width": width, "reason": reason})
+                continue
             if spec.needs_cuda and device != "cuda":
                 skipped.append({"variant": name, "width": width, "reason": spec.note or "needs a CUDA GPU"})
                 continue
@@ -604,6 +685,11 @@ def run_cases(cfg: dict) -> dict:
                 impls[name] = spec.factory(model, cfg)
             except ImportError as exc:
                 skipped.append({"variant": name, "width": width, "reason": f"import failed: {exc}"})
+            except Exception as exc:  # a peer library that imports but cannot build: report, don't crash
+                if spec.kind != "peer":
+                    raise
+                skipped.append({"variant": name, "width": width,
+                                "reason": f"setup failed: {type(exc).__name__}: {exc}".splitlines()[0]})
         for batch in cfg["batches"]:
             gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 7 * batch + width)
             x32 = torch.randn((batch, width), generator=gen, device=device)
