@@ -114,10 +114,14 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
         v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
         mu1 = m1 / v
         star2 = m2 - m0**2 - mu1**2 * v
-        tol = max(abs(m2), mpmath.mpf(1)) * mpmath.mpf(10) ** (-digits - 2)
-        if star2 < -tol:  # pragma: no cover - would mean a broken closed form
+        # mu_star^2 is a difference of moments known to about 10^-(digits+3)
+        # relative: anything below that is rounding noise (e.g. linear
+        # activations), and it must be an exact 0 so that the solver sees the
+        # true rank of the feature covariance
+        tol = abs(m2) * mpmath.mpf(10) ** (-digits - 2)
+        if star2 < -max(tol, mpmath.mpf(10) ** (-digits - 2)):  # pragma: no cover - a broken closed form
             raise ArithmeticError(f"negative mu_star^2 = {star2} for {act.name} at v = {v}")
-        mu_star = mpmath.sqrt(max(star2, 0))
+        mu_star = mpmath.sqrt(star2) if star2 > tol else mpmath.mpf(0)
         return Coefficients(
             activation=act.name,
             variance=+v,

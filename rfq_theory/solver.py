@@ -42,9 +42,10 @@ from .model import DeepRF
 
 __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]
 
-#: Below this ratio kappa_l / (kappa_l + kappastar_l^2) the float path loses
-#: more than ~4 digits to cancellation (which the root finding amplifies) and the point is re-solved with mpmath.
-FLOAT_CONDITION_LIMIT = 1e-4
+#: When cancellations in the walk amplify rounding errors by more than this
+#: factor (about 5 of the 16 float digits lost), the float path re-solves the
+#: point with mpmath so that both paths agree to 1e-9.
+FLOAT_AMPLIFICATION_LIMIT = 1e5
 FALLBACK_DIGITS = 25
 
 
@@ -106,13 +107,16 @@ class WalkState:
 
     ``kappas[l]`` and ``dkappas[l] = d kappa_l / d kappa_0`` for the chain's
     layers (index 0 is the base), ``df1`` and ``ddf1 = d df1_L / d kappa_0``
-    of the top layer.
+    of the top layer. ``cancellation`` bounds the factor by which rounding
+    errors were amplified by subtractions of nearly equal numbers
+    (``k_l - df1_{l-1}`` and ``kappa_l = (...) - c_l``).
     """
 
     kappas: list
     dkappas: list
     df1: object
     ddf1: object
+    cancellation: object = 1
 
 
 def walk(chain: Chain, kappa0) -> Optional[WalkState]:
@@ -131,11 +135,13 @@ def walk(chain: Chain, kappa0) -> Optional[WalkState]:
     D = chain.base_dim * c0 / denom
     dD = -chain.base_dim * c0 / (denom * denom)
     kappas, dkappas = [kap], [dkap]
+    cancel = 1
     for k_prev, k, a, c in chain.layers:
         gap = k - D
         new = a * kap * gap / k_prev - c
         if not new > 0:
             return None
+        cancel *= max(1, max(k, k_prev) / gap) * (1 + c / new)
         dnew = a / k_prev * (dkap * gap - kap * dD)
         D_new = k - k_prev * new / (a * kap)
         dD = -k_prev / a * (dnew * kap - new * dkap) / (kap * kap)
@@ -143,7 +149,7 @@ def walk(chain: Chain, kappa0) -> Optional[WalkState]:
         kap, dkap = new, dnew
         kappas.append(kap)
         dkappas.append(dkap)
-    return WalkState(kappas, dkappas, D, dD)
+    return WalkState(kappas, dkappas, D, dD, cancel)
 
 
 def _edge(chain: Chain, ctx):
@@ -501,15 +507,11 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     else:
         train = (lam / kappa_L) ** 2 * test
 
-    residuals = _residuals(chain, kappas, n, lam, at_edge)
+    residuals = _residuals(chain, state.kappas, n, lam, at_edge)
     fallback = False
-    if ctx is mpmath.fp:
-        # cancellation check: kappa_l computed as a difference of nearly equal numbers
-        for (k_prev, k, a, c), kap in zip(chain.layers, kappas[1:]):
-            if c > 0 and kap / (kap + c) < FLOAT_CONDITION_LIMIT and not at_edge:
-                fallback = True
-        if abs(denom) < 1e-6:
-            fallback = True
+    if ctx is mpmath.fp and not at_edge:
+        # rounding errors amplified by cancellations in the walk
+        fallback = state.cancellation > FLOAT_AMPLIFICATION_LIMIT or abs(denom) < 1e-6
     full_kappas = tuple([None] * chain.first + kappas)
     return Prediction(
         test_error=test,
@@ -537,12 +539,18 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
 
 
 def _residuals(chain, kappas, n, lam, at_edge):
-    """Residuals of every equation at the solution, recomputed from the kappas."""
+    """Relative residuals of every equation, recomputed from the walked kappas.
+
+    At the branch edge (ridgeless, under-parameterized) the last entry is
+    ``kappa_L`` of the edge point found (the equation there is ``kappa_L = 0``).
+    """
     c0 = chain.base_scale
     D = chain.base_dim * c0 / (c0 + kappas[0])
     out = []
     for (k_prev, k, a, c), kap_prev, kap in zip(chain.layers, kappas[:-1], kappas[1:]):
-        out.append(abs(a * kap_prev * (k - D) / k_prev - (kap + c)) / (kap + c))
+        lhs = a * kap_prev * (k - D) / k_prev
+        scale = max(abs(lhs), kap + c)
+        out.append(abs(lhs - (kap + c)) / scale if scale > 0 else 0 * scale)
         D = k - k_prev * kap / (a * kap_prev)
     if at_edge:
         out.append(abs(kappas[-1]))

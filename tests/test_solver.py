@@ -303,3 +303,23 @@ def test_scaled_sign_relu_equal_at_optimal_ridge_but_not_tanh():
         _, a = optimal_ridge(full, 400, 0.2)
         _, b = optimal_ridge(full.with_quantizers("sign-scaled"), 400, 0.2)
         assert math.isclose(a.test_error, b.test_error, rel_tol=1e-9) == equal
+
+
+@pytest.mark.parametrize(
+    "widths, acts, quant, n, ridge",
+    [
+        ([62953.6], ["linear"], "ternary:0.5", 785.98, 0),  # linear last layer at the branch edge
+        ([8098.6, 107.4, 43.5], ["sign", "abs", "linear"], "none", 445.9, 0),
+        ([905.8, 289.6, 48951.9, 89.2, 331.5, 1.219, 1149.9],
+         ["leaky_relu:0.2", "sign", "tanh", "erf", "gelu", "sigmoid", "silu"], "uniform:2", 8194.1, 1e-6),
+        ([152.3, 11104.8, 8.44, 6902.4, 1.48, 1526.5, 13133.1],
+         ["leaky_relu:0.2", "leaky_relu:0.2", "sigmoid", "sigmoid", "linear", "erf", "erf"], "sign", 14.04, 0),
+    ],
+)
+def test_extreme_models_found_by_fuzzing(widths, acts, quant, n, ridge):
+    """Regression cases: width ratios up to 1e4 and depth 7; float and mpmath paths agree to 1e-9."""
+    model = DeepRF(100, widths, acts, quant)
+    pf = predict(model, n, ridge, 0.1)
+    pm = predict(model, n, repr(ridge), 0.1, digits=25)
+    assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
+    assert max(pm.residuals) < mpmath.mpf(10) ** -20
