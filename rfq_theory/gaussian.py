@@ -101,18 +101,23 @@ def gaussian_expectation(fn, variance, digits=15, kinks=(), what="activation"):
         sd = mpmath.sqrt(v)
         norm = 1 / mpmath.sqrt(2 * mpmath.pi)
 
-        def integrand(t):
+        def raw(t):
             val = fn(sd * t)
             if isinstance(val, mpmath.mpc):
                 val = val.real
             return val * mpmath.exp(-t * t / 2)
 
-        value, err = mpmath.quad(integrand, _points(kinks, sd), error=True, maxdegree=10)
-        value *= norm
-        err *= norm
-        # natural size of the integrand, so that integrals that vanish by
-        # symmetry are judged on an absolute scale
-        scale = max(abs(value), norm * abs(integrand(mpmath.mpf(1))), norm * abs(integrand(mpmath.mpf(-1))))
+        # natural size of the integrand: the quadrature runs on the integrand
+        # divided by it (its error estimate has an absolute floor near the
+        # working epsilon), and integrals that vanish by symmetry are judged
+        # on this scale
+        size = max(abs(raw(mpmath.mpf(t))) for t in (-2, -1, -0.5, 0.5, 1, 2))
+        if size == 0:
+            size = mpmath.mpf(1)
+        value, err = mpmath.quad(lambda t: raw(t) / size, _points(kinks, sd), error=True, maxdegree=10)
+        value *= norm * size
+        err *= norm * size
+        scale = max(abs(value), norm * size)
         if not mpmath.isfinite(value) or err > scale * mpmath.mpf(10) ** (-digits - 2):
             raise GaussianIntegralError(
                 f"quadrature of the {what} did not reach {digits} digits "
