@@ -18,7 +18,7 @@ import mpmath
 
 from . import __version__
 from .activations import V, get_activation
-from .checks import InputError, check_digits, format_number
+from .checks import InputError, check_digits, format_number, to_mpf_exactly
 from .coefficients import NotExactError, coefficients
 from .equivalence import propagate
 from .model import DeepRF
@@ -115,8 +115,6 @@ def _cmd_coefficients(args):
         quant = get_quantizer(args.quantizer)
         with mpmath.workdps(digits + 10):
             s2 = quant.second_moment(digits + 10)
-            from .checks import to_mpf_exactly
-
             variance = s2 * to_mpf_exactly(args.variance, "variance", digits + 10)
     c = coefficients(act, variance, digits)
     if s2 is not None:
@@ -216,11 +214,6 @@ def _print_layers(layers, digits):
 # --------------------------------------------------------------------------
 
 
-def _prediction_dict(pred, digits):
-    d = pred.as_dict(digits)
-    return d
-
-
 def _cmd_predict(args):
     model = _model_from_args(args)
     digits = check_digits(args.digits) if args.digits is not None else None
@@ -230,7 +223,7 @@ def _cmd_predict(args):
     else:
         lam, pred = None, predict(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
     if args.json:
-        out = _prediction_dict(pred, shown)
+        out = pred.as_dict(shown)
         out.update(
             {
                 "input_dim": args.input_dim,
@@ -277,9 +270,9 @@ def _cmd_theorem(args):
     res = one_bit_theorem(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
     if args.json:
         out = {
-            "full_precision": _prediction_dict(res.full, shown),
-            "sign": _prediction_dict(res.sign, shown),
-            "sign_scaled": _prediction_dict(res.sign_scaled, shown),
+            "full_precision": res.full.as_dict(shown),
+            "sign": res.sign.as_dict(shown),
+            "sign_scaled": res.sign_scaled.as_dict(shown),
             "difference_sign": _fmt(res.difference_sign, shown),
             "difference_sign_scaled": _fmt(res.difference_scaled, shown),
             "digits": digits,
