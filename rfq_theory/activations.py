@@ -93,6 +93,11 @@ class Activation:
         return tuple(None if f is None else f.subs(V, v) for f in forms)
 
     @property
+    def is_affine(self) -> bool:
+        """True for ``sigma(u) = a + b u``: the only activations with ``mu_star = 0``."""
+        return bool(self.expr.is_polynomial(U)) and sp.degree(self.expr, U) <= 1
+
+    @property
     def is_exact(self) -> bool:
         """True when all three moments have closed forms."""
         return self.closed_form is not None and all(f is not None for f in self.closed_form(V))

@@ -91,6 +91,38 @@ def _moments_cached(act: Activation, v_text: str, digits: int):
     return tuple(values), tuple(exact)
 
 
+#: Largest number of extra digits spent on resolving a tiny mu_star^2.
+MAX_EXTRA_DIGITS = 600
+
+
+def _mu_star_squared(act, variance, digits):
+    """``E sigma^2 - mu0^2 - mu1^2 v`` with ``digits`` correct significant digits.
+
+    The difference cancels when ``sigma`` is nearly linear on the scale of
+    ``sqrt(v)`` (e.g. ``tanh`` at tiny ``v``): the moments are then
+    recomputed with as many extra digits as the cancellation costs. Only an
+    affine ``sigma`` has ``mu_star = 0`` (the Gaussian measure charges the
+    whole line); for any other activation a value that stays below
+    ``10^-(digits + MAX_EXTRA_DIGITS)`` of ``E sigma^2`` is returned as 0.
+    """
+    extra = 0
+    while True:
+        work = digits + extra
+        (m0, m1, m2), _ = gaussian_moments(act, variance, work)
+        with mpmath.workdps(work + GUARD_DIGITS):
+            v = to_mpf_exactly(variance, "variance", work + GUARD_DIGITS)
+            star2 = m2 - m0**2 - m1**2 / v
+            # the moments carry ~work + 3 digits, so star2 keeps work + 3 - lost
+            lost = mpmath.log10(abs(m2) / star2) if star2 > 0 else mpmath.mpf(work + 3)
+            if star2 > 0 and work + 3 - lost >= digits:
+                return star2
+            if star2 < -abs(m2) * mpmath.mpf(10) ** (-work + 2):  # pragma: no cover - a broken closed form
+                raise ArithmeticError(f"negative mu_star^2 = {star2} for {act.name} at v = {v}")
+        if extra >= MAX_EXTRA_DIGITS:
+            return mpmath.mpf(0)
+        extra = min(MAX_EXTRA_DIGITS, max(2 * extra + 10, int(lost) + 8))
+
+
 def coefficients(activation, variance, digits=15) -> Coefficients:
     """Gaussian-equivalent coefficients ``mu0, mu1, mu_star`` of ``activation``.
 
@@ -113,15 +145,8 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
     with mpmath.workdps(digits + GUARD_DIGITS):
         v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
         mu1 = m1 / v
-        star2 = m2 - m0**2 - mu1**2 * v
-        # mu_star^2 is a difference of moments known to about 10^-(digits+3)
-        # relative: anything below that is rounding noise (e.g. linear
-        # activations), and it must be an exact 0 so that the solver sees the
-        # true rank of the feature covariance
-        tol = abs(m2) * mpmath.mpf(10) ** (-digits - 2)
-        if star2 < -max(tol, mpmath.mpf(10) ** (-digits - 2)):  # pragma: no cover - a broken closed form
-            raise ArithmeticError(f"negative mu_star^2 = {star2} for {act.name} at v = {v}")
-        mu_star = mpmath.sqrt(star2) if star2 > tol else mpmath.mpf(0)
+        star2 = _mu_star_squared(act, variance, digits) if not act.is_affine else mpmath.mpf(0)
+        mu_star = mpmath.sqrt(star2)
         return Coefficients(
             activation=act.name,
             variance=+v,

@@ -189,3 +189,15 @@ def test_unknown_activations_rejected(bad):
 def test_bad_variance_rejected(bad):
     with pytest.raises(ValueError, match="variance"):
         coefficients("relu", bad)
+
+
+@pytest.mark.parametrize("variance", ["1e-8", "1e-20"])
+def test_tiny_mu_star_keeps_its_digits(variance):
+    """tanh(u) = u - u^3/3 + ...: mu_star = sqrt(2/3) v^(3/2) (1 + O(v)), 30+ orders below E tanh^2."""
+    c = coefficients("tanh", variance, 20)
+    with mpmath.workdps(60):
+        v = mpmath.mpf(variance)
+        want = mpmath.sqrt(mpmath.mpf(2) / 3) * v**1.5
+        assert abs(c.mu_star / want - 1) < 10 * v  # the O(v) correction
+    assert coefficients("linear", "0.3", 30).mu_star == 0
+    assert coefficients("2*u - 1", "5", 30).mu_star == 0
