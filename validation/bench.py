@@ -246,6 +246,21 @@ def _readout(z, a, dtype):
     return (z @ a.to(dtype)) * (1.0 / math.sqrt(a.shape[0]))
 
 
+def _make_impl(layer, n_layers: int, a, dt, layer_bytes: int) -> Impl:
+    """An :class:`Impl` from one variant's ``layer(i, z)``: ``n_layers`` layers then the readout ``a``.
+
+    Weight memory is ``layer_bytes`` plus the readout's bytes.
+    """
+
+    def forward(x):
+        z = x
+        for i in range(n_layers):
+            z = layer(i, z)
+        return _readout(z, a, dt)
+
+    return Impl(layer, forward, layer_bytes + a.numel() * a.element_size(), dt)
+
+
 def _dense_factory(dtype_name: str):
     def factory(model: Model, opts: dict) -> Impl:
         import torch
@@ -259,14 +274,7 @@ def _dense_factory(dtype_name: str):
         def layer(i, z):
             return _act_inplace(torch.addmm(zero, z, wts[i], beta=0, alpha=alphas[i]), model.activation)
 
-        def forward(x):
-            z = x
-            for i in range(len(wts)):
-                z = layer(i, z)
-            return _readout(z, a, dt)
-
-        nbytes = sum(w.numel() * w.element_size() for w in wts) + a.numel() * a.element_size()
-        return Impl(layer, forward, nbytes, dt)
+        return _make_impl(layer, len(wts), a, dt, sum(w.numel() * w.element_size() for w in wts))
 
     return factory
 
@@ -297,14 +305,7 @@ def _onebit_factory(dtype_name: str, fused_only: bool = False, v1: bool = False)
             return onebit_linear(z, words[i], ms[i], alphas[i], model.activation, gemv_max_batch=gmb,
                                  unpack_min_batch=umb, strategy=strategy)
 
-        def forward(x):
-            z = x
-            for i in range(len(words)):
-                z = layer(i, z)
-            return _readout(z, a, dt)
-
-        nbytes = sum(w.numel() * 4 for w in words) + a.numel() * a.element_size()
-        return Impl(layer, forward, nbytes, dt)
+        return _make_impl(layer, len(words), a, dt, sum(w.numel() * 4 for w in words))
 
     return factory
 
@@ -326,14 +327,7 @@ def _reference_factory(dtype_name: str):
             y = torch.addmm(zero, z, s.t(), beta=0, alpha=1.0 / math.sqrt(ms[i]))
             return _act_inplace(y, model.activation)
 
-        def forward(x):
-            z = x
-            for i in range(len(words)):
-                z = layer(i, z)
-            return _readout(z, a, dt)
-
-        nbytes = sum(w.numel() * 4 for w in words) + a.numel() * a.element_size()
-        return Impl(layer, forward, nbytes, dt)
+        return _make_impl(layer, len(words), a, dt, sum(w.numel() * 4 for w in words))
 
     return factory
 
@@ -390,18 +384,11 @@ def _gemlite_factory(dtype_name: str):
             layers.append(lin)
             nbytes += sum(t.numel() * t.element_size() for t in (lin.W_q, lin.scales, lin.zeros))
         a = model.readout.to(dt)
-        nbytes += a.numel() * a.element_size()
 
         def layer(i, z):
             return _act_inplace(layers[i](z), model.activation)
 
-        def forward(x):
-            z = x
-            for i in range(len(layers)):
-                z = layer(i, z)
-            return _readout(z, a, dt)
-
-        return Impl(layer, forward, nbytes, dt)
+        return _make_impl(layer, len(layers), a, dt, nbytes)
 
     return factory
 
