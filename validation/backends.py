@@ -162,6 +162,17 @@ def _torch_builder(torch):
     def const(x):
         return float(x)
 
+    def fold(parts, op):
+        """``u -> op(...op(op(p0(u), p1(u)), p2(u))...)`` for n-ary Max/Min/And/Or."""
+
+        def folded(u):
+            out = parts[0](u)
+            for p in parts[1:]:
+                out = op(out, p(u))
+            return out
+
+        return folded
+
     unary = {
         sp.tanh: torch.tanh,
         sp.erf: torch.erf,
@@ -206,16 +217,7 @@ def _torch_builder(torch):
             f, a = unary[e.func], build(arg)
             return lambda u: f(a(u))
         if isinstance(e, (sp.Max, sp.Min)):
-            parts = [build(a) for a in e.args]
-            op = torch.maximum if isinstance(e, sp.Max) else torch.minimum
-
-            def extreme(u, parts=parts, op=op):
-                out = parts[0](u)
-                for p in parts[1:]:
-                    out = op(out, p(u))
-                return out
-
-            return extreme
+            return fold([build(a) for a in e.args], torch.maximum if isinstance(e, sp.Max) else torch.minimum)
         if isinstance(e, sp.Heaviside):
             a = build(e.args[0])
             h0 = const(e.args[1]) if len(e.args) > 1 else 0.5
@@ -244,16 +246,7 @@ def _torch_builder(torch):
             op = ops[c.rel_op]
             return lambda u: op(lhs(u), rhs(u))
         if isinstance(c, (sp.And, sp.Or)):
-            parts = [build_cond(a) for a in c.args]
-            op = torch.logical_and if isinstance(c, sp.And) else torch.logical_or
-
-            def logic(u, parts=parts, op=op):
-                out = parts[0](u)
-                for p in parts[1:]:
-                    out = op(out, p(u))
-                return out
-
-            return logic
+            return fold([build_cond(a) for a in c.args], torch.logical_and if isinstance(c, sp.And) else torch.logical_or)
         raise _Unsupported(str(c))
 
     return build
