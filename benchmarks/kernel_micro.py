@@ -14,8 +14,8 @@ import sys
 import torch
 import triton
 
-from validation.onebit import pack_signs_torch
-from validation import triton_onebit as tob
+from validation.timing.onebit import pack_signs_torch
+from validation.timing import triton_onebit as tob
 
 STRATEGIES = {1: ["gemv", "gemv2", "gemm2"], 16: ["gemm", "gemm2", "gemv2"], 256: ["gemm", "gemm2", "unpack"],
               1024: ["gemm2", "unpack"], 4096: ["gemm2", "unpack"]}

@@ -12,18 +12,56 @@ Public API
 Notation and equations: ``docs/theory.md``.
 """
 
-from .activations import Activation, ActivationError, builtin_activations, get_activation
-from .checks import InputError
-from .coefficients import Coefficients, NotExactError, coefficients, exact_coefficients
-from .equivalence import LayerCoefficients, propagate, propagate_exact
-from .expressions import ExpressionError, parse_expression
-from .gaussian import GaussianIntegralError
-from .model import DeepRF
-from .quantizers import Quantizer, QuantizerError, builtin_quantizers, get_quantizer
-from .solver import Prediction, SolverError, predict
-from .sweeps import TheoremResult, one_bit_theorem, optimal_ridge, sweep
-
 __version__ = "0.1.0"
+
+# Public names and the module that defines each; imported on first use, so that
+# ``import rfq_theory`` (and ``rfq --help``) stays light.
+_LAZY = {
+    "Activation": "activations",
+    "ActivationError": "activations",
+    "builtin_activations": "activations",
+    "get_activation": "activations",
+    "InputError": "checks",
+    "Coefficients": "coefficients",
+    "NotExactError": "coefficients",
+    "coefficients": "coefficients",
+    "exact_coefficients": "coefficients",
+    "LayerCoefficients": "equivalence",
+    "propagate": "equivalence",
+    "propagate_exact": "equivalence",
+    "ExpressionError": "expressions",
+    "parse_expression": "expressions",
+    "GaussianIntegralError": "gaussian",
+    "DeepRF": "model",
+    "Quantizer": "quantizers",
+    "QuantizerError": "quantizers",
+    "builtin_quantizers": "quantizers",
+    "get_quantizer": "quantizers",
+    "Prediction": "solver",
+    "SolverError": "solver",
+    "predict": "solver",
+    "TheoremResult": "sweeps",
+    "one_bit_theorem": "sweeps",
+    "optimal_ridge": "sweeps",
+    "sweep": "sweeps",
+    "clear_caches": "caches",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rfq_theory' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "Activation",
@@ -42,6 +80,7 @@ __all__ = [
     "TheoremResult",
     "builtin_activations",
     "builtin_quantizers",
+    "clear_caches",
     "coefficients",
     "exact_coefficients",
     "get_activation",

@@ -31,6 +31,7 @@ import numpy as np
 import sympy as sp
 from scipy import special as _special
 
+from .caches import register_cache
 from .expressions import U, ExpressionError, parse_expression
 
 __all__ = [
@@ -434,3 +435,6 @@ def _symmetry_closed_form(expr):
     if even:
         return lambda v: (None, sp.Integer(0), None)
     return None
+
+
+register_cache(get_activation.cache_clear)

@@ -22,11 +22,12 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
+from .caches import register_cache
 from .activations import V, Activation, get_activation
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
 from .checks import check_digits, to_mpf_exactly
 
-__all__ = ["Coefficients", "coefficients", "exact_coefficients", "NotExactError", "gaussian_moments"]
+__all__ = ["Coefficients", "coefficients", "closed_forms", "exact_coefficients", "NotExactError", "gaussian_moments"]
 
 
 class NotExactError(ValueError):
@@ -159,29 +160,49 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
         )
 
 
+def closed_forms(activation, variance=V):
+    """Closed forms of ``mu0, mu1, mu_star`` and ``E sigma^2`` where they exist.
+
+    Returns a dict with the keys ``mu0``, ``mu1``, ``mu_star`` and
+    ``second_moment``; a coefficient without closed form is ``None``.
+    ``variance`` may be a SymPy symbol (default: the positive symbol ``v``)
+    or an exact number (a decimal string is taken exactly).
+    """
+    act = get_activation(activation)
+    if isinstance(variance, str):
+        variance = sp.Rational(variance)
+    elif isinstance(variance, int):
+        variance = sp.Integer(variance)
+    elif isinstance(variance, float):
+        variance = sp.Rational(repr(variance))
+    m0, m1, m2 = act.moments_exact(variance)
+    out = {
+        "mu0": None if m0 is None else sp.simplify(m0),
+        "mu1": None if m1 is None else sp.simplify(m1 / variance),
+        "mu_star": None,
+        "second_moment": None if m2 is None else sp.simplify(m2),
+    }
+    if None not in (m0, m1, m2):
+        out["mu_star"] = sp.sqrt(sp.simplify(m2 - out["mu0"] ** 2 - out["mu1"] ** 2 * variance))
+    return out
+
+
 def exact_coefficients(activation, variance=V):
     """Closed forms of ``mu0, mu1, mu_star`` and ``E sigma^2`` as SymPy expressions.
 
     ``variance`` may be a SymPy symbol (default: the positive symbol ``v``)
     or an exact number.  Raises :class:`NotExactError` naming the
-    coefficients without closed form.
+    coefficients without closed form (see :func:`closed_forms` for the
+    partial answer).
     """
-    act = get_activation(activation)
-    if isinstance(variance, str):
-        variance = sp.Rational(variance)
-    variance = sp.sympify(variance) if isinstance(variance, (int, float)) else variance
-    m0, m1, m2 = act.moments_exact(variance)
-    missing = [n for n, m in (("E sigma", m0), ("E u sigma", m1), ("E sigma^2", m2)) if m is None]
+    forms = closed_forms(activation, variance)
+    missing = [n for n in ("mu0", "mu1", "second_moment") if forms[n] is None]
     if missing:
         raise NotExactError(
-            f"activation {act.name!r} has no closed form for {', '.join(missing)}; "
+            f"activation {get_activation(activation).name!r} has no closed form for {', '.join(missing)}; "
             "use coefficients() for high-precision quadrature"
         )
-    mu1 = sp.simplify(m1 / variance)
-    star2 = sp.simplify(m2 - m0**2 - mu1**2 * variance)
-    return {
-        "mu0": sp.simplify(m0),
-        "mu1": mu1,
-        "mu_star": sp.sqrt(star2),
-        "second_moment": sp.simplify(m2),
-    }
+    return forms
+
+
+register_cache(_moments_cached.cache_clear)

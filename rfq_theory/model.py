@@ -8,6 +8,7 @@ from typing import Tuple
 
 import mpmath
 
+from .caches import register_cache
 from .activations import get_activation
 from .checks import InputError, check_positive
 from .equivalence import broadcast_layers, propagate
@@ -96,3 +97,6 @@ class DeepRF:
 @lru_cache(maxsize=512)
 def _layers_cached(activations, quantizers, digits):
     return propagate(list(activations), list(quantizers), digits)
+
+
+register_cache(_layers_cached.cache_clear)

@@ -43,6 +43,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .caches import register_cache
 from .expressions import U, ExpressionError, parse_expression
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
 
@@ -282,3 +283,6 @@ def get_quantizer(spec) -> Quantizer:
     raise QuantizerError(
         f"unknown quantizer {text!r}; choose from {', '.join(builtin_quantizers())} or expr:<expression in g>"
     )
+
+
+register_cache(get_quantizer.cache_clear)

@@ -12,28 +12,34 @@ from typing import Optional, Sequence
 
 import mpmath
 from scipy.optimize import minimize_scalar
-from tqdm.auto import tqdm
 
+from .axes import VARY_CHOICES
 from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
 from .solver import Prediction, predict
 
 __all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "one_bit_theorem", "TheoremResult", "model_at"]
 
-VARY_CHOICES = ("samples", "width", "ridge")
 
 
 def model_at(model: DeepRF, vary: str, value, samples, ridge):
-    """The ``(model, samples, ridge)`` of one grid point.
+    """The ``(model, samples, ridge)`` of one grid point: the one definition of each axis.
 
-    ``vary="samples"`` sets ``n = value``; ``"width"`` sets the last width
-    ``k_L = value`` (the double-descent axis); ``"ridge"`` sets
-    ``lambda = value``.
+    - ``"samples"``: ``n = value``;
+    - ``"width"``: the last width ``k_L = value`` (the double-descent axis);
+    - ``"widths"``: every width multiplied by ``value`` (depth and the ratios
+      between layers kept);
+    - ``"ridge"``: ``lambda = value``.
+
+    ``sweep``, ``rfq curve``, ``rfq validate`` and the demo all use it.
     """
     if vary == "samples":
         return model, value, ridge
     if vary == "width":
         return model.with_widths(tuple(model.widths[:-1]) + (value,)), samples, ridge
+    if vary == "widths":
+        factor = check_positive(value, "widths factor")
+        return model.with_widths(tuple(check_positive(w, "width") * factor for w in model.widths)), samples, ridge
     if vary == "ridge":
         return model, samples, value
     raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
@@ -56,9 +62,10 @@ def sweep(
     ----------
     vary:
         ``"samples"`` (learning curve, error vs ``n``), ``"width"``
-        (error vs ``k_L``, the double-descent curve) or ``"ridge"``.
+        (error vs ``k_L``, the double-descent curve), ``"widths"`` (all
+        widths times a factor) or ``"ridge"`` (see :func:`model_at`).
     values:
-        Grid values (absolute: ``n``, ``k_L`` or ``lambda``).
+        Grid values (absolute ``n``, ``k_L``, ``lambda``, or the widths factor).
     samples, ridge:
         The fixed ``n`` and ``lambda`` for the quantities not varied.
     progress:
@@ -78,12 +85,14 @@ def sweep(
     for i, v in enumerate(values):
         (check_nonnegative if vary == "ridge" else check_positive)(v, f"values[{i}]")
     disable = None if progress is None and len(values) > 50 else not progress
+    from tqdm.auto import tqdm
+
     out = []
     guess = None
     for value in tqdm(values, desc=f"sweep {vary}", disable=disable, leave=False):
         m, n, lam = model_at(model, vary, value, samples, ridge)
         pred = predict(m, n, lam, noise, target, digits=digits, guess=guess)
-        guess = pred.kappa0 if pred.kappa0 is not None and vary != "width" else None
+        guess = pred.kappa0 if pred.kappa0 is not None and vary not in ("width", "widths") else None
         out.append(pred)
     return out
 

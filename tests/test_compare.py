@@ -7,15 +7,15 @@ import math
 
 import pytest
 
-import validation.compare as compare
-from validation.compare import (
+import validation.montecarlo.compare as compare
+from validation.montecarlo.compare import (
     ValidationConfig,
-    add_validate_arguments,
     format_table,
     run_validate,
     run_validation,
 )
-from validation.tolerance import critical_z, finite_size_allowance, regime_warnings, verdict
+from validation.montecarlo.commands import add_validate_arguments
+from validation.montecarlo.tolerance import critical_z, finite_size_allowance, regime_warnings, verdict
 
 TINY = dict(input_dim=40, widths=(60, 50), activations=("tanh", "relu"), variants=("none", "sign"),
             vary="samples", grid=(0.5, 2.0), trials=3, test_samples=300, ridge=1e-2, noise=0.1)
@@ -140,7 +140,7 @@ def test_cli_run_and_json(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_scaling_check(tmp_path):
-    from validation.scaling import format_scaling, run_scaling
+    from validation.montecarlo.scaling import format_scaling, run_scaling
 
     cfg = ValidationConfig(**dict(TINY, input_dim=80, widths=(120, 100), samples=160, trials=4, test_samples=800))
     res = run_scaling(cfg, factors=(0.5, 1.0), out=tmp_path, progress=False)
@@ -152,7 +152,8 @@ def test_scaling_check(tmp_path):
 
 @pytest.mark.slow
 def test_demo_passes(tmp_path, capsys):
-    from validation.demo import add_demo_arguments, run_demo
+    from validation.montecarlo.commands import add_demo_arguments
+    from validation.montecarlo.demo import run_demo
 
     args = add_demo_arguments(argparse.ArgumentParser()).parse_args(["--out", str(tmp_path), "--no-progress"])
     assert run_demo(args) == 0

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from rfq_theory import DeepRF, predict
-from validation.finite_size import (
+from validation.montecarlo.finite_size import (
     FiniteSizeSpectrum,
     finite_size_predict,
     finite_size_spectrum,
     unit_variance_matrices,
 )
-from validation.simulate import draw_weights
+from validation.montecarlo.simulate import draw_weights
 
 
 def _omega_phi(model, F):

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from validation.onebit import (OneBitLayer, as_bytes, pack_signs, packed_nbytes, packed_words,
+from validation.timing.onebit import (OneBitLayer, as_bytes, pack_signs, packed_nbytes, packed_words,
                                unpack_signs)
 
 ODD_SHAPES = [(1, 1), (3, 31), (2, 32), (5, 33), (4, 70)]
@@ -46,7 +46,7 @@ def test_pack_errors_name_parameter():
 
 def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
     torch = pytest.importorskip("torch")
-    from validation.onebit import pack_signs_torch, unpack_signs_torch
+    from validation.timing.onebit import pack_signs_torch, unpack_signs_torch
 
     g = torch.Generator().manual_seed(0)
     for k, m in ODD_SHAPES:
@@ -57,7 +57,7 @@ def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
     layer = OneBitLayer.from_dense(w, scale=2.0)
     assert layer.nbytes == p.numel() * 4 and layer.alpha == pytest.approx(2.0 / m ** 0.5)
     pytest.importorskip("triton")
-    from validation.triton_onebit import reference_linear
+    from validation.timing.triton_onebit import reference_linear
 
     x = torch.randn(3, m, generator=g, dtype=torch.float64)
     dense = torch.relu(x @ torch.where(w >= 0, 1.0, -1.0).double().t() * 0.25)
@@ -72,8 +72,8 @@ KERNEL_CASES = [(strategy, dtype) for strategy in ("gemv", "gemv2", "gemv3", "ge
 def test_triton_kernels_match_reference(strategy, dtype):
     torch = pytest.importorskip("torch")
     pytest.importorskip("triton")
-    from validation.onebit import pack_signs_torch
-    from validation.triton_onebit import onebit_linear, reference_linear
+    from validation.timing.onebit import pack_signs_torch
+    from validation.timing.triton_onebit import onebit_linear, reference_linear
 
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     tol = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 1e-2}[dtype]
@@ -100,8 +100,8 @@ def test_half2_kernels_accumulation_and_fallback():
     """gemv2 / gemm2 on a wider layer (several words, padded tail) and the fp32 fallback."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("triton")
-    from validation.onebit import pack_signs_torch
-    from validation.triton_onebit import choose_strategy, onebit_linear, reference_linear
+    from validation.timing.onebit import pack_signs_torch
+    from validation.timing.triton_onebit import choose_strategy, onebit_linear, reference_linear
 
     assert choose_strategy(1, "auto", dtype="fp16") == "gemv2"
     assert choose_strategy(1, "auto", dtype="bf16") == "gemv"
@@ -128,7 +128,7 @@ def test_half2_kernels_accumulation_and_fallback():
 def test_gemv2_asm_matches_emulation_text():
     """The PTX block used on GPUs does the 16 documented steps (shift, mask, xor, half2 add)."""
     pytest.importorskip("triton")
-    from validation import triton_onebit as tob
+    from validation.timing import triton_onebit as tob
 
     asm = tob._GEMV2_ASM_F16.value
     assert asm.count("add.rn.f16x2") == 15 and asm.count("xor.b32") == 16
@@ -141,7 +141,7 @@ def test_gemv2_asm_matches_emulation_text():
 def test_onebit_linear_rejects_bad_input():
     torch = pytest.importorskip("torch")
     pytest.importorskip("triton")
-    from validation.triton_onebit import onebit_linear
+    from validation.timing.triton_onebit import onebit_linear
 
     words = torch.zeros((2, 1), dtype=torch.int32)
     with pytest.raises(ValueError, match="activation"):
@@ -153,7 +153,7 @@ def test_onebit_linear_rejects_bad_input():
 
 
 def _bench_args(tmp_path, **over):
-    from validation.bench import add_bench_arguments
+    from validation.timing.commands import add_bench_arguments
 
     p = argparse.ArgumentParser()
     add_bench_arguments(p)
@@ -166,7 +166,7 @@ def _bench_args(tmp_path, **over):
 
 def test_run_bench_cpu_writes_json(tmp_path, capsys):
     pytest.importorskip("torch")
-    from validation.bench import run_bench
+    from validation.timing.bench import run_bench
 
     args = _bench_args(tmp_path, variants="dense-fp32,dense-bf16,reference-fp32,onebit-fp16")
     assert run_bench(args) == 0
@@ -182,7 +182,7 @@ def test_run_bench_cpu_writes_json(tmp_path, capsys):
 
 def test_gate_refuses_broken_variant(tmp_path):
     pytest.importorskip("torch")
-    from validation import bench
+    from validation.timing import bench
 
     dense = bench._dense_factory("fp32")
 
@@ -216,7 +216,7 @@ def test_gate_refuses_broken_variant(tmp_path):
                                          ("activation", "gelu", "--activation"), ("layers", "0", "--layers")])
 def test_run_bench_bad_input(tmp_path, capsys, opt, val, msg):
     pytest.importorskip("torch")
-    from validation.bench import run_bench
+    from validation.timing.bench import run_bench
 
     assert run_bench(_bench_args(tmp_path, **{opt: val})) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -225,8 +225,8 @@ def test_run_bench_bad_input(tmp_path, capsys, opt, val, msg):
 
 def test_bench_imports_without_torch():
     code = ("import sys, argparse; sys.modules['torch'] = None; sys.modules['triton'] = None\n"
-            "import validation, validation.bench as b\n"
-            "p = argparse.ArgumentParser(); b.add_bench_arguments(p)\n"
+            "import validation, validation.timing.bench as b, validation.timing.commands as c\n"
+            "p = argparse.ArgumentParser(); c.add_bench_arguments(p)\n"
             "sys.exit(b.run_bench(p.parse_args([])))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
@@ -236,7 +236,7 @@ def test_bench_imports_without_torch():
 
 def test_gemlite_w1_weights_map_signs_exactly():
     torch = pytest.importorskip("torch")
-    from validation.bench import gemlite_w1_weights
+    from validation.timing.bench import gemlite_w1_weights
 
     g = torch.Generator().manual_seed(3)
     s = torch.where(torch.randn(8, 64, generator=g) >= 0, 1.0, -1.0)
@@ -250,7 +250,7 @@ def test_gemlite_w1_weights_map_signs_exactly():
 
 def test_gemlite_variant_unavailable_without_gemlite(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    from validation import bench
+    from validation.timing import bench
 
     monkeypatch.setitem(sys.modules, "gemlite", None)  # as if not installed
     reason = bench.gemlite_unavailable()
@@ -274,7 +274,7 @@ def test_gemlite_variant_passes_gate_on_gpu(tmp_path):
         pytest.skip("gemlite is not installed")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = tmp_path / "g.json"
-    r = subprocess.run([sys.executable, "-m", "validation.bench", "--widths", "256", "--batches", "1,16,256",
+    r = subprocess.run([sys.executable, "-m", "validation.timing.bench", "--widths", "256", "--batches", "1,16,256",
                         "--variants", "dense-fp16,gemlite-w1-fp16", "--repeats", "2", "--quiet",
                         "--json", str(out)], capture_output=True, text=True, env=env,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

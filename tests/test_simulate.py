@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rfq_theory import DeepRF, coefficients, get_activation, predict
-from validation.backends import get_backend
-from validation.simulate import (
+from validation.montecarlo.backends import get_backend
+from validation.montecarlo.simulate import (
     _Network,
     draw_weights,
     fit_readout,
@@ -18,7 +18,7 @@ from validation.simulate import (
     simulate_trial,
     trial_generators,
 )
-from validation.tolerance import critical_z, verdict
+from validation.montecarlo.tolerance import critical_z, verdict
 
 REFERENCE = Path(__file__).parents[2] / "shared/reference/predictions.json"
 

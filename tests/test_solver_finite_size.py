@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rfq_theory import DeepRF, predict
-from validation.finite_size import finite_size_spectrum
+from validation.montecarlo.finite_size import finite_size_spectrum
 
 CASES = [
     # model, list of (samples, ridge, noise, target)

@@ -1,1 +1,2 @@
-"""Validation tools for rfq_theory: Monte Carlo checks and the one-bit inference benchmark."""
+"""Validation of rfq_theory: Monte Carlo checks (``validation.montecarlo``) and
+one-bit inference timing (``validation.timing``)."""

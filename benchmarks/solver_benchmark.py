@@ -1,6 +1,6 @@
 """Speed benchmark of the solver (targets of the solver issue).
 
-Run ``python -m validation.solver_benchmark [--json out.json]``.  Measures
+Run ``python -m benchmarks.solver_benchmark [--json out.json]``.  Measures
 
 - one cached coefficient call for a float variance (target: well under 10 ms);
 - a 200-point learning curve of a 3-layer model on the float path (target < 1 s);
@@ -43,7 +43,7 @@ def run(width=2000, repeats=5):
     from rfq_theory.coefficients import _moments_cached
     from rfq_theory.model import _layers_cached
     from rfq_theory.sweeps import sweep
-    from validation.finite_size import finite_size_spectrum
+    from validation.montecarlo.finite_size import finite_size_spectrum
 
     out = {
         "python": sys.version.split()[0],

@@ -5,9 +5,9 @@ one row holds
 
 - ``theory``: :func:`rfq_theory.predict` (proportional limit, sections 3-4);
 - ``finite_size``: section 3 on the realized draw ``(seed, 0)``
-  (:mod:`validation.finite_size`; one ``eigh`` per variant and width);
-- ``mc``: :func:`validation.simulate.simulate` over ``trials`` draws, with
-  the verdict of :mod:`validation.tolerance`.
+  (:mod:`validation.montecarlo.finite_size`; one ``eigh`` per variant and width);
+- ``mc``: :func:`validation.montecarlo.simulate.simulate` over ``trials`` draws, with
+  the verdict of :mod:`validation.montecarlo.tolerance`.
 
 The grid varies one thing (``vary``):
 
@@ -20,8 +20,8 @@ All variants use the same seeds, so their draws share ``W`` (before
 quantization), ``theta`` and the data: variant differences are paired.
 Rows are appended to ``results.jsonl`` as they finish (``resume=True``
 skips rows already there); at the end ``results.csv``, ``report.json`` and
-``figure.png`` are written.  CLI: :func:`add_validate_arguments`,
-:func:`run_validate` (``rfq validate``, or ``python -m validation.compare``).
+``figure.png`` are written.  CLI: ``validation.montecarlo.commands``,
+:func:`run_validate` (``rfq validate``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ __all__ = [
     "run_validation",
     "theory_curves",
     "format_table",
-    "add_validate_arguments",
     "run_validate",
     "config_from_args",
     "VARY",
@@ -372,35 +371,6 @@ def _csv(text, name, cast=str):
         raise ValueError(f"--{name}: cannot read {text!r} as a list of numbers") from None
 
 
-def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``rfq validate`` (see ``docs/validation.md``)."""
-    a = parser.add_argument
-    a("--input-dim", type=str, default="800", help="input dimension d (default 800)")
-    a("--widths", type=str, default="1600,1200", help="comma-separated widths k_1..k_L (default 1600,1200)")
-    a("--activations", type=str, default="tanh,relu", help="one activation, or one per layer (default tanh,relu)")
-    a("--quantizers", type=str, default="none,sign,sign-scaled",
-      help="variants to compare, each applied to all layers (default none,sign,sign-scaled)")
-    a("--samples", type=str, default=None, help="n when samples are not varied (default d)")
-    a("--ridge", type=str, default="1e-2", help="ridge lambda >= 0 (default 1e-2)")
-    a("--noise", type=str, default="0.1", help="label-noise variance Delta (default 0.1)")
-    a("--target", type=str, default="linear", help="target f* (activation spec, default linear)")
-    a("--vary", choices=VARY, default="samples", help="what the grid varies (default samples)")
-    a("--grid", type=str, default="0.5,1,1.5,2,3",
-      help="multipliers of d (samples), of all widths (width), or ridge values (default 0.5,1,1.5,2,3)")
-    a("--trials", type=str, default="8", help="independent draws per row (default 8)")
-    a("--test-samples", type=str, default="4000", help="test points per draw (default 4000)")
-    a("--seed", type=str, default="0", help="base seed (default 0)")
-    a("--backend", choices=BACKENDS, default="numpy", help="simulation backend (default numpy)")
-    a("--device", choices=DEVICES, default="cpu", help="torch device (default cpu)")
-    a("--dtype", choices=DTYPES, default="float64", help="simulation precision (default float64)")
-    a("--out", type=str, default="validation-out", help="output directory (default ./validation-out)")
-    a("--resume", action="store_true", help="skip rows already in OUT/results.jsonl")
-    a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
-    a("--json", action="store_true", help="print the report as JSON instead of a table")
-    a("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
 def config_from_args(args) -> ValidationConfig:
     """Build a :class:`ValidationConfig` from parsed ``rfq validate`` arguments."""
     return ValidationConfig(
@@ -449,13 +419,3 @@ def run_validate(args) -> int:
     if args.scaling:
         ok = ok and report["scaling"]["verdict"] == "pass"
     return 0 if ok else 1
-
-
-def main(argv=None) -> int:
-    """``python -m validation.compare ...`` (same options as ``rfq validate``)."""
-    parser = add_validate_arguments(argparse.ArgumentParser(prog="rfq validate", description=__doc__.splitlines()[0]))
-    return run_validate(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,7 +2,7 @@
 
 Computes ``out = act(alpha * x @ sign(W).T)`` for ``x`` of shape ``(n, m)`` (fp16, bf16
 or fp32), packed ``words`` of shape ``(k, ceil(m/32))`` in the layout of
-:mod:`validation.onebit`, ``alpha = scale / sqrt(m)``; accumulation is fp32 and the
+:mod:`validation.timing.onebit`, ``alpha = scale / sqrt(m)``; accumulation is fp32 and the
 result has ``x``'s dtype.
 
 Kernels:

@@ -20,7 +20,7 @@ Randomness: draw ``t`` of seed ``s`` uses ``SeedSequence([s, t])`` split
 into independent streams (weights, ``theta``, training inputs and noise,
 test inputs and noise), all NumPy ``Generator`` s.  The weights therefore depend on
 ``(seed, trial)`` only (:func:`draw_weights`, shared with
-:mod:`validation.finite_size`), and every backend sees the same numbers.
+:mod:`validation.montecarlo.finite_size`), and every backend sees the same numbers.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def simulate_trial(
 ) -> Tuple[float, float]:
     """Test and train error of one draw (see the module docstring for the definition).
 
-    ``backend`` is a name (``numpy``/``torch``) or a :class:`~validation.backends.Backend`.
+    ``backend`` is a name (``numpy``/``torch``) or a :class:`~validation.montecarlo.backends.Backend`.
     ``weights`` may pass precomputed :func:`draw_weights` output for the same ``(seed, trial)``.
     """
     n, lam, delta, nt = check_simulation_inputs(samples, ridge, noise, test_samples)

@@ -7,7 +7,7 @@ Every variant computes this same function with the *same* +-1 weights:
 * ``dense-fp32`` / ``dense-fp16`` / ``dense-bf16``: +-1 weights stored densely, cuBLAS
   (``torch.addmm``, scale folded into ``alpha``), activation in place.
 * ``onebit-fp16`` / ``onebit-bf16`` / ``onebit-fp32``: packed 1-bit weights, Triton kernels
-  (:mod:`validation.triton_onebit`); batch <= ``--gemv-max-batch``: bit-flip GEMV kernel,
+  (:mod:`validation.timing.triton_onebit`); batch <= ``--gemv-max-batch``: bit-flip GEMV kernel,
   batch >= ``--unpack-min-batch``: Triton unpack of one layer into a scratch buffer + cuBLAS,
   otherwise the fused tensor-core GEMM (activation fused); needs a CUDA GPU.
 * ``onebit-fused-*``: same, but never the unpack strategy (weights only ever read as bits).
@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["add_bench_arguments", "run_bench", "main", "register_variant", "VARIANTS",
+__all__ = ["run_bench", "register_variant", "VARIANTS",
            "TARGETS", "BenchError"]
 
 ACTIVATION_NAMES = ("linear", "relu", "tanh", "sign")
@@ -88,38 +88,6 @@ def _int_list(text: str, name: str) -> list[int]:
     if not vals or any(v < 1 for v in vals):
         raise BenchError(f"--{name} must be a comma-separated list of positive integers, got {text!r}")
     return vals
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``rfq bench`` options to ``parser``."""
-    parser.add_argument("--widths", default=None,
-                        help="comma-separated layer widths (default GPU: 1024,...,16384; CPU: 256,1024)")
-    parser.add_argument("--batches", default=None,
-                        help="comma-separated batch sizes (default GPU: 1,16,256,4096; CPU: 1,16,256)")
-    parser.add_argument("--layers", type=int, default=3, help="number of random layers L (default 3)")
-    parser.add_argument("--activation", default="relu", help="one of linear, relu, tanh, sign (default relu)")
-    parser.add_argument("--variants", default=None,
-                        help="comma-separated variants (dense-fp32, dense-fp16, dense-bf16, onebit-fp16, "
-                             "onebit-bf16, onebit-fp32, reference-fp16, reference-bf16, reference-fp32, "
-                             "gemlite-w1-fp16)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed samples per case (default 25 GPU, 5 CPU)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up calls per case (default 3)")
-    parser.add_argument("--min-sample-ms", type=float, default=None,
-                        help="each timed sample repeats the forward pass until it lasts this long (default 2 GPU, 0 CPU)")
-    parser.add_argument("--max-case-seconds", type=float, default=4.0,
-                        help="cap on timing seconds per (variant, width, batch) (default 4)")
-    parser.add_argument("--no-graph", action="store_true", help="CUDA: time eager calls instead of a CUDA graph")
-    parser.add_argument("--gemv-max-batch", type=int, default=1,
-                        help="one-bit: batch sizes up to this use the bit-flip GEMV kernel (default 1)")
-    parser.add_argument("--unpack-min-batch", type=int, default=1024,
-                        help="one-bit: batch sizes from this on unpack the layer (Triton) and call cuBLAS; "
-                             "0 disables (default 1024; the onebit-fused-* variants never unpack)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--json", dest="json_path", default=None, help="write all results to this JSON file")
-    parser.add_argument("--plot", dest="plot_path", default=None,
-                        help="write a speed-up vs batch size plot (PNG, needs matplotlib)")
-    parser.add_argument("--quiet", action="store_true", help="print only the final table")
 
 
 def _validated(args: argparse.Namespace, cuda: bool) -> dict:
@@ -851,14 +819,3 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"note: {note}" if note else f"wrote {cfg['plot_path']}")
     failed = [r for r in report["results"] if r.get("status") != "ok"]
     return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m validation.bench``: same options as ``rfq bench``."""
-    parser = argparse.ArgumentParser(prog="python -m validation.bench", description=__doc__.split("\n")[0])
-    add_bench_arguments(parser)
-    return run_bench(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

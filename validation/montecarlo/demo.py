@@ -5,7 +5,7 @@ ridge ``1e-2``, noise ``0.1``, linear target.  The theory curve (many
 points, each a fast :func:`rfq_theory.predict`) is drawn for full
 precision, ``sign`` and ``sign-scaled`` weights; Monte Carlo networks are
 simulated at a handful of sample sizes and compared with the rule of
-:mod:`validation.tolerance`.  Writes ``demo.png`` to ``--out``.
+:mod:`validation.montecarlo.tolerance`.  Writes ``demo.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rfq_theory import predict
 
 from .compare import ValidationConfig, format_table, run_validation
 
-__all__ = ["DEMO_CONFIG", "add_demo_arguments", "run_demo", "demo_curves"]
+__all__ = ["DEMO_CONFIG", "run_demo", "demo_curves"]
 
 #: The demo's configuration (MC at n/d = 0.5, 1, 2, 3; n/d = 1.5 is the width of the last layer).
 DEMO_CONFIG = dict(
@@ -51,21 +51,11 @@ def demo_curves(config: ValidationConfig, lo: float = 0.05, hi: float = 4.0, poi
     return out
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``rfq demo``."""
-    parser.add_argument("--out", type=str, default=".", help="directory for demo.png (default .)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the simulated networks (default 0)")
-    parser.add_argument("--trials", type=int, default=DEMO_CONFIG["trials"], help="draws per Monte Carlo point")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
-
-
 def run_demo(args) -> int:
     """Entry point of ``rfq demo``: 0 when every Monte Carlo point passes, 1 otherwise, 2 on bad input."""
     start = time.perf_counter()
     try:
-        config = ValidationConfig(**dict(DEMO_CONFIG, seed=args.seed, trials=args.trials))
+        config = ValidationConfig(**dict(DEMO_CONFIG, seed=args.seed, trials=args.trials if args.trials is not None else DEMO_CONFIG["trials"]))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as exc:
@@ -86,12 +76,3 @@ def run_demo(args) -> int:
         print(format_table(report))
         print(f"figure: {fig}   ({report['elapsed_s']:.1f} s)")
     return 0 if report["summary"]["verdict"] == "pass" else 1
-
-
-def main(argv=None) -> int:
-    """``python -m validation.demo``."""
-    return run_demo(add_demo_arguments(argparse.ArgumentParser(prog="rfq demo")).parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

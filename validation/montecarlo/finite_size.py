@@ -1,6 +1,6 @@
 """Finite-size route (theory notes, section 6): section 3 on one realized network.
 
-For one drawn network (the matrices of :func:`validation.simulate.draw_weights`,
+For one drawn network (the matrices of :func:`validation.montecarlo.simulate.draw_weights`,
 same ``(seed, trial)`` -> same matrices) with unit-variance rescaled
 quantized weights ``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))``:
 
@@ -160,7 +160,7 @@ def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=N
     """Build ``Omega_L``, ``Phi_L`` for draw ``(seed, trial)`` of ``model`` and eigendecompose ``Omega_L``.
 
     ``weights`` may pass the quantized matrices directly (default:
-    :func:`validation.simulate.draw_weights`).
+    :func:`validation.montecarlo.simulate.draw_weights`).
     """
     if weights is None:
         weights = draw_weights(model, seed, trial)

@@ -39,7 +39,7 @@ DEFAULT_FACTORS = (0.125, 0.25, 0.5, 1.0)
 
 
 def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, progress: bool = True) -> dict:
-    """Run the scaling check for a :class:`validation.compare.ValidationConfig`; returns a dict.
+    """Run the scaling check for a :class:`validation.montecarlo.compare.ValidationConfig`; returns a dict.
 
     Writes ``scaling.png`` to ``out`` when given.
     """

@@ -1,0 +1,192 @@
+"""Shared pieces of the ``rfq`` command line: the parser class, the one list
+and grid syntax every command uses, model options, output helpers.
+
+This module is imported on every ``rfq`` call, so it imports nothing heavy
+(no SymPy, mpmath, NumPy) at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = [
+    "EXIT_INPUT",
+    "EXIT_SOLVER",
+    "UsageError",
+    "Parser",
+    "split_list",
+    "parse_grid",
+    "add_model_arguments",
+    "model_from_args",
+    "fmt",
+    "check_output_path",
+]
+
+EXIT_INPUT = 2
+EXIT_SOLVER = 3
+
+
+class UsageError(Exception):
+    """A command-line usage error (one line, exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit code 2.
+
+    Descriptions and epilogs keep their line breaks, so examples print as
+    written.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def split_list(text, name):
+    """Split a comma-separated option value into items.
+
+    Commas inside parentheses belong to the item (``Max(u,0.1*u)`` is one
+    activation), so this is the one list syntax of every command.
+
+    >>> split_list("tanh, Max(u,0.1*u)", "activations")
+    ['tanh', 'Max(u,0.1*u)']
+    """
+    from ..checks import InputError
+
+    items, depth, cur = [], 0, []
+    for ch in str(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur).strip())
+    if depth != 0 or not items or any(not t for t in items):
+        raise InputError(f"--{name} must be a comma-separated list of non-empty items, got {text!r}")
+    return items
+
+
+def parse_grid(text: str, name="grid"):
+    """A grid of floats: ``a,b,c`` or ``start:stop:num`` (linear) or ``start:stop:num:log``."""
+    import math
+
+    import numpy as np
+
+    from ..checks import InputError
+
+    text = str(text).strip()
+    usage = f"--{name} must be 'a,b,c' or 'start:stop:num[:log]', got {text!r}"
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("log", "lin")):
+            raise InputError(usage)
+        try:
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise InputError(usage) from None
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise InputError(f"--{name}: ends must be finite numbers, got {text!r}")
+        if num < 1 or num > 100000:
+            raise InputError(f"--{name}: number of points must be between 1 and 100000, got {num}")
+        if len(parts) == 4 and parts[3] == "log":
+            if start <= 0 or stop <= 0:
+                raise InputError(f"--{name}: a log grid needs positive ends, got {text!r}")
+            return [float(x) for x in np.geomspace(start, stop, num)]
+        return [float(x) for x in np.linspace(start, stop, num)]
+    out = []
+    for item in split_list(text, name):
+        try:
+            value = float(item)
+        except ValueError:
+            raise InputError(f"--{name} values must be numbers, got {item!r}") from None
+        if not math.isfinite(value):
+            raise InputError(f"--{name} values must be finite numbers, got {item!r}")
+        out.append(value)
+    return out
+
+
+def add_model_arguments(p, samples_required=True):
+    """Options that describe a deep RF model and its data (shared by predict, theorem, curve)."""
+    p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (any positive real)")
+    p.add_argument("--widths", required=True, metavar="K1,K2,...", help="comma-separated widths k_1,...,k_L")
+    p.add_argument(
+        "--activations",
+        required=True,
+        metavar="SPEC[,SPEC...]",
+        help="one activation for all layers or one per layer: a name (see 'rfq list'), "
+        "name:param, or an expression in u such as 'u*tanh(u)'",
+    )
+    p.add_argument(
+        "--quantizers",
+        default="none",
+        metavar="SPEC[,SPEC...]",
+        help="one weight quantizer for all layers or one per layer (default none): "
+        "none, sign, sign-scaled, ternary:t, uniform:b[:clip], expr:<expression in g>",
+    )
+    p.add_argument("--samples", required=samples_required, metavar="N", help="number of training samples n")
+    p.add_argument("--ridge", default="0", metavar="LAMBDA", help="ridge lambda >= 0 (default 0: minimum-norm interpolator)")
+    p.add_argument("--noise", default="0", metavar="DELTA", help="label-noise variance Delta >= 0 (default 0)")
+    p.add_argument(
+        "--target",
+        default="linear",
+        metavar="SPEC",
+        help="target function f*: activation name or expression in u (default linear)",
+    )
+
+
+def model_from_args(args):
+    """The :class:`~rfq_theory.model.DeepRF` described by :func:`add_model_arguments` options."""
+    from ..model import DeepRF
+
+    widths = split_list(args.widths, "widths")
+    activations = split_list(args.activations, "activations")
+    quantizers = split_list(args.quantizers, "quantizers")
+    return DeepRF(args.input_dim, tuple(widths), tuple(activations), tuple(quantizers))
+
+
+def fmt(x, digits):
+    """A number as text with ``digits`` significant digits (``-`` for None)."""
+    from ..checks import format_number
+
+    return "-" if x is None else format_number(x, digits)
+
+
+def check_output_path(path, name, suffix=None):
+    """Check that ``path`` can be written as a file before any work is done.
+
+    Returns the path (with ``suffix`` appended when it has none); raises
+    :class:`~rfq_theory.checks.InputError` naming the option when the path is
+    empty, a folder, or inside a folder that does not exist.
+    """
+    from ..checks import InputError
+
+    text = str(path)
+    if not text.strip():
+        raise InputError(f"--{name} must be a file path, got an empty string")
+    if suffix and not os.path.splitext(text)[1]:
+        text += suffix
+    if os.path.isdir(text):
+        raise InputError(f"--{name}: {text!r} is a folder; give a file path")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise InputError(f"--{name}: folder {parent!r} does not exist")
+    return text
+
+
+def stdout_closed() -> int:
+    """Exit quietly when the reader of standard output went away (``| head``)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,156 @@
+"""``rfq curve``: learning, width and ridge curves to CSV and a plot."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from .common import add_model_arguments, check_output_path, model_from_args, parse_grid, split_list
+
+EXAMPLES = """\
+examples:
+  rfq curve --input-dim 1000 --widths 2000,1500 --activations tanh,relu --vary samples \\
+      --grid 0.1:4:200 --ridge 1e-3 --out curve.csv --plot curve.png
+  rfq curve --input-dim 1000 --widths 2000,1500 --activations tanh,relu --vary width \\
+      --samples 1200 --grid 0.1:4:100 --compare 'none;ternary:0.5' --out width.csv
+
+The grid holds ratios n/d (samples) or k_L/d (width), factors of all widths
+(widths), or ridge values (ridge). Without --compare the curve is drawn for
+--quantizers if given, else for full precision, sign and scaled sign.
+"""
+
+VARIANT_LABELS = {"none": "full precision", "sign": "one-bit (sign)", "sign-scaled": "one-bit (scaled sign)"}
+
+
+def register(sub):
+    """Add ``curve`` to the subparsers ``sub``."""
+    from ..axes import VARY_CHOICES
+
+    p = sub.add_parser(
+        "curve",
+        help="learning / width / ridge curves to CSV (and a plot)",
+        description="Asymptotic test and train error over a grid of one axis, for one or more "
+        "quantizer variants, written as CSV (and optionally a PNG plot).",
+        epilog=EXAMPLES,
+    )
+    add_model_arguments(p, samples_required=False)
+    p.set_defaults(quantizers=None)
+    p.add_argument("--vary", required=True, choices=VARY_CHOICES, help="the axis of the grid")
+    p.add_argument(
+        "--grid",
+        default="0.1:4:200",
+        help="ratios n/d or k_L/d, factors of all widths, or ridges: 'a,b,c' or 'start:stop:num[:log]' "
+        "(default 0.1:4:200)",
+    )
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="VARIANT;VARIANT...",
+        help="quantizer variants separated by ';', each a quantizer list as in --quantizers "
+        "(default: --quantizers if given, else 'none;sign;sign-scaled')",
+    )
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--plot", default=None, help="PNG file for a plot ('.png' is added if the name has no suffix)")
+    p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
+    p.set_defaults(func=run_curve)
+
+
+def _variants(args):
+    from ..checks import InputError
+
+    if args.compare is not None and args.quantizers is not None:
+        raise InputError("give either --quantizers or --compare, not both (--compare lists the variants to draw)")
+    if args.compare is not None:
+        variants = [v.strip() for v in args.compare.split(";")]
+        if not variants or any(not v for v in variants):
+            raise InputError(f"--compare must be quantizer lists separated by ';', got {args.compare!r}")
+        return variants
+    if args.quantizers is not None:
+        return [args.quantizers]
+    return ["none", "sign", "sign-scaled"]
+
+
+def run_curve(args):
+    """``rfq curve``."""
+    import mpmath
+
+    from ..checks import InputError
+    from ..sweeps import sweep
+
+    out_path = check_output_path(args.out, "out")
+    plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
+    if plot_path is not None and os.path.abspath(plot_path) == os.path.abspath(out_path):
+        raise InputError("--plot and --out name the same file")
+    variants = _variants(args)
+    args.quantizers = variants[0]
+    model = model_from_args(args)
+    grid = parse_grid(args.grid)
+    d = float(model.sizes(20)[0])
+    values = [g * d for g in grid] if args.vary in ("samples", "width") else grid
+    if args.vary != "samples" and args.samples is None:
+        raise InputError("--samples is required unless --vary samples")
+    rows, results = [], {}
+    for variant in variants:
+        m = model.with_quantizers(tuple(split_list(variant, "compare")))
+        preds = sweep(m, args.vary, values, args.samples, args.ridge, args.noise, args.target, progress=args.progress)
+        results[variant] = preds
+        for g, v, p in zip(grid, values, preds):
+            rows.append(
+                {
+                    "vary": args.vary,
+                    "x": g,
+                    "value": v,
+                    "quantizers": variant,
+                    "test_error": p.test_error,
+                    "train_error": p.train_error,
+                    "effective_ridge": p.effective_ridge,
+                    "df1": p.df1,
+                    "df2": p.df2,
+                    "regime": p.regime,
+                }
+            )
+    with open(out_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (repr(float(v)) if isinstance(v, (float, mpmath.mpf)) else v) for k, v in r.items()})
+    print(f"wrote {len(rows)} rows to {out_path}")
+    if plot_path:
+        plot_curve(args, model, grid, results, plot_path)
+        print(f"wrote {plot_path}")
+    return 0
+
+
+def plot_curve(args, model, grid, results, path):
+    """Test error against the grid, one line per variant."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"none": ("-", 3.0, 0.45), "sign": ("--", 1.6, 1.0), "sign-scaled": (":", 2.0, 1.0)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for variant, preds in results.items():
+        ls, lw, alpha = styles.get(variant, ("-.", 1.5, 1.0))
+        ys = [float(p.test_error) for p in preds]
+        ax.plot(grid, ys, ls, lw=lw, alpha=alpha, label=VARIANT_LABELS.get(variant, variant))
+    xlabel = {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("asymptotic test error")
+    if args.vary == "ridge":
+        ax.set_xscale("log")
+    finite = [float(p.test_error) for ps in results.values() for p in ps if math.isfinite(float(p.test_error))]
+    if finite:
+        top = sorted(finite)[int(0.95 * (len(finite) - 1))]
+        ax.set_ylim(0, max(top * 1.2, 1e-3))
+    fixed = {"samples": f"ridge {args.ridge}", "width": f"n {args.samples}, ridge {args.ridge}",
+             "widths": f"n {args.samples}, ridge {args.ridge}", "ridge": f"n {args.samples}"}[args.vary]
+    widths = " x ".join(str(w) for w in model.widths) + (" (k_L varied)" if args.vary == "width" else "")
+    ax.set_title(f"d {model.input_dim}, widths {widths}, {'/'.join(model.activations)}, {fixed}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

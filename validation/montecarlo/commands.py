@@ -1,0 +1,103 @@
+"""Commands of the Monte Carlo package: ``rfq validate`` and ``rfq demo``.
+
+Registered with the ``rfq`` command line through the ``rfq.commands`` entry
+point; this module only defines options (light to import), the work is
+imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rfq_theory.axes import VARY_CHOICES
+
+__all__ = ["register", "add_validate_arguments", "add_demo_arguments"]
+
+VALIDATE_EXAMPLES = """\
+examples:
+  rfq validate --input-dim 800 --widths 1600,1200 --activations tanh,relu \\
+      --quantizers none,sign,sign-scaled --vary samples --grid 0.5,1,1.5,2,3 --trials 8
+  rfq validate --input-dim 200 --widths 400 --activations 'Max(u,0.1*u)' \\
+      --quantizers 'none,expr:sign(g)*Min(abs(g),1)' --grid 1,2 --trials 4 --out small
+"""
+
+DEMO_EXAMPLES = """\
+example:
+  rfq demo --out results
+"""
+
+
+def register(sub) -> None:
+    """Add ``validate`` and ``demo`` to the ``rfq`` subparsers ``sub``."""
+    p = sub.add_parser(
+        "validate",
+        help="Monte Carlo and finite-size checks of the theory",
+        description="Theory vs the finite-size route vs Monte Carlo simulations of real networks, "
+        "row by row over a grid, with a pass/fail verdict per row. Rows are written as they finish "
+        "(OUT/results.jsonl) and --resume skips finished rows.",
+        epilog=VALIDATE_EXAMPLES,
+    )
+    add_validate_arguments(p)
+    p.set_defaults(func=_run_validate)
+    p = sub.add_parser(
+        "demo",
+        help="the main job: theory vs simulation for a small model",
+        description="Simulate a small 2-layer one-bit network against the theory for full precision, "
+        "sign and scaled-sign weights (about half a minute on 2 cores) and draw demo.png.",
+        epilog=DEMO_EXAMPLES,
+    )
+    add_demo_arguments(p)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_validate(args):
+    from .compare import run_validate
+
+    return run_validate(args)
+
+
+def _run_demo(args):
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``rfq validate`` (see ``docs/validation.md``)."""
+    a = parser.add_argument
+    a("--input-dim", type=str, default="800", help="input dimension d (default 800)")
+    a("--widths", type=str, default="1600,1200", help="comma-separated widths k_1..k_L (default 1600,1200)")
+    a("--activations", type=str, default="tanh,relu", help="one activation, or one per layer (default tanh,relu)")
+    a("--quantizers", type=str, default="none,sign,sign-scaled",
+      help="variants to compare, each applied to all layers (default none,sign,sign-scaled)")
+    a("--samples", type=str, default=None, help="n when samples are not varied (default d)")
+    a("--ridge", type=str, default="1e-2", help="ridge lambda >= 0 (default 1e-2)")
+    a("--noise", type=str, default="0.1", help="label-noise variance Delta (default 0.1)")
+    a("--target", type=str, default="linear", help="target f* (activation spec, default linear)")
+    a("--vary", choices=VARY_CHOICES, default="samples",
+      help="what the grid varies: samples (n = g d), width (k_L = g d), widths (all widths times g), ridge (default samples)")
+    a("--grid", type=str, default="0.5,1,1.5,2,3",
+      help="multipliers of d (samples), of all widths (width), or ridge values (default 0.5,1,1.5,2,3)")
+    a("--trials", type=str, default="8", help="independent draws per row (default 8)")
+    a("--test-samples", type=str, default="4000", help="test points per draw (default 4000)")
+    a("--seed", type=str, default="0", help="base seed (default 0)")
+    a("--backend", choices=("numpy", "torch"), default="numpy", help="simulation backend (default numpy)")
+    a("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
+    a("--dtype", choices=("float64", "float32"), default="float64", help="simulation precision (default float64)")
+    a("--out", type=str, default="validation-out", help="output directory (default ./validation-out)")
+    a("--resume", action="store_true", help="skip rows already in OUT/results.jsonl")
+    a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
+    a("--json", action="store_true", help="print the report as JSON instead of a table")
+    a("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``rfq demo``."""
+    parser.add_argument("--out", type=str, default=".", help="directory for demo.png (default .)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the simulated networks (default 0)")
+    parser.add_argument("--trials", type=int, default=None, help="draws per Monte Carlo point (default 8)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
