@@ -13,7 +13,7 @@ from numbers import Real
 
 import mpmath
 
-__all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_int"]
+__all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_scalar", "format_number"]
 
 MAX_DIGITS = 1000
 
@@ -100,13 +100,68 @@ def check_nonnegative(value, name, dps=30):
     return x
 
 
-def check_int(value, name, low=None, high=None):
-    """An integer in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be an integer, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise InputError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+def check_scalar(x, name, target_type, *, min_val=None, max_val=None, include_boundaries="both"):
+    """Validate a plain Python scalar (in the manner of scikit-learn's ``check_scalar``).
+
+    Parameters
+    ----------
+    x:
+        The value. A string is read as a number of ``target_type`` first
+        (command-line options arrive as text); ``bool`` is never a number.
+    name:
+        The parameter's name, used in the message.
+    target_type:
+        ``int``, ``float`` or a tuple of types (``int`` values are accepted
+        where ``float`` is asked for).
+    min_val, max_val, include_boundaries:
+        Allowed range; ``include_boundaries`` is ``"both"``, ``"left"``,
+        ``"right"`` or ``"neither"``.
+
+    Returns the value converted to ``target_type``. Raises ``TypeError`` for
+    a value of the wrong type and ``ValueError`` (:class:`InputError`) for a
+    value outside the range or not finite; both messages name the parameter,
+    the value and what is allowed.
+    """
+    types = target_type if isinstance(target_type, tuple) else (target_type,)
+    wants_float = float in types
+    if isinstance(x, str):
+        text = x.strip()
+        try:
+            x = int(text) if not wants_float else float(text)
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                raise InputError(f"{name} must be {_type_words(types)}, got {text!r}") from None
+            if not wants_float and math.isfinite(as_float) and as_float.is_integer() and abs(as_float) < 2**63:
+                x = int(as_float)
+            else:
+                raise InputError(f"{name} must be {_type_words(types)}, got {text!r}") from None
+    if isinstance(x, bool) or not isinstance(x, types if not wants_float else types + (int,)):
+        if not isinstance(x, bool) and isinstance(x, Real) and not wants_float and float(x).is_integer():
+            x = int(x)
+        elif not isinstance(x, bool) and wants_float and isinstance(x, Real):
+            x = float(x)
+        else:
+            raise TypeError(f"{name} must be {_type_words(types)}, got {x!r} of type {type(x).__name__}")
+    if wants_float and not math.isfinite(float(x)):
+        raise InputError(f"{name} must be a finite number, got {x!r}")
+    left = include_boundaries in ("both", "left")
+    right = include_boundaries in ("both", "right")
+    if include_boundaries not in ("both", "left", "right", "neither"):
+        raise ValueError(f"include_boundaries must be 'both', 'left', 'right' or 'neither', got {include_boundaries!r}")
+    low_bad = min_val is not None and (x < min_val if left else x <= min_val)
+    high_bad = max_val is not None and (x > max_val if right else x >= max_val)
+    if low_bad or high_bad:
+        lo = "" if min_val is None else f"{min_val} {'<=' if left else '<'} "
+        hi = "" if max_val is None else f" {'<=' if right else '<'} {max_val}"
+        raise InputError(f"{name} must satisfy {lo}{name}{hi}, got {x!r}")
+    return x
+
+
+def _type_words(types):
+    words = {int: "an integer", float: "a number"}
+    return " or ".join(words.get(t, t.__name__) for t in types)
 
 
 def format_number(x, digits):
