@@ -63,6 +63,26 @@ def __dir__():
     return sorted(list(globals()) + list(_LAZY))
 
 
+def _install_module_class():
+    # ``rfq_theory.coefficients`` is both a submodule and a public function:
+    # importing the submodule must not replace the function attribute.
+    import sys
+    import types
+
+    class _Package(types.ModuleType):
+        def __setattr__(self, name, value):
+            if isinstance(value, types.ModuleType) and _LAZY.get(name) == name and name not in ("caches",):
+                func = getattr(value, name, None)
+                if func is not None:
+                    value = func
+            super().__setattr__(name, value)
+
+    sys.modules[__name__].__class__ = _Package
+
+
+_install_module_class()
+
+
 __all__ = [
     "Activation",
     "ActivationError",

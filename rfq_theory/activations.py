@@ -33,6 +33,7 @@ from scipy import special as _special
 
 from .caches import register_cache
 from .expressions import U, ExpressionError, parse_expression
+from .precision import SYMPY_LOCK, context, lambdify
 
 __all__ = [
     "Activation",
@@ -104,19 +105,23 @@ class Activation:
         return self.closed_form is not None and all(f is not None for f in self.closed_form(V))
 
     def mpmath(self):
-        """The activation as an mpmath-callable ``u -> sigma(u)`` (cached)."""
-        if "mp" not in self._cache:
-            self._cache["mp"] = sp.lambdify(U, self.expr, modules="mpmath")
-        return self._cache["mp"]
+        """The activation as a callable ``u -> sigma(u)`` in this thread's private mpmath context (cached)."""
+        key = ("mp", context())
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._cache[key] = lambdify(U, self.expr)
+        return fn
 
     def moments_mpmath(self):
-        """Closed-form moments as mpmath callables ``v -> value`` (``None`` where absent)."""
-        if "moments" not in self._cache:
-            forms = self.closed_form(V) if self.closed_form is not None else (None, None, None)
-            self._cache["moments"] = tuple(
-                None if f is None else sp.lambdify(V, f, modules="mpmath") for f in forms
-            )
-        return self._cache["moments"]
+        """Closed-form moments as callables ``v -> value`` in this thread's private context (``None`` where absent)."""
+        key = ("moments", context())
+        fns = self._cache.get(key)
+        if fns is None:
+            with SYMPY_LOCK:
+                forms = self.closed_form(V) if self.closed_form is not None else (None, None, None)
+                fns = tuple(None if f is None else lambdify(V, f) for f in forms)
+            self._cache[key] = fns
+        return fns
 
     def __call__(self, u):
         """Evaluate with NumPy (what the simulators use)."""
@@ -263,9 +268,11 @@ def _leaky_relu(param):
 @_parameterised("hermite")
 def _hermite(param):
     try:
-        k = int(param)
+        k = int(param) if len(param) < 10 else None
     except ValueError:
-        raise ActivationError(f"hermite degree must be an integer, got {param!r}") from None
+        k = None
+    if k is None:
+        raise ActivationError(f"hermite degree must be an integer between 0 and 40, got {param[:20]!r}")
     if not 0 <= k <= 40:
         raise ActivationError(f"hermite degree must be between 0 and 40, got {k}")
     expr = sp.hermite_prob(k, U)
@@ -273,13 +280,20 @@ def _hermite(param):
     return expr, (lambda u: np.polyval(coeffs, u)), None, ()
 
 
+#: Largest absolute value of an activation parameter (``leaky_relu:<a>``).
+MAX_ACTIVATION_PARAMETER = 1e100
+
+
 def _parse_number(text, what):
+    """A finite real parameter given as text, read by the safe parser (|x| <= MAX_ACTIVATION_PARAMETER)."""
     try:
-        value = sp.Rational(text)
-    except (TypeError, ValueError, SyntaxError):
-        raise ActivationError(f"{what} must be a number, got {text!r}") from None
-    if not value.is_finite:
-        raise ActivationError(f"{what} must be finite, got {text!r}")
+        value = parse_expression(text, variables=(), what=what)
+    except ExpressionError as exc:
+        raise ActivationError(f"{what} must be a number, got {text!r} ({exc})") from None
+    if not (value.is_number and value.is_real and value.is_finite):
+        raise ActivationError(f"{what} must be a finite real number, got {text!r}")
+    if abs(float(value)) > MAX_ACTIVATION_PARAMETER:
+        raise ActivationError(f"{what} must be at most {MAX_ACTIVATION_PARAMETER:g} in absolute value, got {text!r}")
     return value
 
 
@@ -318,11 +332,13 @@ def _is_polynomial(expr):
 
 def _unfold_abs(expr, depth=0):
     """Variants of ``expr`` with each Abs(x) replaced by +-x and sign(x) by +-1."""
-    node = next((n for n in sp.preorder_traversal(expr) if isinstance(n, (sp.Abs, sp.sign))), None)
+    node = next((n for n in sp.preorder_traversal(expr) if isinstance(n, (sp.Abs, sp.sign, sp.Max, sp.Min))), None)
     if node is None or depth > 4:
         return [expr]
     if isinstance(node, sp.Abs):
         repl = (node.args[0], -node.args[0])
+    elif isinstance(node, (sp.Max, sp.Min)):  # on each piece one argument is active
+        repl = tuple(node.args)
     else:
         repl = (sp.Integer(1), sp.Integer(-1))
     out = []
@@ -351,10 +367,10 @@ def _kinks(expr):
         for variant in _unfold_abs(a):
             try:
                 if variant.is_polynomial(U) and 1 <= sp.degree(variant, U) <= 4:
-                    for r in sp.Poly(variant, U).nroots():
-                        if abs(sp.im(r)) < 1e-12:
+                    for r in sp.Poly(variant, U).nroots(n=15, maxsteps=200):
+                        if abs(sp.im(r)) < 1e-12 and abs(sp.re(r)) < 1e15:
                             points.add(float(sp.re(r)))
-            except (sp.PolynomialError, TypeError, ValueError):
+            except Exception:  # NoConvergence, PolynomialError...: no kink found there
                 pass
     points.add(0.0)
     return tuple(sorted(points))
@@ -387,9 +403,15 @@ def get_activation(spec) -> Activation:
 
     Raises :class:`ActivationError` (a ``ValueError``) with a one-line
     message for unknown names, bad parameters and rejected expressions.
+    Thread-safe (SymPy work runs under :data:`rfq_theory.precision.SYMPY_LOCK`).
     """
     if isinstance(spec, Activation):
         return spec
+    with SYMPY_LOCK:
+        return _make_activation(spec)
+
+
+def _make_activation(spec) -> Activation:
     if not isinstance(spec, str):
         raise ActivationError(f"activation must be a string, got {type(spec).__name__}")
     text = spec.strip()
@@ -406,9 +428,15 @@ def get_activation(spec) -> Activation:
             if closed is None and _is_polynomial(expr):
                 closed = _polynomial_closed_form(expr)
             return Activation(f"{head}:{param.strip()}", expr, np_fn, closed, kinks or ())
-        raise ActivationError(
-            f"unknown parameterised activation {head!r}; choose from {', '.join(sorted(_PARAMETERISED))}"
-        )
+        if head.isidentifier():
+            raise ActivationError(
+                f"unknown parameterised activation {head!r}; choose from {', '.join(sorted(_PARAMETERISED))}"
+            )
+        try:
+            parse_expression(text, variables=("u", "x"), what="activation")
+        except ExpressionError as exc:
+            raise ActivationError(str(exc)) from None
+        raise ActivationError(f"activation {text!r} is not a built-in, name:param or expression in u")
     try:
         expr = parse_expression(text, variables=("u", "x"), what="activation")
     except ExpressionError as exc:

@@ -8,14 +8,50 @@ can turn it into one line and exit code 2.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from numbers import Real
 
-import mpmath
+from .precision import SYMPY_LOCK, is_mpf, mp as mpmath
 
 __all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_scalar", "format_number"]
 
 MAX_DIGITS = 1000
+
+#: Decimal exponents a number given as text may have: ``|x|`` must be 0 or
+#: lie between ``10**-MAX_DECIMAL_EXPONENT`` and ``10**MAX_DECIMAL_EXPONENT``
+#: (larger literals would become exact rationals of millions of digits).
+MAX_DECIMAL_EXPONENT = 1000
+
+_DECIMAL = re.compile(r"^[+-]?(?P<int>[0-9_]*)(?:\.(?P<frac>[0-9_]*))?(?:[eE](?P<exp>[+-]?[0-9_]+))?$")
+
+
+def check_literal_magnitude(text: str, name: str) -> None:
+    """Refuse a decimal literal whose exponent is beyond :data:`MAX_DECIMAL_EXPONENT` (or whose text is over 1000 characters).
+
+    Runs before ``Fraction(text)`` so that ``"1e999999999"`` fails at once
+    instead of building a billion-digit integer.
+    """
+    text = text.strip()
+    if len(text) > 1000:
+        raise InputError(f"{name}: number literal is longer than 1000 characters")
+    m = _DECIMAL.match(text)
+    if not m or not m.group("exp"):
+        return
+    digits = (m.group("int") or "").replace("_", "").lstrip("0")
+    frac = (m.group("frac") or "").replace("_", "")
+    if not digits and not frac.strip("0"):
+        return  # zero
+    exp = int(m.group("exp").replace("_", "")) if len(m.group("exp")) < 12 else 10**12
+    if digits:
+        magnitude = exp + len(digits) - 1
+    else:
+        magnitude = exp - (len(frac) - len(frac.lstrip("0"))) - 1
+    if abs(magnitude) > MAX_DECIMAL_EXPONENT:
+        raise InputError(
+            f"{name} = {text[:40]!r} is out of range: numbers must be 0 or have magnitude between "
+            f"1e-{MAX_DECIMAL_EXPONENT} and 1e{MAX_DECIMAL_EXPONENT}"
+        )
 
 
 class InputError(ValueError):
@@ -38,8 +74,8 @@ def _parse(value, name):
     """Turn ``value`` into an mpf at the current precision, exactly where possible."""
     if isinstance(value, bool):
         raise InputError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, mpmath.mpf):
-        return +value
+    if is_mpf(value):
+        return +mpmath.mpf(value)
     if isinstance(value, int):
         return mpmath.mpf(value)
     if isinstance(value, float):
@@ -50,6 +86,7 @@ def _parse(value, name):
         return mpmath.mpf(frac.numerator) / frac.denominator
     if isinstance(value, str):
         text = value.strip()
+        check_literal_magnitude(text, name)
         try:
             frac = Fraction(text)
         except (ValueError, ZeroDivisionError):
@@ -64,7 +101,9 @@ def _parse(value, name):
         if isinstance(value, Fraction):
             return mpmath.mpf(value.numerator) / value.denominator
         if hasattr(value, "evalf"):
-            return mpmath.mpf(value.evalf(mpmath.mp.dps + 5))
+            with SYMPY_LOCK:
+                approx = value.evalf(mpmath.mp.dps + 5)
+            return mpmath.mpf(approx)
         if isinstance(value, Real):
             return _parse(float(value), name)
     except (TypeError, ValueError):
@@ -172,7 +211,7 @@ def format_number(x, digits):
     """
     if x is None:
         return None
-    if not isinstance(x, mpmath.mpf):
+    if not is_mpf(x):
         with mpmath.workdps(max(digits, 17) + 5):
             x = mpmath.mpf(x)
     if mpmath.isinf(x):

@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import mpmath
+from .precision import mp as mpmath
 import sympy as sp
 
 from .caches import register_cache
 from .activations import V, Activation, get_activation
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
-from .checks import check_digits, to_mpf_exactly
+from .checks import InputError, check_digits, to_mpf_exactly
+from .precision import SYMPY_LOCK, context, freeze
 
 __all__ = ["Coefficients", "coefficients", "closed_forms", "exact_coefficients", "NotExactError", "gaussian_moments"]
 
@@ -82,14 +83,38 @@ def _moments_cached(act: Activation, v_text: str, digits: int):
         integrands = (fn, lambda u: u * fn(u), lambda u: fn(u) ** 2)
         for form, integrand in zip(closed, integrands):
             if form is not None:
-                values.append(mpmath.mpf(form(v)))
+                values.append(_closed_value(form, v, digits + GUARD_DIGITS))
                 exact.append(True)
             else:
                 values.append(
                     gaussian_expectation(integrand, v, digits + 3, kinks=act.kinks, what=f"activation {act.name!r}")
                 )
                 exact.append(False)
-    return tuple(values), tuple(exact)
+        # cached across threads: frozen numbers (fixed precision, see rfq_theory.precision)
+        return tuple(freeze(x, digits + GUARD_DIGITS) for x in values), tuple(exact)
+
+
+def _closed_value(form, v, work):
+    """A closed form evaluated to ``work`` correct digits despite cancellation.
+
+    Closed forms such as ``(1 - exp(-2v))/2`` cancel at tiny ``v``; the form
+    is evaluated at two precisions and the precision is raised until both
+    agree to ``work`` digits (at most :data:`MAX_EXTRA_DIGITS` extra).
+    """
+    ctx = context()
+    extra = 10
+    if v < 1:
+        extra += int(-mpmath.log10(v))
+    previous = None
+    while True:
+        with ctx.workdps(work + extra):
+            value = ctx.mpf(form(ctx.mpf(v)))
+        if previous is not None and abs(value - previous) <= abs(value) * ctx.mpf(10) ** (-work - 2):
+            return value
+        if extra > MAX_EXTRA_DIGITS + work:
+            raise ArithmeticError(f"closed form did not settle at {work} digits (v = {mpmath.nstr(v, 5)})")
+        previous = value
+        extra = 2 * extra + 10
 
 
 #: Largest number of extra digits spent on resolving a tiny mu_star^2.
@@ -109,7 +134,8 @@ def _mu_star_squared(act, variance, digits):
     extra = 0
     while True:
         work = digits + extra
-        (m0, m1, m2), _ = gaussian_moments(act, variance, work)
+        v_text = mpmath.nstr(to_mpf_exactly(variance, "variance", work + GUARD_DIGITS), work + GUARD_DIGITS, strip_zeros=False)
+        (m0, m1, m2), _ = _moments_cached(act, v_text, work)
         with mpmath.workdps(work + GUARD_DIGITS):
             v = to_mpf_exactly(variance, "variance", work + GUARD_DIGITS)
             star2 = m2 - m0**2 - m1**2 / v
@@ -122,6 +148,88 @@ def _mu_star_squared(act, variance, digits):
         if extra >= MAX_EXTRA_DIGITS:
             return mpmath.mpf(0)
         extra = min(MAX_EXTRA_DIGITS, max(2 * extra + 10, int(lost) + 8))
+
+
+#: Below this variance an analytic activation's coefficients come from its Taylor series.
+SERIES_MAX_VARIANCE = "1e-6"
+_NON_ANALYTIC = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.Piecewise)
+
+
+def _taylor(act, order):
+    """Taylor polynomial of ``sigma`` at 0 to degree ``order`` (exact), or None if not analytic there."""
+    key = ("taylor", order)
+    if key in act._cache:
+        return act._cache[key]
+    result = None
+    with SYMPY_LOCK:
+        expr = act.expr
+        if not any(isinstance(n, _NON_ANALYTIC) for n in sp.preorder_traversal(expr)):
+            try:
+                ser = sp.series(expr, U, 0, order + 1).removeO()
+                ser = sp.expand(ser)
+                if ser.is_polynomial(U) and not ser.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+                    poly = sp.Poly(ser, U)
+                    if all(c.is_real and c.is_finite for c in poly.coeffs()):
+                        result = poly
+            except Exception:  # SymPy could not expand it: use quadrature
+                result = None
+    act._cache[key] = result
+    return result
+
+
+def _series_coefficients(act, v, digits):
+    """``(m0, m1, m2, mu_star^2)`` from the Taylor series of ``sigma`` at tiny ``v``, or None.
+
+    With ``sigma(u) = sum a_n u^n`` and ``E u^n = (n-1)!! v^(n/2)`` the
+    moments and ``mu_star^2 = E sigma^2 - mu0^2 - mu1^2 v`` are polynomials
+    in ``v`` with exact coefficients; ``mu_star^2`` is formed symbolically,
+    so its leading term (``v^2 sigma''(0)^2 / 2`` or higher) carries no
+    cancellation.  Used when the Gaussian mass beyond the series' estimated
+    radius of convergence is negligible; the truncation keeps
+    ``digits + 5`` digits relative to the leading term.
+    """
+    from .activations import V, gaussian_monomial_moment
+
+    ctx = context()
+    e = float(-mpmath.log10(v))
+    if e < 6:
+        return None
+    per_order = e - 2
+    order = 2 * (int((digits + 5) / per_order) + 4) + 1
+    while order <= 81:
+        poly = _taylor(act, order)
+        if poly is None:
+            return None
+        coeffs = [(m[0], c) for m, c in zip(poly.monoms(), poly.coeffs())]
+        top = [abs(float(c)) ** (-1.0 / n) for n, c in coeffs if n > order // 2 and c != 0]
+        radius = min(top) if top else float("inf")
+        if ctx.sqrt(v) * 60 > radius:
+            return None
+        K = (order + 1) // 2 - 1  # moments exact through v^K
+        with SYMPY_LOCK:
+            p = sp.Poly(poly.as_expr(), U)
+            mom = lambda q: sp.expand(sum(c * gaussian_monomial_moment(m[0], V) for m, c in zip(q.monoms(), q.coeffs())))
+            trunc = lambda ex: sum(ex.coeff(V, k) * V**k for k in range(0, K + 1))
+            m0, m1, m2 = mom(p), mom(p * sp.Poly(U, U)), mom(p**2)
+            star = sp.expand(trunc(sp.expand(m2)) - trunc(sp.expand(m0**2)) - trunc(sp.expand(sp.expand(m1**2) / V)))
+            star_poly = sp.Poly(star, V) if star != 0 else None
+        if star_poly is None:
+            order = 2 * order + 1
+            continue
+        lead = min(m[0] for m in star_poly.monoms())
+        if (K - lead) * per_order < digits + 5:
+            order = 2 * order + 1
+            continue
+        with ctx.workdps(digits + GUARD_DIGITS):
+            vv = ctx.mpf(v)
+            ev = lambda ex: ctx.fsum(ctx.mpf(sp.Rational(c).p) / sp.Rational(c).q * vv ** m[0]
+                                    for m, c in zip(sp.Poly(ex, V).monoms(), sp.Poly(ex, V).coeffs())) if ex != 0 else ctx.mpf(0)
+            with SYMPY_LOCK:
+                if not all(c.is_Rational for c in poly.coeffs()):
+                    return None
+                parts = [trunc(sp.expand(m0)), trunc(sp.expand(m1)), trunc(sp.expand(m2)), star]
+            return tuple(ev(x) for x in parts)
+    return None
 
 
 def coefficients(activation, variance, digits=15) -> Coefficients:
@@ -142,19 +250,28 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
     """
     act = get_activation(activation)
     digits = check_digits(digits)
-    (m0, m1, m2), exact = gaussian_moments(act, variance, digits)
+    v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
+    series = None
+    if not act.is_exact and not act.is_affine and v < mpmath.mpf(SERIES_MAX_VARIANCE):
+        series = _series_coefficients(act, v, digits)
+    if series is not None:
+        m0, m1, m2, star2 = series
+        exact = (False,)
+    else:
+        (m0, m1, m2), exact = gaussian_moments(act, variance, digits)
     with mpmath.workdps(digits + GUARD_DIGITS):
         v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
         mu1 = m1 / v
-        star2 = _mu_star_squared(act, variance, digits) if not act.is_affine else mpmath.mpf(0)
+        if series is None:
+            star2 = _mu_star_squared(act, variance, digits) if not act.is_affine else mpmath.mpf(0)
         mu_star = mpmath.sqrt(star2)
         return Coefficients(
             activation=act.name,
-            variance=+v,
-            mu0=+m0,
-            mu1=+mu1,
-            mu_star=+mu_star,
-            second_moment=+m2,
+            variance=freeze(v, digits),
+            mu0=freeze(m0, digits),
+            mu1=freeze(mu1, digits),
+            mu_star=freeze(mu_star, digits),
+            second_moment=freeze(m2, digits),
             exact=all(exact),
             digits=digits,
         )
@@ -169,12 +286,28 @@ def closed_forms(activation, variance=V):
     or an exact number (a decimal string is taken exactly).
     """
     act = get_activation(activation)
+    with SYMPY_LOCK:
+        return _closed_forms(act, variance)
+
+
+def _closed_forms(act, variance):
     if isinstance(variance, str):
+        from .checks import check_literal_magnitude
+
+        check_literal_magnitude(variance, "variance")
         variance = sp.Rational(variance)
+    elif isinstance(variance, bool):
+        raise TypeError(f"variance must be a number or a SymPy symbol, got {variance!r}")
     elif isinstance(variance, int):
         variance = sp.Integer(variance)
     elif isinstance(variance, float):
         variance = sp.Rational(repr(variance))
+    if not isinstance(variance, sp.Basic):
+        raise TypeError(f"variance must be a number or a SymPy symbol, got {type(variance).__name__}")
+    if variance.is_positive is False or (variance.is_number and not variance.is_finite):
+        raise InputError(f"variance must be > 0 and finite, got {variance}")
+    if variance.is_number and variance.is_positive is not True:
+        raise InputError(f"variance must be > 0, got {variance}")
     m0, m1, m2 = act.moments_exact(variance)
     out = {
         "mu0": None if m0 is None else sp.simplify(m0),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import mpmath
+from .precision import mp as mpmath
 import sympy as sp
 
 from .activations import get_activation
@@ -25,6 +25,7 @@ from .checks import InputError, check_digits
 from .coefficients import NotExactError, coefficients, exact_coefficients
 from .gaussian import GUARD_DIGITS
 from .quantizers import get_quantizer
+from .precision import freeze
 
 __all__ = ["LayerCoefficients", "propagate", "propagate_exact", "broadcast_layers"]
 
@@ -108,15 +109,15 @@ def propagate(activations, quantizers=None, digits=15):
                 LayerCoefficients(
                     index=index,
                     activation=act.name,
-                    quantizer=quant.name,
-                    s2=+s2,
-                    variance=+v,
-                    mu0=+c.mu0,
-                    mu1=+c.mu1,
-                    mu_star=+c.mu_star,
-                    q=+q,
-                    kappa1=mpmath.sqrt(s2) * c.mu1,
-                    kappa_star=+c.mu_star,
+                    quantizer=quant.spec or quant.name,
+                    s2=freeze(s2, digits),
+                    variance=freeze(v, digits),
+                    mu0=freeze(c.mu0, digits),
+                    mu1=freeze(c.mu1, digits),
+                    mu_star=freeze(c.mu_star, digits),
+                    q=freeze(q, digits),
+                    kappa1=freeze(mpmath.sqrt(s2) * c.mu1, digits),
+                    kappa_star=freeze(c.mu_star, digits),
                     exact=exact_so_far,
                 )
             )

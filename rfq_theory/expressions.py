@@ -12,6 +12,7 @@ minus, and calls of the functions in :data:`ALLOWED_FUNCTIONS`.
 from __future__ import annotations
 
 import ast
+import math
 from fractions import Fraction
 
 import sympy as sp
@@ -65,7 +66,50 @@ _BINARY = {
 
 _MAX_LENGTH = 2000
 _MAX_NODES = 500
+#: Largest absolute value of an exponent in ``a ** b``.
 _MAX_EXPONENT = 64
+#: Largest polynomial degree (in the variable) an expression may reach, e.g. ``(u+1)**64``.
+_MAX_DEGREE = 128
+#: Most decimal digits a number built from literals may have (``9**64`` is fine, ``(9**64)**64`` is not).
+_MAX_NUMBER_DIGITS = 1000
+_MAX_INTEGER_BITS = 4000
+#: Deepest nesting of ``exp`` allowed (``exp(exp(u))`` is fine).
+_MAX_EXP_NESTING = 2
+
+
+def _log10_abs(x):
+    x = sp.Abs(x)
+    if isinstance(x, sp.Integer):
+        v = int(x)
+        return (v.bit_length() - 1) * math.log10(2) if v.bit_length() > 1000 else math.log10(v)
+    if isinstance(x, sp.Rational):
+        return _log10_abs(sp.Integer(x.p)) - _log10_abs(sp.Integer(x.q))
+    try:
+        return math.log10(float(x))
+    except (OverflowError, ValueError):
+        return float("inf")
+
+
+def _degree_bound(expr):
+    """An upper bound of the polynomial degree of ``expr`` in ``u`` (transcendental functions count 1)."""
+    if not expr.has(U):
+        return 0
+    if expr == U:
+        return 1
+    if isinstance(expr, sp.Add):
+        return max(_degree_bound(a) for a in expr.args)
+    if isinstance(expr, sp.Mul):
+        return sum(_degree_bound(a) for a in expr.args)
+    if isinstance(expr, sp.Pow):
+        e = expr.args[1]
+        k = abs(float(e)) if e.is_number else 1
+        return int(math.ceil(_degree_bound(expr.args[0]) * max(k, 1)))
+    return max(1, max(_degree_bound(a) for a in expr.args))
+
+
+def _exp_depth(expr):
+    inner = max((_exp_depth(a) for a in expr.args), default=0)
+    return inner + 1 if isinstance(expr, sp.exp) and expr.has(U) else inner
 
 
 def parse_expression(text: str, variables=("u", "x"), what="activation") -> sp.Expr:
@@ -117,6 +161,16 @@ class _Builder:
         self.variables = variables
         self.what = what
 
+    def _check_result(self, expr):
+        if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            self.fail("the expression is undefined (division by zero or an infinite value)")
+        degree = _degree_bound(expr)
+        if degree > _MAX_DEGREE:
+            self.fail(f"the expression's degree in the variable (about {degree}) exceeds {_MAX_DEGREE}")
+        depth = _exp_depth(expr)
+        if depth > _MAX_EXP_NESTING:
+            self.fail(f"exp() nested {depth} deep (at most {_MAX_EXP_NESTING}): the moments overflow")
+
     def fail(self, detail):
         raise ExpressionError(f"{self.what} expression {self.src!r} rejected: {detail}")
 
@@ -125,10 +179,20 @@ class _Builder:
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(f"constant {value!r} is not a real number")
+            literal = ast.get_source_segment(self.src, node) or repr(value)
             if isinstance(value, int):
+                if value.bit_length() > _MAX_INTEGER_BITS:
+                    self.fail(f"integer literal {literal[:20]}... has more than {_MAX_INTEGER_BITS} bits")
                 return sp.Integer(value)
             # exact rational of the decimal literal as written
-            literal = ast.get_source_segment(self.src, node) or repr(value)
+            from .checks import InputError, check_literal_magnitude
+
+            try:
+                check_literal_magnitude(literal, "number literal")
+            except InputError as exc:
+                self.fail(str(exc))
+            if not math.isfinite(value):
+                self.fail(f"number literal {literal[:40]!r} is not finite")
             try:
                 return sp.Rational(Fraction(literal.replace("_", "")))
             except (ValueError, ZeroDivisionError):
@@ -153,11 +217,18 @@ class _Builder:
             left = self.build(node.left)
             right = self.build(node.right)
             if isinstance(node.op, ast.Pow):
-                if right.is_number and (abs(complex(right)) > _MAX_EXPONENT):
-                    self.fail(f"exponent {right} is larger than {_MAX_EXPONENT} in absolute value")
+                if right.is_number and abs(complex(right)) > _MAX_EXPONENT:
+                    shown = str(right) if len(str(right)) <= 20 else f"{str(right)[:12]}... ({len(str(right))} digits)"
+                    self.fail(f"exponent {shown} is larger than {_MAX_EXPONENT} in absolute value")
+                if left.is_number and left != 0 and right.is_number:
+                    size = abs(float(right)) * abs(_log10_abs(left))
+                    if size > _MAX_NUMBER_DIGITS:
+                        self.fail(f"a power of numbers would have about {size:.3g} digits (at most {_MAX_NUMBER_DIGITS})")
             if isinstance(node.op, ast.Div) and right.is_number and right == 0:
                 self.fail("division by zero")
-            return op(left, right)
+            result = op(left, right)
+            self._check_result(result)
+            return result
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
                 self.fail("only plain function names may be called (no attributes or lambdas)")
@@ -173,5 +244,7 @@ class _Builder:
                 want = f"{lo}" if lo == hi else f"{lo} to {hi}"
                 self.fail(f"{name}() takes {want} argument(s), got {len(node.args)}")
             args = [self.build(a) for a in node.args]
-            return ALLOWED_FUNCTIONS[name](*args)
+            result = ALLOWED_FUNCTIONS[name](*args)
+            self._check_result(result)
+            return result
         self.fail(f"{type(node).__name__} is not allowed")

@@ -9,7 +9,7 @@ Precision is set locally with ``mpmath.workdps``.
 
 from __future__ import annotations
 
-import mpmath
+from .precision import mp as mpmath
 
 __all__ = ["gaussian_expectation", "check_square_integrable", "GaussianIntegralError", "GUARD_DIGITS"]
 
@@ -67,7 +67,7 @@ def _eval(fn, x, what):
         val = fn(x)
     except (ZeroDivisionError, ValueError, OverflowError) as exc:
         raise GaussianIntegralError(f"{what} is undefined at u = {mpmath.nstr(x, 6)} ({exc})") from None
-    if isinstance(val, mpmath.mpc):
+    if hasattr(val, "_mpc_"):
         if abs(val.imag) > abs(val) * mpmath.mpf(10) ** (-mpmath.mp.dps + 5) and val.imag != 0:
             raise GaussianIntegralError(f"{what} is not real at u = {mpmath.nstr(x, 6)}")
         val = val.real
@@ -103,7 +103,7 @@ def gaussian_expectation(fn, variance, digits=15, kinks=(), what="activation"):
 
         def raw(t):
             val = fn(sd * t)
-            if isinstance(val, mpmath.mpc):
+            if hasattr(val, "_mpc_"):
                 val = val.real
             return val * mpmath.exp(-t * t / 2)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Tuple
 
-import mpmath
+from .precision import mp as mpmath
 
 from .caches import register_cache
 from .activations import get_activation
@@ -35,10 +35,18 @@ class DeepRF:
     widths:
         ``(k_1, ..., k_L)``, positive reals.
     activations:
-        One activation spec per layer, or a single spec used for all.
+        One activation per layer, or a single one used for all: spec
+        strings or :class:`~rfq_theory.activations.Activation` objects.
     quantizers:
-        One quantizer spec per layer, or a single spec for all (default:
-        full precision, ``"none"``).
+        One quantizer per layer, or a single one for all (default: full
+        precision, ``"none"``): spec strings (``"sign"``,
+        ``"expr:sign(g)"``...) or :class:`~rfq_theory.quantizers.Quantizer`
+        objects (``Quantizer.piecewise(...)``, ``Quantizer.custom(...)``).
+
+    After construction ``activations`` and ``quantizers`` hold display
+    names (spec strings where one exists, e.g. ``"expr:sign(g)"``), and
+    ``activation_objects`` / ``quantizer_objects`` the objects every
+    computation uses (names are never looked up again).
 
     Example
     -------
@@ -50,6 +58,8 @@ class DeepRF:
     widths: Tuple
     activations: Tuple[str, ...]
     quantizers: Tuple[str, ...] = ("none",)
+    activation_objects: tuple = field(default=(), init=False, repr=False, compare=False)
+    quantizer_objects: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self):
         widths = self.widths
@@ -66,10 +76,12 @@ class DeepRF:
         acts = broadcast_layers(self.activations, L, "activations")
         quants = broadcast_layers(self.quantizers, L, "quantizers")
         # validate now (raises ActivationError / QuantizerError with a clear line)
-        acts = tuple(get_activation(a).name for a in acts)
-        quants = tuple(get_quantizer(q).name for q in quants)
-        object.__setattr__(self, "activations", acts)
-        object.__setattr__(self, "quantizers", quants)
+        act_objs = tuple(get_activation(a) for a in acts)
+        quant_objs = tuple(get_quantizer(q) for q in quants)
+        object.__setattr__(self, "activation_objects", act_objs)
+        object.__setattr__(self, "quantizer_objects", quant_objs)
+        object.__setattr__(self, "activations", tuple(a.name for a in act_objs))
+        object.__setattr__(self, "quantizers", tuple(q.spec or q.name for q in quant_objs))
 
     @property
     def depth(self) -> int:
@@ -78,15 +90,15 @@ class DeepRF:
 
     def layers(self, digits=15):
         """Per-layer Gaussian-equivalent coefficients (cached)."""
-        return _layers_cached(self.activations, self.quantizers, digits)
+        return _layers_cached(self.activation_objects, self.quantizer_objects, digits)
 
     def with_quantizers(self, quantizers) -> "DeepRF":
         """The same model with other quantizers (e.g. its one-bit twin)."""
-        return replace(self, quantizers=quantizers)
+        return DeepRF(self.input_dim, self.widths, self.activation_objects, quantizers)
 
     def with_widths(self, widths) -> "DeepRF":
         """The same model with other widths."""
-        return replace(self, widths=widths)
+        return DeepRF(self.input_dim, widths, self.activation_objects, self.quantizer_objects)
 
     def sizes(self, dps=30):
         """``(k_0, k_1, ..., k_L)`` as mpf."""
@@ -96,7 +108,7 @@ class DeepRF:
 
 @lru_cache(maxsize=512)
 def _layers_cached(activations, quantizers, digits):
-    return propagate(list(activations), list(quantizers), digits)
+    return propagate(list(activations), list(quantizers), digits)  # objects: hashed by identity
 
 
 register_cache(_layers_cached.cache_clear)

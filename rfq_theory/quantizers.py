@@ -39,13 +39,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Optional, Sequence
 
-import mpmath
+from .precision import mp as mpmath
 import numpy as np
 import sympy as sp
 
 from .caches import register_cache
 from .expressions import U, ExpressionError, parse_expression
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
+from .precision import SYMPY_LOCK, context, freeze, lambdify
 
 __all__ = ["Quantizer", "QuantizerError", "get_quantizer", "builtin_quantizers", "G"]
 
@@ -63,6 +64,63 @@ def _std_normal_cdf(x):
     return (1 + sp.erf(x / sp.sqrt(2))) / 2
 
 
+#: Largest absolute value of a quantizer level, breakpoint or threshold.
+MAX_QUANTIZER_PARAMETER = 1e100
+
+
+def _exact_number(value, what):
+    """A finite real quantizer parameter as an exact SymPy number.
+
+    Accepts ints, floats (read as the decimal they print as), Fractions,
+    SymPy numbers and text, which goes through the safe expression parser
+    (no variable allowed): text never reaches ``sympify``.
+    """
+    from fractions import Fraction
+
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    if isinstance(value, int):
+        x = sp.Integer(value)
+    elif isinstance(value, float):
+        if not np.isfinite(value):
+            raise QuantizerError(f"{what} must be finite, got {value!r}")
+        x = sp.Rational(Fraction(repr(value)))
+    elif isinstance(value, Fraction):
+        x = sp.Rational(value.numerator, value.denominator)
+    elif isinstance(value, str):
+        try:
+            x = parse_expression(value, variables=(), what=what)
+        except ExpressionError as exc:
+            raise QuantizerError(str(exc)) from None
+    elif isinstance(value, sp.Basic):
+        x = value
+    elif isinstance(value, np.number):
+        return _exact_number(value.item(), what)
+    else:
+        raise TypeError(f"{what} must be a number or a numeric string, got {value!r} of type {type(value).__name__}")
+    if not (isinstance(x, sp.Expr) and x.is_number and x.is_real and x.is_finite):
+        raise QuantizerError(f"{what} must be a finite real number, got {value!r}")
+    if abs(float(x)) > MAX_QUANTIZER_PARAMETER:
+        raise QuantizerError(f"{what} must be at most {MAX_QUANTIZER_PARAMETER:g} in absolute value, got {value!r}")
+    return x
+
+
+def _interval_probability(ctx, lo, hi):
+    """``P(lo < g <= hi)`` for ``g ~ N(0, 1)`` without cancellation in the tails."""
+    r2 = ctx.sqrt(2)
+    if lo is None and hi is None:
+        return ctx.mpf(1)
+    if lo is None:
+        return ctx.erfc(-hi / r2) / 2
+    if hi is None:
+        return ctx.erfc(lo / r2) / 2
+    if lo >= 0:
+        return (ctx.erfc(lo / r2) - ctx.erfc(hi / r2)) / 2
+    if hi <= 0:
+        return (ctx.erfc(-hi / r2) - ctx.erfc(-lo / r2)) / 2
+    return 1 - (ctx.erfc(hi / r2) + ctx.erfc(-lo / r2)) / 2
+
+
 @dataclass(frozen=True, eq=False)
 class Quantizer:
     """An entrywise weight quantizer.
@@ -70,72 +128,82 @@ class Quantizer:
     Attributes
     ----------
     name:
-        Canonical spec string.
+        Display name (for built-ins and ``expr:`` quantizers the spec string).
     expr:
         SymPy expression of ``Q(g)`` in the symbol ``u`` (used for quadrature).
     numpy:
         Vectorised ``W -> Q(W)`` on NumPy arrays.
     exact_mean, exact_second_moment:
-        ``E Q(g)`` and ``s^2 = E Q(g)^2`` as SymPy numbers, or ``None``
-        where only quadrature is available.
+        ``E Q(g)`` and ``s^2 = E Q(g)^2`` as SymPy expressions, or ``None``
+        where only quadrature is available (built lazily for step quantizers).
     kinks:
         Jump points of ``Q`` (quadrature splits there).
+    steps:
+        ``(breakpoints, levels)`` of a step quantizer (exact SymPy numbers),
+        else ``None``; their moments are sums over the levels.
+    spec:
+        A string that :func:`get_quantizer` maps back to this quantizer
+        (``None`` for quantizers built in code).
     """
 
     name: str
     expr: sp.Expr
     numpy: Callable[[np.ndarray], np.ndarray]
-    exact_mean: Optional[sp.Expr] = None
-    exact_second_moment: Optional[sp.Expr] = None
+    exact_mean_expr: Optional[sp.Expr] = None
+    exact_second_expr: Optional[sp.Expr] = None
     kinks: tuple = ()
+    steps: Optional[tuple] = None
+    spec: Optional[str] = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # -- construction helpers ------------------------------------------------
 
     @classmethod
-    def piecewise(cls, name: str, breakpoints: Sequence, levels: Sequence) -> "Quantizer":
+    def piecewise(cls, name: str, breakpoints: Sequence, levels: Sequence, spec: Optional[str] = None) -> "Quantizer":
         """Step quantizer: ``Q(g) = levels[i]`` for ``breakpoints[i-1] < g <= breakpoints[i]``.
 
         ``len(levels) == len(breakpoints) + 1``; breakpoints strictly
-        increasing.  Mean and ``s^2`` are exact (sums of ``Phi`` differences).
+        increasing.  Each entry is a number (int, float, Fraction, SymPy
+        number) or a numeric string read by the safe expression parser
+        (e.g. ``"sqrt(2/pi)"``); absolute values at most
+        :data:`MAX_QUANTIZER_PARAMETER`.  ``s^2`` is the sum over levels
+        ``sum_i levels[i]^2 P(breakpoints[i-1] < g <= breakpoints[i])``.
         """
-        bps = [sp.nsimplify(b, rational=True) if isinstance(b, float) else sp.sympify(b) for b in breakpoints]
-        lvls = [sp.nsimplify(x, rational=True) if isinstance(x, float) else sp.sympify(x) for x in levels]
-        if len(lvls) != len(bps) + 1:
-            raise QuantizerError(
-                f"piecewise quantizer {name!r} needs len(levels) == len(breakpoints) + 1, "
-                f"got {len(lvls)} levels and {len(bps)} breakpoints"
-            )
-        if any(not (b.is_real and b.is_finite) for b in bps) or any(not (x.is_real and x.is_finite) for x in lvls):
-            raise QuantizerError(f"piecewise quantizer {name!r}: breakpoints and levels must be finite reals")
-        if any(bps[i] >= bps[i + 1] for i in range(len(bps) - 1)):
-            raise QuantizerError(f"piecewise quantizer {name!r}: breakpoints must be strictly increasing")
-        edges = [-sp.oo] + bps + [sp.oo]
-        probs = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            p_hi = 1 if hi == sp.oo else _std_normal_cdf(hi)
-            p_lo = 0 if lo == -sp.oo else _std_normal_cdf(lo)
-            probs.append(p_hi - p_lo)
-        mean = sp.simplify(sum(l * p for l, p in zip(lvls, probs)))
-        second = sp.simplify(sum(l**2 * p for l, p in zip(lvls, probs)))
-        pieces = [(lvls[i], U <= bps[i]) for i in range(len(bps))] + [(lvls[-1], True)]
-        expr = sp.Piecewise(*pieces)
-        bps_f = np.array([float(b) for b in bps])
-        lv_f = np.array([float(x) for x in lvls])
+        with SYMPY_LOCK:
+            if isinstance(breakpoints, (str, bytes)) or isinstance(levels, (str, bytes)):
+                raise TypeError("breakpoints and levels must be sequences of numbers, not strings")
+            bps = tuple(_exact_number(b, f"breakpoint {i}") for i, b in enumerate(breakpoints))
+            lvls = tuple(_exact_number(x, f"level {i}") for i, x in enumerate(levels))
+            if len(lvls) != len(bps) + 1:
+                raise QuantizerError(
+                    f"piecewise quantizer {name!r} needs len(levels) == len(breakpoints) + 1, "
+                    f"got {len(lvls)} levels and {len(bps)} breakpoints"
+                )
+            bps_f = np.array([float(b) for b in bps])
+            if any(bps[i] >= bps[i + 1] for i in range(len(bps) - 1)):
+                raise QuantizerError(f"piecewise quantizer {name!r}: breakpoints must be strictly increasing")
+            lv_f = np.array([float(x) for x in lvls])
+            if len(lvls) <= 32:
+                pieces = [(lvls[i], U <= bps[i]) for i in range(len(bps))] + [(lvls[-1], True)]
+                expr = sp.Piecewise(*pieces)
+            else:  # a symbolic form of thousands of pieces is never needed
+                expr = sp.Symbol(f"Q_{len(lvls)}_levels")
 
         def apply(w):
             return lv_f[np.searchsorted(bps_f, w, side="left")]
 
-        return cls(name, expr, apply, mean, second, tuple(float(b) for b in bps))
+        return cls(name, expr, apply, None, None, tuple(float(b) for b in bps), (bps, lvls), spec)
 
     @classmethod
     def from_expression(cls, text: str, name: Optional[str] = None) -> "Quantizer":
-        """Quantizer from a user expression in ``g`` (or ``w``), parsed safely."""
+        """Quantizer from a user expression in ``g`` (or ``w``), parsed safely; ``spec`` is ``expr:<text>``."""
         try:
             expr = parse_expression(text, variables=("g", "w"), what="quantizer")
         except ExpressionError as exc:
             raise QuantizerError(str(exc)) from None
-        return cls.custom(name or text, expr)
+        q = cls.custom(name or f"expr:{text.strip()}", expr)
+        object.__setattr__(q, "spec", f"expr:{text.strip()}")
+        return q
 
     @classmethod
     def custom(cls, name: str, expr: sp.Expr, numpy_fn: Optional[Callable] = None) -> "Quantizer":
@@ -147,16 +215,53 @@ class Quantizer:
         """
         from .activations import _kinks, _numpy_from_expr, gaussian_monomial_moment
 
-        if numpy_fn is None:
-            numpy_fn = _numpy_from_expr(expr)
-        mean = second = None
-        if expr.is_polynomial(U):
-            poly = sp.Poly(expr, U)
-            mom = lambda p: sum(c * gaussian_monomial_moment(m[0], 1) for m, c in zip(p.monoms(), p.coeffs()))
-            mean, second = sp.nsimplify(mom(poly)), sp.nsimplify(mom(poly**2))
-        return cls(name, expr, numpy_fn, mean, second, _kinks(expr))
+        if not isinstance(expr, sp.Expr) or isinstance(expr, str):
+            raise TypeError(f"Quantizer.custom needs a SymPy expression, got {type(expr).__name__}; "
+                            "parse text with Quantizer.from_expression")
+        with SYMPY_LOCK:
+            if numpy_fn is None:
+                numpy_fn = _numpy_from_expr(expr)
+            mean = second = None
+            if expr.is_polynomial(U):
+                poly = sp.Poly(expr, U)
+                mom = lambda p: sp.expand(sum(c * gaussian_monomial_moment(m[0], 1) for m, c in zip(p.monoms(), p.coeffs())))
+                mean, second = mom(poly), mom(poly**2)
+            kinks = _kinks(expr)
+        return cls(name, expr, numpy_fn, mean, second, kinks)
 
     # -- moments -------------------------------------------------------------
+
+    @property
+    def exact_mean(self):
+        """``E Q(g)`` as a SymPy expression, or ``None``."""
+        return self._exact(1)
+
+    @property
+    def exact_second_moment(self):
+        """``s^2 = E Q(g)^2`` as a SymPy expression, or ``None``."""
+        return self._exact(2)
+
+    def _exact(self, k):
+        given = self.exact_mean_expr if k == 1 else self.exact_second_expr
+        if given is not None or self.steps is None:
+            return given
+        key = ("exact", k)
+        if key not in self._cache:
+            bps, lvls = self.steps
+            if len(lvls) > 64:
+                raise QuantizerError(
+                    f"quantizer {self.name!r} has {len(lvls)} levels; its closed form is not built "
+                    "(at most 64 levels), use the numerical s^2"
+                )
+            with SYMPY_LOCK:
+                edges = [None] + list(bps) + [None]
+                total = sp.Integer(0)
+                for lo, hi, lv in zip(edges[:-1], edges[1:], lvls):
+                    p_hi = 1 if hi is None else _std_normal_cdf(hi)
+                    p_lo = 0 if lo is None else _std_normal_cdf(lo)
+                    total += lv**k * (p_hi - p_lo)
+                self._cache[key] = sp.simplify(total) if len(lvls) <= 8 else total
+        return self._cache[key]
 
     def apply(self, W) -> np.ndarray:
         """Quantize a NumPy array entrywise (what the simulators use)."""
@@ -165,18 +270,32 @@ class Quantizer:
 
     def _moment(self, k, digits):
         key = (k, digits)
-        if key not in self._cache:
-            exact = self.exact_mean if k == 1 else self.exact_second_moment
-            with mpmath.workdps(digits + GUARD_DIGITS):
+        value = self._cache.get(key)
+        if value is not None:
+            return value
+        ctx = context()
+        with ctx.workdps(digits + GUARD_DIGITS):
+            if self.steps is not None:
+                bps, lvls = self.steps
+                with SYMPY_LOCK:
+                    b = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in bps]
+                    lv = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in lvls]
+                edges = [None] + b + [None]
+                value = ctx.fsum(lv[i] ** k * _interval_probability(ctx, edges[i], edges[i + 1]) for i in range(len(lv)))
+            else:
+                exact = self.exact_mean_expr if k == 1 else self.exact_second_expr
                 if exact is not None:
-                    value = mpmath.mpf(sp.N(exact, digits + GUARD_DIGITS))
+                    with SYMPY_LOCK:
+                        approx = sp.N(exact, digits + GUARD_DIGITS)
+                    value = ctx.mpf(approx)
                 else:
-                    fn = sp.lambdify(U, self.expr**k, modules="mpmath")
+                    fn = lambdify(U, self.expr**k)
                     if k == 2:
                         check_square_integrable(fn, 1, what=f"quantizer {self.name!r}")
                     value = gaussian_expectation(fn, 1, digits + 3, kinks=self.kinks, what=f"quantizer {self.name!r}")
-            self._cache[key] = value
-        return self._cache[key]
+        value = freeze(value, digits)
+        self._cache[key] = value
+        return value
 
     def mean(self, digits=15):
         """``E Q(g)`` for ``g ~ N(0, 1)`` as an mpf."""
@@ -188,20 +307,32 @@ class Quantizer:
 
     @property
     def is_exact(self):
-        """True when mean and ``s^2`` have closed forms."""
-        return self.exact_mean is not None and self.exact_second_moment is not None
+        """True when mean and ``s^2`` have closed forms (step quantizers and polynomials)."""
+        return self.steps is not None or (self.exact_mean_expr is not None and self.exact_second_expr is not None)
+
+    def _is_antisymmetric_steps(self):
+        bps, lvls = self.steps
+        n = len(bps)
+        return all(bps[i] == -bps[n - 1 - i] for i in range(n)) and all(
+            lvls[i] == -lvls[len(lvls) - 1 - i] for i in range(len(lvls))
+        )
 
     def check_centered(self, digits=15):
         """Raise :class:`QuantizerError` unless ``E Q(g) = 0``."""
-        if self.exact_mean is not None:
-            nonzero = sp.simplify(self.exact_mean) != 0
-            value = self.exact_mean
+        if self.steps is not None and self._is_antisymmetric_steps():
+            nonzero, value = False, 0
+        elif self.exact_mean_expr is not None:
+            with SYMPY_LOCK:
+                nonzero = sp.simplify(self.exact_mean_expr) != 0
+            value = self.exact_mean_expr
         else:
             value = self.mean(digits)
             nonzero = abs(value) > mpmath.mpf(10) ** (-digits + 2) * max(1, mpmath.sqrt(self.second_moment(digits)))
         if nonzero:
+            with SYMPY_LOCK:
+                shown = sp.N(value, 6) if isinstance(value, sp.Basic) else mpmath.nstr(value, 6)
             raise QuantizerError(
-                f"quantizer {self.name!r} has mean E Q(g) = {sp.N(value, 6)} != 0; a non-centred quantizer "
+                f"quantizer {self.name!r} has mean E Q(g) = {shown} != 0; a non-centred quantizer "
                 "adds a rank-one spike E[Q] 1 1^T to every weight matrix, which the Gaussian-equivalent "
                 "theory does not cover: use a symmetric quantizer (Q(-g) = -Q(g))"
             )
@@ -220,10 +351,7 @@ def _uniform(bits_text, clip_text):
         raise QuantizerError(f"uniform quantizer bits must be an integer, got {bits_text!r}") from None
     if not 1 <= bits <= 16:
         raise QuantizerError(f"uniform quantizer bits must be between 1 and 16, got {bits}")
-    try:
-        clip = sp.Rational(clip_text) if clip_text is not None else sp.Integer(DEFAULT_UNIFORM_CLIP)
-    except (TypeError, ValueError):
-        raise QuantizerError(f"uniform quantizer clip must be a number, got {clip_text!r}") from None
+    clip = _exact_number(clip_text, "uniform quantizer clip") if clip_text is not None else sp.Integer(DEFAULT_UNIFORM_CLIP)
     if not clip > 0:
         raise QuantizerError(f"uniform quantizer clip must be > 0, got {clip_text!r}")
     half = 2 ** (bits - 1)
@@ -231,13 +359,17 @@ def _uniform(bits_text, clip_text):
     breakpoints = [j * delta for j in range(-half + 1, half)]
     levels = [(j + sp.Rational(1, 2)) * delta for j in range(-half, half)]
     name = f"uniform:{bits}" + (f":{clip_text}" if clip_text is not None else "")
-    return Quantizer.piecewise(name, breakpoints, levels)
+    return Quantizer.piecewise(name, breakpoints, levels, spec=name)
 
 
 _BUILTINS = {
-    "none": lambda: Quantizer("none", U, lambda w: np.array(w, dtype=float, copy=True), sp.Integer(0), sp.Integer(1)),
-    "sign": lambda: Quantizer.piecewise("sign", [0], [-1, 1]),
-    "sign-scaled": lambda: Quantizer.piecewise("sign-scaled", [0], [-sp.sqrt(2 / sp.pi), sp.sqrt(2 / sp.pi)]),
+    "none": lambda: Quantizer(
+        "none", U, lambda w: np.array(w, dtype=float, copy=True), sp.Integer(0), sp.Integer(1), spec="none"
+    ),
+    "sign": lambda: Quantizer.piecewise("sign", [0], [-1, 1], spec="sign"),
+    "sign-scaled": lambda: Quantizer.piecewise(
+        "sign-scaled", [0], [-sp.sqrt(2 / sp.pi), sp.sqrt(2 / sp.pi)], spec="sign-scaled"
+    ),
 }
 
 
@@ -251,10 +383,19 @@ def get_quantizer(spec) -> Quantizer:
     """Return a validated (centred) :class:`Quantizer` for a spec string.
 
     Accepts the built-ins of :func:`builtin_quantizers` and ``expr:<text>``
-    for an expression in ``g``.  ``None`` means full precision.
+    for an expression in ``g``.  ``None`` means full precision.  A
+    :class:`Quantizer` object is checked and returned as it is;
+    ``get_quantizer(q.spec)`` rebuilds ``q`` from its spec string.
+    Thresholds and clips are numbers of absolute value at most
+    :data:`MAX_QUANTIZER_PARAMETER`.
     """
     if isinstance(spec, Quantizer):
         return spec.check_centered()
+    with SYMPY_LOCK:
+        return _make_quantizer(spec)
+
+
+def _make_quantizer(spec) -> Quantizer:
     if spec is None:
         spec = "none"
     if not isinstance(spec, str):
@@ -267,13 +408,11 @@ def get_quantizer(spec) -> Quantizer:
         return _BUILTINS[key]().check_centered()
     head, _, rest = key.partition(":")
     if head == "ternary":
-        try:
-            t = sp.Rational(rest)
-        except (TypeError, ValueError):
-            raise QuantizerError(f"ternary threshold must be a number, got {rest!r}") from None
+        t = _exact_number(rest.strip(), "ternary threshold")
         if not t >= 0:
             raise QuantizerError(f"ternary threshold must be >= 0, got {rest!r}")
-        q = Quantizer.piecewise(f"ternary:{rest}", [-t, t], [-1, 0, 1]) if t > 0 else _BUILTINS["sign"]()
+        name = f"ternary:{rest.strip()}"
+        q = Quantizer.piecewise(name, [-t, t], [-1, 0, 1], spec=name) if t > 0 else _BUILTINS["sign"]()
         return q.check_centered()
     if head == "uniform":
         bits_text, _, clip_text = rest.partition(":")

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
-import mpmath
+from .precision import mp as mpmath
 
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .coefficients import coefficients
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
+from .precision import freeze
 
 __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]
 
@@ -47,6 +48,12 @@ __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain
 #: point with mpmath so that both paths agree to 1e-9.
 FLOAT_AMPLIFICATION_LIMIT = 1e5
 FALLBACK_DIGITS = 25
+#: Most extra working digits spent on an ill-conditioned point; a point that
+#: needs more raises :class:`SolverError` rather than return a wrong number.
+MAX_EXTRA_DIGITS = 150
+
+#: A result number: ``float`` on the fast path, ``mpmath.mpf`` otherwise.
+Number = Union[float, "mpmath.mpf"]
 
 
 class SolverError(ArithmeticError):
@@ -76,13 +83,17 @@ class Chain:
     rank: object
 
 
-def build_chain(sizes, layer_coeffs, to_number=float) -> Chain:
-    """Assemble a :class:`Chain` from sizes ``(k_0..k_L)`` and per-layer coefficients."""
+def build_chain(sizes, layer_coeffs, to_number=float, dps=16) -> Chain:
+    """Assemble a :class:`Chain` from sizes ``(k_0..k_L)`` and per-layer coefficients.
+
+    A layer with ``kappa1^2 <= kappastar^2 10^(-2 dps)`` (``dps``: the working
+    digits) counts as ``kappa1 = 0`` and restarts the chain.
+    """
     first, base_dim, base_scale, signal = 0, to_number(sizes[0]), to_number(1), True
     for index, lc in enumerate(layer_coeffs, start=1):
         a = to_number(lc.kappa1) ** 2
         c = to_number(lc.kappa_star) ** 2
-        if a <= c * to_number(mpmath.mpf(10) ** (-2 * mpmath.mp.dps)) or a == 0:
+        if a == 0 or a <= c * to_number(mpmath.mpf(10) ** (-2 * dps)):
             if c == 0:
                 raise InputError(
                     f"layer {index} ({lc.activation}) outputs a constant: kappa1 = kappa_star = 0, "
@@ -160,7 +171,7 @@ def _edge(chain: Chain, ctx):
     """
     # smallest kappa_0 tried: far below the working precision, but with a
     # square that still does not underflow (floats)
-    tiny = ctx.mpf("1e-150") if ctx is mpmath.fp else mpmath.mpf(10) ** (-2 * mpmath.mp.dps - 50)
+    tiny = ctx.mpf("1e-150") if ctx is mpmath.fp else ctx.mpf(10) ** (-2 * ctx.dps - 50)
     state = walk(chain, tiny)
     if state is not None:
         return tiny, state
@@ -182,7 +193,7 @@ def _edge(chain: Chain, ctx):
     return hi, walk(chain, hi)
 
 
-def _rtsafe(fun, lo, hi, guess, ctx, what):
+def _rtsafe(fun, lo, hi, guess, ctx, what, stats=None):
     """Root of increasing ``fun`` on ``(lo, hi)``: Newton steps kept inside a shrinking bracket.
 
     ``fun(x)`` returns ``(f, df)`` or ``None`` where the walk is invalid
@@ -192,7 +203,9 @@ def _rtsafe(fun, lo, hi, guess, ctx, what):
     x = guess if guess is not None and lo < guess < hi else None
     if x is None:
         x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
-    for _ in range(2000):
+    for iteration in range(1, 2001):
+        if stats is not None:
+            stats["iterations"] = iteration
         val = fun(x)
         if val is None:
             lo = x
@@ -254,22 +267,41 @@ class Prediction:
         recomputed at the solution.
     message:
         Human-readable note (e.g. why the error is infinite), else ``""``.
+    precision_fallback:
+        True when the float path (``digits=None``) found the point
+        ill-conditioned and re-solved it with mpmath (the numbers are then
+        the rounded mpmath ones).
+    iterations, function_calls:
+        Root-finder iterations and walks of the layer equations spent on
+        the solution (the last solve when the precision was raised).
+    converged:
+        Always True on return (non-convergence raises :class:`SolverError`).
+    working_digits:
+        Decimal digits the solution was computed with (16 for IEEE doubles).
+    condition:
+        Factor by which rounding errors are amplified at the solution
+        (cancellations in the walk times ``1 / (1 - df2/n)``); the working
+        precision is raised until ``log10(condition)`` digits are covered.
+
+    On the mpmath path every number is an ``mpmath.mpf`` frozen at
+    ``digits`` significant digits, so ``str(p.test_error)`` prints
+    ``digits`` digits (see :mod:`rfq_theory.precision`).
     """
 
-    test_error: object
-    train_error: object
-    effective_ridges: Tuple
-    df1: object
-    df2: object
-    s: object
-    s_prime: object
-    bias: object
-    noise_part: object
-    var_y: object
-    rho: object
-    samples: object
-    ridge: object
-    noise: object
+    test_error: Number
+    train_error: Number
+    effective_ridges: Tuple[Optional[Number], ...]
+    df1: Number
+    df2: Number
+    s: Optional[Number]
+    s_prime: Optional[Number]
+    bias: Number
+    noise_part: Number
+    var_y: Number
+    rho: Number
+    samples: Number
+    ridge: Number
+    noise: Number
     regime: str
     digits: Optional[int]
     residuals: Tuple = ()
@@ -277,6 +309,11 @@ class Prediction:
     message: str = ""
     precision_fallback: bool = False
     kappa0: object = field(default=None, repr=False)
+    iterations: int = 0
+    function_calls: int = 0
+    converged: bool = True
+    working_digits: int = 16
+    condition: float = 1.0
 
     @property
     def effective_ridge(self):
@@ -351,24 +388,69 @@ def predict(
     physical branch and returns a :class:`Prediction`.
     """
     if not isinstance(model, DeepRF):
-        raise InputError(f"model must be a DeepRF, got {type(model).__name__}")
+        raise TypeError(f"model must be a DeepRF, got {type(model).__name__}")
     if digits is not None:
         digits = check_digits(digits)
-    n_mp = check_positive(samples, "samples")
-    lam_mp = check_nonnegative(ridge, "ridge")
-    delta_mp = check_nonnegative(noise, "noise")
+    check_positive(samples, "samples")
+    check_nonnegative(ridge, "ridge")
+    check_nonnegative(noise, "noise")
     if digits is None:
         pred = _predict(model, samples, ridge, noise, target, None, guess)
-        if pred.precision_fallback:
-            hi = _predict(model, samples, ridge, noise, target, FALLBACK_DIGITS, None)
-            pred = _to_float(hi, fallback=True)
-        return pred
-    # guard digits: cancellation near the branch edge costs about
-    # log10(kappastar^2 / kappa_L) ~ -log10(lambda) digits
-    extra = 0
-    if lam_mp > 0:
-        extra = max(0, int(-mpmath.log10(lam_mp)) + 2)
-    return _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=min(extra, 400))
+        if not pred.precision_fallback:
+            return pred
+        # ill-conditioned for doubles: solve with enough digits for 17 correct ones
+        hi = _predict_adaptive(model, samples, ridge, noise, target, 17, None, _extra_for(pred.condition))
+        return _to_float(hi, fallback=True)
+    return _predict_adaptive(model, samples, ridge, noise, target, digits, guess, 0)
+
+
+def _extra_for(condition) -> int:
+    """Guard digits beyond GUARD_DIGITS that an amplification ``condition`` costs."""
+    lost = math.log10(float(condition)) if condition and float(condition) > 1 else 0.0
+    return max(0, int(math.ceil(lost)) - GUARD_DIGITS + 5)
+
+
+def _predict_adaptive(model, samples, ridge, noise, target, digits, guess, extra):
+    """Solve at ``digits + GUARD_DIGITS + extra`` and raise ``extra`` until it covers the conditioning."""
+    while True:
+        pred = _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=extra)
+        need = _extra_for(pred.condition)
+        if need <= extra:
+            return _freeze_prediction(pred, digits)
+        if need > MAX_EXTRA_DIGITS:
+            raise SolverError(
+                f"this point is too ill-conditioned: rounding errors are amplified by about "
+                f"1e{int(math.log10(float(pred.condition)))}, more than the {MAX_EXTRA_DIGITS} extra working "
+                "digits the solver spends (move samples away from the interpolation threshold or use a larger ridge)"
+            )
+        extra = need + 5
+
+
+def _freeze_prediction(pred: Prediction, digits) -> Prediction:
+    from dataclasses import replace
+
+    def f(x):
+        return freeze(x, digits)
+
+    return replace(
+        pred,
+        test_error=f(pred.test_error),
+        train_error=f(pred.train_error),
+        effective_ridges=tuple(f(k) for k in pred.effective_ridges),
+        df1=f(pred.df1),
+        df2=f(pred.df2),
+        s=f(pred.s),
+        s_prime=f(pred.s_prime),
+        bias=f(pred.bias),
+        noise_part=f(pred.noise_part),
+        var_y=f(pred.var_y),
+        rho=f(pred.rho),
+        samples=f(pred.samples),
+        ridge=f(pred.ridge),
+        noise=f(pred.noise),
+        residuals=tuple(f(r) for r in pred.residuals),
+        kappa0=freeze(pred.kappa0, pred.working_digits),
+    )
 
 
 def _to_float(pred: Prediction, fallback=False) -> Prediction:
@@ -403,8 +485,9 @@ def _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=0
         coeff_digits = 17
         return _solve(model, samples, ridge, noise, target, ctx, coeff_digits, None, guess)
     work = digits + GUARD_DIGITS + extra_digits
-    with mpmath.workdps(work):
-        pred = _solve(model, samples, ridge, noise, target, mpmath.mp, work, digits, guess)
+    ctx = mpmath.mp  # this thread's private context (rfq_theory.precision)
+    with ctx.workdps(work):
+        pred = _solve(model, samples, ridge, noise, target, ctx, work, digits, guess)
     return pred
 
 
@@ -419,7 +502,8 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     with mpmath.workdps(max(coeff_digits, 20)):
         rho_mp, var_f_mp = target_moments(target, coeff_digits)
     rho, var_f = to_number(rho_mp), to_number(var_f_mp)
-    chain = build_chain(sizes, layers, to_number)
+    chain = build_chain(sizes, layers, to_number, 16 if ctx is mpmath.fp else ctx.dps)
+    calls = [0]
     one = to_number(1)
     rho_eff = rho if chain.signal else 0 * one  # a layer with kappa1 = 0 erased the signal
     var_y = var_f + delta
@@ -428,6 +512,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         return state.kappas[-1] * (one - state.df1 / n)
 
     def ridge_fun(k0):
+        calls[0] += 1
         st = walk(chain, k0)
         if st is None:
             return None
@@ -436,6 +521,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         return f, df
 
     def df1_fun(k0):  # increasing in kappa_0: n - df1_L
+        calls[0] += 1
         st = walk(chain, k0)
         if st is None:
             return None
@@ -445,6 +531,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
 
     regime, message = "ridge", ""
     at_edge = False
+    stats = {"iterations": 0}
     if lam == 0:
         if n > chain.rank:
             regime, at_edge = "ridgeless-underparameterized", True
@@ -459,22 +546,29 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         else:
             regime = "ridgeless-overparameterized"
             hi = _bracket_hi(df1_fun, max(edge * 2, one), ctx)
-            kappa0 = _rtsafe(df1_fun, edge, hi, guess, ctx, "ridgeless")
+            kappa0 = _rtsafe(df1_fun, edge, hi, guess, ctx, "ridgeless", stats)
     else:
         hi = _bracket_hi(ridge_fun, max(edge * 2, one, guess or one), ctx)
         start = edge
         first = ridge_fun(start)
-        if first is not None and first[0] >= 0:
-            kappa0 = start  # the root lies within rounding of the branch edge
+        if first is not None and first[0] >= 0 and n > chain.rank:
+            # the root lies within rounding of the branch edge: kappa_0 is the
+            # edge and kappa_L = lambda / (1 - rank/n) to first order in lambda
+            kappa0, at_edge = start, True
+        elif first is not None and first[0] >= 0:
+            kappa0 = start
         else:
-            kappa0 = _rtsafe(ridge_fun, start, hi, guess, ctx, "ridge")
+            kappa0 = _rtsafe(ridge_fun, start, hi, guess, ctx, "ridge", stats)
 
     state = walk(chain, kappa0) if not at_edge else edge_state
     if state is None:
         state = edge_state
     kappas = list(state.kappas)
     if at_edge:
-        kappa_L = ctx.zero if ctx is not mpmath.fp else 0.0
+        if lam > 0:
+            kappa_L = lam / (one - chain.rank / n)
+        else:
+            kappa_L = ctx.zero if ctx is not mpmath.fp else 0.0
         df1 = df2 = chain.rank
         s = one / (one + kappa0) if chain.signal else 0 * one
         s_minus = s
@@ -508,10 +602,9 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         train = (lam / kappa_L) ** 2 * test
 
     residuals = _residuals(chain, state.kappas, n, lam, at_edge)
-    fallback = False
-    if ctx is mpmath.fp and not at_edge:
-        # rounding errors amplified by cancellations in the walk
-        fallback = state.cancellation > FLOAT_AMPLIFICATION_LIMIT or abs(denom) < 1e-6
+    # rounding errors amplified by cancellations in the walk and by 1/(1 - df2/n)
+    condition = (1 if at_edge else float(state.cancellation)) / float(denom)
+    fallback = ctx is mpmath.fp and condition > FLOAT_AMPLIFICATION_LIMIT
     full_kappas = tuple([None] * chain.first + kappas)
     return Prediction(
         test_error=test,
@@ -535,6 +628,11 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         message=message,
         precision_fallback=fallback,
         kappa0=kappa0,
+        iterations=stats["iterations"],
+        function_calls=calls[0],
+        converged=True,
+        working_digits=16 if ctx is mpmath.fp else ctx.dps,
+        condition=condition,
     )
 
 
