@@ -43,6 +43,7 @@ _LAZY = {
     "TheoremResult": "sweeps",
     "one_bit_theorem": "sweeps",
     "optimal_ridge": "sweeps",
+    "OptimalRidge": "sweeps",
     "sweep": "sweeps",
     "clear_caches": "caches",
 }
@@ -93,6 +94,7 @@ __all__ = [
     "InputError",
     "LayerCoefficients",
     "NotExactError",
+    "OptimalRidge",
     "Prediction",
     "Quantizer",
     "QuantizerError",

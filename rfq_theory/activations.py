@@ -397,8 +397,23 @@ def _numpy_from_expr(expr):
     return call
 
 
-@lru_cache(maxsize=256)
 def get_activation(spec) -> Activation:
+    """Return the :class:`Activation` for a name, ``name:param`` or expression.
+
+    Raises :class:`ActivationError` (a ``ValueError``) with a one-line
+    message for unknown names, bad parameters and rejected expressions, and
+    ``TypeError`` for a spec that is neither a string nor an
+    :class:`Activation` (e.g. a list).  Thread-safe.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"activation must be a string or an Activation, got {spec!r} of type {type(spec).__name__}")
+    return _get_activation_cached(spec)
+
+
+@lru_cache(maxsize=256)
+def _get_activation_cached(spec) -> Activation:
     """Return the :class:`Activation` for a name, ``name:param`` or expression.
 
     Raises :class:`ActivationError` (a ``ValueError``) with a one-line
@@ -465,4 +480,4 @@ def _symmetry_closed_form(expr):
     return None
 
 
-register_cache(get_activation.cache_clear)
+register_cache(_get_activation_cached.cache_clear)

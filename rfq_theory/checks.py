@@ -16,7 +16,11 @@ from .precision import SYMPY_LOCK, is_mpf, mp as mpmath
 
 __all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_scalar", "format_number"]
 
-MAX_DIGITS = 1000
+#: Most significant digits a prediction may ask for (a two-layer tanh model
+#: takes about 40 s at 200 digits on one core; the cost grows steeply).
+MAX_DIGITS = 250
+#: Most working digits of the coefficient functions (requested digits plus guard digits).
+MAX_WORKING_DIGITS = 2000
 
 #: Decimal exponents a number given as text may have: ``|x|`` must be 0 or
 #: lie between ``10**-MAX_DECIMAL_EXPONENT`` and ``10**MAX_DECIMAL_EXPONENT``
@@ -58,15 +62,22 @@ class InputError(ValueError):
     """Invalid user input; the message names the parameter."""
 
 
-def check_digits(digits) -> int:
-    """Validate a requested number of significant digits (1..1000)."""
+def check_digits(digits, maximum=None) -> int:
+    """Validate a requested number of significant digits (1..``maximum``).
+
+    ``maximum`` defaults to :data:`MAX_DIGITS` (the limit of
+    :func:`rfq_theory.solver.predict` and the sweeps); coefficient
+    functions allow up to :data:`MAX_WORKING_DIGITS` because the solver
+    calls them with its guard digits added.
+    """
+    maximum = MAX_DIGITS if maximum is None else maximum
     if isinstance(digits, bool) or not isinstance(digits, (int,)) and not (
         isinstance(digits, float) and digits.is_integer()
     ):
-        raise InputError(f"digits must be an integer between 1 and {MAX_DIGITS}, got {digits!r}")
+        raise TypeError(f"digits must be an integer between 1 and {maximum}, got {digits!r}")
     digits = int(digits)
-    if not 1 <= digits <= MAX_DIGITS:
-        raise InputError(f"digits must be an integer between 1 and {MAX_DIGITS}, got {digits}")
+    if not 1 <= digits <= maximum:
+        raise InputError(f"digits must be an integer between 1 and {maximum}, got {digits}")
     return digits
 
 

@@ -24,8 +24,9 @@ import sympy as sp
 
 from .caches import register_cache
 from .activations import V, Activation, get_activation
+from .expressions import U
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
-from .checks import InputError, check_digits, to_mpf_exactly
+from .checks import MAX_WORKING_DIGITS, InputError, check_digits, to_mpf_exactly
 from .precision import SYMPY_LOCK, context, freeze
 
 __all__ = ["Coefficients", "coefficients", "closed_forms", "exact_coefficients", "NotExactError", "gaussian_moments"]
@@ -65,7 +66,7 @@ def gaussian_moments(activation, variance, digits=15):
     Returns ``((m0, m1, m2), (exact0, exact1, exact2))`` with ``mpf`` values.
     """
     act = get_activation(activation)
-    digits = check_digits(digits)
+    digits = check_digits(digits, MAX_WORKING_DIGITS)
     v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
     return _moments_cached(act, mpmath.nstr(v, digits + GUARD_DIGITS, strip_zeros=False), digits)
 
@@ -220,15 +221,18 @@ def _series_coefficients(act, v, digits):
         if (K - lead) * per_order < digits + 5:
             order = 2 * order + 1
             continue
-        with ctx.workdps(digits + GUARD_DIGITS):
+        work = digits + GUARD_DIGITS
+        with SYMPY_LOCK:
+            parts = []
+            for ex in (trunc(sp.expand(m0)), trunc(sp.expand(m1)), trunc(sp.expand(m2)), star):
+                if ex == 0:
+                    parts.append([])
+                    continue
+                q = sp.Poly(ex, V)
+                parts.append([(m[0], sp.N(c, work + 5)) for m, c in zip(q.monoms(), q.coeffs())])
+        with ctx.workdps(work):
             vv = ctx.mpf(v)
-            ev = lambda ex: ctx.fsum(ctx.mpf(sp.Rational(c).p) / sp.Rational(c).q * vv ** m[0]
-                                    for m, c in zip(sp.Poly(ex, V).monoms(), sp.Poly(ex, V).coeffs())) if ex != 0 else ctx.mpf(0)
-            with SYMPY_LOCK:
-                if not all(c.is_Rational for c in poly.coeffs()):
-                    return None
-                parts = [trunc(sp.expand(m0)), trunc(sp.expand(m1)), trunc(sp.expand(m2)), star]
-            return tuple(ev(x) for x in parts)
+            return tuple(ctx.fsum(ctx.mpf(c) * vv**k for k, c in terms) for terms in parts)
     return None
 
 
@@ -249,14 +253,14 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
     ``mu_star^2 = E sigma(u)^2 - mu0^2 - mu1^2 v``, ``u ~ N(0, v)``.
     """
     act = get_activation(activation)
-    digits = check_digits(digits)
+    digits = check_digits(digits, MAX_WORKING_DIGITS)
     v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
     series = None
-    if not act.is_exact and not act.is_affine and v < mpmath.mpf(SERIES_MAX_VARIANCE):
+    if not act.is_affine and v < mpmath.mpf(SERIES_MAX_VARIANCE):
         series = _series_coefficients(act, v, digits)
     if series is not None:
         m0, m1, m2, star2 = series
-        exact = (False,)
+        exact = (act.is_exact,)
     else:
         (m0, m1, m2), exact = gaussian_moments(act, variance, digits)
     with mpmath.workdps(digits + GUARD_DIGITS):

@@ -20,8 +20,8 @@ from typing import Sequence
 from .precision import mp as mpmath
 import sympy as sp
 
-from .activations import get_activation
-from .checks import InputError, check_digits
+from .activations import Activation, get_activation
+from .checks import MAX_WORKING_DIGITS, InputError, check_digits
 from .coefficients import NotExactError, coefficients, exact_coefficients
 from .gaussian import GUARD_DIGITS
 from .quantizers import get_quantizer
@@ -63,7 +63,8 @@ def broadcast_layers(values, n_layers, name):
     if len(values) == 1:
         return values * n_layers
     if len(values) != n_layers:
-        raise InputError(f"{name} must have 1 or {n_layers} entries (one per layer), got {len(values)}")
+        want = "1 entry" if n_layers == 1 else f"1 or {n_layers} entries (one per layer)"
+        raise InputError(f"{name} must have {want}, got {len(values)}")
     return values
 
 
@@ -82,8 +83,8 @@ def propagate(activations, quantizers=None, digits=15):
     Implements ``v_l = s_l^2 q_{l-1}``, ``q_l = Var sigma_l``,
     ``kappa1_l = s_l mu1(v_l)``, ``kappastar_l = mu_star(v_l)``.
     """
-    digits = check_digits(digits)
-    if isinstance(activations, str):
+    digits = check_digits(digits, MAX_WORKING_DIGITS)
+    if isinstance(activations, (str, Activation)):
         activations = [activations]
     acts = [get_activation(a) for a in activations]
     if not acts:
@@ -132,7 +133,7 @@ def propagate_exact(activations, quantizers=None):
     Raises :class:`~rfq_theory.coefficients.NotExactError` at the first
     layer whose activation or quantizer lacks a closed form.
     """
-    if isinstance(activations, str):
+    if isinstance(activations, (str, Activation)):
         activations = [activations]
     acts = [get_activation(a) for a in activations]
     quants = [get_quantizer(q) for q in broadcast_layers(quantizers, len(acts), "quantizers")]

@@ -65,6 +65,8 @@ class DeepRF:
         widths = self.widths
         if isinstance(widths, (int, float, str)):
             widths = (widths,)
+        if not isinstance(widths, (tuple, list)):
+            raise TypeError(f"widths must be a number or a list/tuple of numbers, got {widths!r} of type {type(widths).__name__}")
         widths = tuple(widths)
         if not widths:
             raise InputError("widths must list at least one layer width")

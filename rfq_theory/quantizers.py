@@ -378,8 +378,21 @@ def builtin_quantizers():
     return sorted(_BUILTINS) + ["ternary:<t>", "uniform:<bits>[:<clip>]"]
 
 
-@lru_cache(maxsize=256)
 def get_quantizer(spec) -> Quantizer:
+    """Return a validated (centred) :class:`Quantizer` (see :func:`_get_quantizer_cached`).
+
+    ``TypeError`` for a spec that is neither ``None``, a string nor a
+    :class:`Quantizer`; :class:`QuantizerError` (a ``ValueError``) for bad specs.
+    """
+    if isinstance(spec, Quantizer):
+        return spec.check_centered()
+    if spec is not None and not isinstance(spec, str):
+        raise TypeError(f"quantizer must be a string or a Quantizer, got {spec!r} of type {type(spec).__name__}")
+    return _get_quantizer_cached(spec)
+
+
+@lru_cache(maxsize=256)
+def _get_quantizer_cached(spec) -> Quantizer:
     """Return a validated (centred) :class:`Quantizer` for a spec string.
 
     Accepts the built-ins of :func:`builtin_quantizers` and ``expr:<text>``
@@ -424,4 +437,4 @@ def _make_quantizer(spec) -> Quantizer:
     )
 
 
-register_cache(get_quantizer.cache_clear)
+register_cache(_get_quantizer_cached.cache_clear)

@@ -40,8 +40,9 @@ from .coefficients import coefficients
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
 from .precision import freeze
+from .observables import error_terms, target_moments, train_error
 
-__all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]
+__all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]  # target_moments: re-exported from observables
 
 #: When cancellations in the walk amplify rounding errors by more than this
 #: factor (about 5 of the 16 float digits lost), the float path re-solves the
@@ -349,12 +350,6 @@ class Prediction:
         return out
 
 
-def target_moments(target, digits):
-    """``(rho, Var f*(g))`` of a target ``f*`` at variance 1 (mpf)."""
-    c = coefficients(target, 1, digits)
-    return c.mu1**2, c.variance_of_sigma
-
-
 def predict(
     model: DeepRF,
     samples,
@@ -590,16 +585,8 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         raise SolverError(
             f"1 - df2/n = {_fmt(denom)} <= 0 at the solution: the solver left the physical branch"
         )
-    bias = (var_f - rho_eff * s_minus) / denom
-    noise_part = delta / denom
-    test = bias + noise_part
-    if lam == 0:
-        if at_edge:
-            train = (one - chain.rank / n) ** 2 * test
-        else:
-            train = 0 * one
-    else:
-        train = (lam / kappa_L) ** 2 * test
+    bias, noise_part, test = error_terms(var_f, delta, rho_eff, s_minus, df2, n)
+    train = train_error(test, n, lam, kappa_L, chain.rank)
 
     residuals = _residuals(chain, state.kappas, n, lam, at_edge)
     # rounding errors amplified by cancellations in the walk and by 1/(1 - df2/n)

@@ -18,7 +18,7 @@ from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
 from .solver import Prediction, predict
 
-__all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "one_bit_theorem", "TheoremResult", "model_at"]
+__all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "OptimalRidge", "one_bit_theorem", "TheoremResult", "model_at"]
 
 
 
@@ -97,6 +97,50 @@ def sweep(
     return out
 
 
+@dataclass(frozen=True)
+class OptimalRidge:
+    """Result of :func:`optimal_ridge` (unpacks as ``ridge, prediction``).
+
+    Attributes
+    ----------
+    ridge:
+        ``lambda*`` (``0.0`` when the ridgeless estimator is best).
+    prediction:
+        :class:`~rfq_theory.solver.Prediction` at ``lambda*``.
+    at_bound:
+        ``None`` for an interior minimum; ``"lower"`` or ``"upper"`` when
+        the minimum sits on that end of the search ``bounds``: the true
+        optimum then lies at or beyond the bound (the error still decreases
+        towards it), so ``ridge`` is that bound, not an optimum.
+    bounds:
+        The search interval ``(low, high)``.
+    message:
+        One line describing the result (says so when ``at_bound`` is set).
+    function_calls:
+        Float-path solves spent by the search.
+    converged:
+        Whether the bounded Brent search met its tolerance.
+    """
+
+    ridge: float
+    prediction: Prediction
+    at_bound: Optional[str]
+    bounds: tuple
+    message: str
+    function_calls: int
+    converged: bool
+
+    def __iter__(self):
+        return iter((self.ridge, self.prediction))
+
+    def __getitem__(self, index):
+        """``result[0]`` is ``ridge``, ``result[1]`` the prediction (tuple compatibility)."""
+        return (self.ridge, self.prediction)[index]
+
+    def __len__(self):
+        return 2
+
+
 def optimal_ridge(
     model: DeepRF,
     samples,
@@ -104,7 +148,7 @@ def optimal_ridge(
     target="linear",
     digits: Optional[int] = None,
     bounds=(1e-10, 1e4),
-):
+) -> OptimalRidge:
     """The ridge ``lambda*`` that minimises the asymptotic test error.
 
     The minimum is located on the float path (bounded Brent search in
@@ -113,23 +157,42 @@ def optimal_ridge(
     ``lambda*`` is then evaluated at ``digits`` (the error is flat there,
     so it is accurate to second order in the location).
 
-    Returns ``(lambda_star, prediction)``; ``lambda_star`` is ``0.0`` when
-    the ridgeless estimator is best.
+    Returns an :class:`OptimalRidge` (``lam, pred = optimal_ridge(...)``
+    still works); ``result.at_bound`` and ``result.message`` report a
+    minimum on the edge of ``bounds`` (for example a target the features
+    cannot fit, whose error keeps falling as ``lambda`` grows).
     """
     lo, hi = bounds
     if not 0 < lo < hi:
         raise InputError(f"bounds must satisfy 0 < low < high, got {bounds!r}")
+    calls = [0]
 
     def err(log_lam):
+        calls[0] += 1
         return float(predict(model, samples, 10.0**log_lam, noise, target).test_error)
 
-    res = minimize_scalar(err, bounds=(math.log10(lo), math.log10(hi)), method="bounded", options={"xatol": 1e-9})
+    a, b = math.log10(lo), math.log10(hi)
+    res = minimize_scalar(err, bounds=(a, b), method="bounded", options={"xatol": 1e-9})
     lam_star = 10.0 ** float(res.x)
     best = float(res.fun)
     ridgeless = predict(model, samples, 0, noise, target)
+    at_bound = None
+    tol = 1e-6 * (b - a)
     if float(ridgeless.test_error) <= best:
         lam_star = 0.0
-    return lam_star, predict(model, samples, repr(lam_star), noise, target, digits=digits)
+        message = "the ridgeless estimator (lambda = 0) has the lowest test error"
+    elif float(res.x) >= b - tol or err(b) <= best:
+        at_bound, lam_star = "upper", float(hi)
+        message = (f"the test error still decreases at the upper search bound lambda = {hi:g}: "
+                   "the optimum lies at or beyond it (widen bounds)")
+    elif float(res.x) <= a + tol:
+        at_bound = "lower"
+        message = (f"the test error still decreases at the lower search bound lambda = {lo:g}: "
+                   "the optimum lies at or below it (widen bounds)")
+    else:
+        message = f"interior minimum at lambda = {lam_star:.8g}"
+    pred = predict(model, samples, repr(lam_star), noise, target, digits=digits)
+    return OptimalRidge(lam_star, pred, at_bound, (lo, hi), message, calls[0] + 1, bool(res.success))
 
 
 @dataclass(frozen=True)

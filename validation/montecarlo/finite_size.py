@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import brentq
 
-from rfq_theory import DeepRF, coefficients, get_quantizer
+from rfq_theory import DeepRF
+from rfq_theory.observables import error_terms, regime, target_moments, train_error
 
 from .simulate import draw_weights, network_sizes
 
@@ -44,7 +45,6 @@ __all__ = [
     "unit_variance_matrices",
     "finite_size_spectrum",
     "finite_size_predict",
-    "target_constants",
 ]
 
 
@@ -65,20 +65,14 @@ class FiniteSizePrediction:
         return dict(self.__dict__)
 
 
-def target_constants(target="linear", noise=0.0) -> Tuple[float, float]:
-    """``(Var y, rho)`` with ``Var y = Var f*(g) + Delta`` and ``rho = mu1(f*)^2`` at variance 1."""
-    c = coefficients(target, 1)
-    return float(c.variance_of_sigma) + float(noise), float(c.mu1) ** 2
-
-
 def unit_variance_matrices(model: DeepRF, weights: Sequence[np.ndarray]) -> List[np.ndarray]:
     """``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))`` with ``s_l^2 = E Q_l(g)^2`` (theory value)."""
     sizes = network_sizes(model)
     out = []
-    for l, (qspec, W) in enumerate(zip(model.quantizers, weights)):
+    for l, (quant, W) in enumerate(zip(model.quantizer_objects, weights)):
         if W.shape != (sizes[l + 1], sizes[l]):
             raise ValueError(f"weights[{l}] has shape {W.shape}, expected {(sizes[l + 1], sizes[l])}")
-        s = math.sqrt(float(get_quantizer(qspec).second_moment()))
+        s = math.sqrt(float(quant.second_moment()))
         out.append(W / (s * math.sqrt(sizes[l])))
     return out
 
@@ -136,24 +130,15 @@ class FiniteSizeSpectrum:
             raise ValueError(f"samples must be a positive number, got {samples!r}")
         if not (lam >= 0 and math.isfinite(lam)):
             raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-        var_y, rho = target_constants(target, noise)
+        rho, var_f = (float(x) for x in target_moments(target, 15))
         k = self.kappa(n, lam)
         if math.isnan(k):
             return FiniteSizePrediction(n, lam, math.inf, 0.0, k, float(self.rank), float(self.rank), "interpolation-threshold")
         d2 = self.df2(k) if k > 0 else float(self.rank)
         d1 = self.df1(k) if k > 0 else float(self.rank)
-        test = (var_y - rho * self.s_minus_ks(k)) / (1 - d2 / n)
-        if lam > 0:
-            train, regime = (lam / k) ** 2 * test, "ridge"
-        elif k > 0:
-            train, regime = 0.0, "ridgeless-overparameterized"
-        else:
-            train, regime = (1 - self.rank / n) ** 2 * test, "ridgeless-underparameterized"
-        return FiniteSizePrediction(n, lam, test, train, k, d1, d2, regime)
-
-    def predict_many(self, points: Iterable[Tuple[float, float]], noise=0.0, target="linear") -> List[FiniteSizePrediction]:
-        """:meth:`predict` for each ``(samples, ridge)`` pair."""
-        return [self.predict(n, lam, noise, target) for n, lam in points]
+        _, _, test = error_terms(var_f, float(noise), rho, self.s_minus_ks(k), d2, n)
+        train = float(train_error(test, n, lam, k, self.rank))
+        return FiniteSizePrediction(n, lam, test, train, k, d1, d2, regime(n, lam, self.rank))
 
 
 def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=None) -> FiniteSizeSpectrum:

@@ -1,0 +1,76 @@
+"""Test and train error from the resolvent quantities: the one place of these formulas.
+
+Both the asymptotic solver (:mod:`rfq_theory.solver`) and the finite-size
+route on one realized network (``validation.montecarlo.finite_size``) end
+in the same observables.  Given the effective ridge ``kappa`` and
+
+- ``Var y = Var f*(g) + Delta`` and ``rho = mu1(f*)^2`` (:func:`target_moments`),
+- ``s(kappa) - kappa s'(kappa)`` (the signal term),
+- ``df2(kappa) = df1 + kappa df1'`` and the sample size ``n``,
+
+they are
+
+    E_test  = [Var y - rho (s - kappa s')] / (1 - df2/n)
+            = bias + noise_part,  bias = [Var f* - rho (s - kappa s')] / (1 - df2/n),
+                                  noise_part = Delta / (1 - df2/n),
+    E_train = (lambda / kappa)^2 E_test                      (lambda > 0),
+            = 0                                              (lambda = 0, n < rank),
+            = (1 - rank/n)^2 E_test                          (lambda = 0, n > rank).
+
+Every function works with Python floats and with mpmath numbers alike.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+__all__ = ["target_moments", "error_terms", "train_error", "regime", "REGIMES"]
+
+#: The regimes a prediction can be in.
+REGIMES = ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold")
+
+
+def target_moments(target, digits: int = 15):
+    """``(rho, Var f*(g))`` of a target ``f*`` at unit variance: ``rho = mu1^2``, ``Var f* = mu1^2 + mu_star^2``.
+
+    ``target`` is any activation spec (default route: ``"linear"``, giving
+    ``(1, 1)``); the numbers are ``mpmath.mpf`` with ``digits`` digits.
+    """
+    from .coefficients import coefficients
+
+    c = coefficients(target, 1, digits)
+    return c.mu1**2, c.variance_of_sigma
+
+
+def error_terms(var_f, noise, rho, s_minus_ks, df2, n) -> Tuple[object, object, object]:
+    """``(bias, noise_part, test_error)`` with ``E_test = [Var f* + Delta - rho (s - kappa s')] / (1 - df2/n)``.
+
+    ``var_f`` is ``Var f*(g)`` (noise excluded) and ``noise`` is ``Delta``.
+    The caller checks ``1 - df2/n > 0`` (the physical branch).
+    """
+    denom = 1 - df2 / n
+    bias = (var_f - rho * s_minus_ks) / denom
+    noise_part = noise / denom
+    return bias, noise_part, bias + noise_part
+
+
+def train_error(test, n, ridge, kappa, rank):
+    """``E_train``: ``(lambda/kappa)^2 E_test`` for ``lambda > 0``; at ``lambda = 0`` it is
+    ``0`` when ``kappa > 0`` (interpolation, ``n < rank``) and ``(1 - rank/n)^2 E_test`` when ``kappa = 0``.
+    """
+    if ridge > 0:
+        return (ridge / kappa) ** 2 * test
+    if kappa > 0:
+        return 0 * test
+    return (1 - rank / n) ** 2 * test
+
+
+def regime(n, ridge, rank) -> str:
+    """``"ridge"`` for ``lambda > 0``; for ``lambda = 0`` the side of the interpolation threshold ``n = rank``."""
+    if ridge > 0:
+        return "ridge"
+    if n > rank:
+        return "ridgeless-underparameterized"
+    if n == rank:
+        return "interpolation-threshold"
+    return "ridgeless-overparameterized"

@@ -1,0 +1,247 @@
+"""Reliability of the core: ill-conditioned points, tiny variances, hostile inputs, diagnostics."""
+
+import time
+
+import mpmath
+import pytest
+import sympy as sp
+
+from rfq_theory import (
+    DeepRF,
+    InputError,
+    OptimalRidge,
+    Quantizer,
+    coefficients,
+    exact_coefficients,
+    get_activation,
+    get_quantizer,
+    optimal_ridge,
+    predict,
+)
+
+# ------------------------------------------------ near the interpolation threshold
+
+THRESHOLD_MODEL = DeepRF(1000, (2000, 1500), ("tanh", "relu"))  # rank(Omega_L) = 1500
+
+
+@pytest.mark.parametrize("samples", ["1500.000000000001", "1500.00001", "1500.01", "1499.99", "1499.99999",
+                                     "1499.999999999999"])
+def test_both_paths_right_near_the_threshold(samples):
+    ref = predict(THRESHOLD_MODEL, samples, 0, 0.1, digits=60)
+    fast = predict(THRESHOLD_MODEL, samples, 0, 0.1)
+    assert abs(fast.test_error - ref.test_error) <= 1e-13 * ref.test_error
+    d15 = predict(THRESHOLD_MODEL, samples, 0, 0.1, digits=15)
+    with mpmath.workdps(70):
+        assert abs(d15.test_error - ref.test_error) <= mpmath.mpf(10) ** -14 * ref.test_error
+    assert d15.working_digits >= 25 and fast.precision_fallback
+
+
+def test_diagnostics_are_reported():
+    p = predict(THRESHOLD_MODEL, 1200, 0.01, 0.1)
+    assert p.converged and p.iterations > 0 and p.function_calls >= p.iterations
+    assert p.working_digits == 16 and p.condition >= 1 and not p.precision_fallback
+    q = predict(THRESHOLD_MODEL, 1200, 0.01, 0.1, digits=30)
+    assert q.working_digits >= 40
+
+
+# ------------------------------------------------ tiny variances: an independent Hermite-Taylor route
+
+MPMATH_FORMS = {
+    "tanh": mpmath.tanh,
+    "erf": mpmath.erf,
+    "sigmoid": lambda u: 1 / (1 + mpmath.exp(-u)),
+    "gelu": lambda u: u * mpmath.ncdf(u),
+    "silu": lambda u: u / (1 + mpmath.exp(-u)),
+    "softplus": lambda u: mpmath.log(1 + mpmath.exp(u)),
+    "sin": mpmath.sin,
+    "cos": mpmath.cos,
+}
+
+
+def _hermite_taylor(fn, v, order=16):
+    """mu0, mu1, mu_star^2 from numerical Taylor coefficients: E s^(k)(u) = sum_j s^(k+2j)(0) v^j / (2^j j!),
+    mu_star^2 = sum_{k>=2} v^k (E s^(k))^2 / k!  (Hermite expansion)."""
+    c = mpmath.taylor(fn, 0, 2 * order)
+    d = [c[n] * mpmath.factorial(n) for n in range(2 * order + 1)]
+
+    def e_deriv(k):
+        return mpmath.fsum(d[k + 2 * j] * v**j / (2**j * mpmath.factorial(j)) for j in range((2 * order - k) // 2 + 1))
+
+    star2 = mpmath.fsum(v**k * e_deriv(k) ** 2 / mpmath.factorial(k) for k in range(2, order))
+    return e_deriv(0), e_deriv(1), star2
+
+
+@pytest.mark.parametrize("name", sorted(MPMATH_FORMS))
+@pytest.mark.parametrize("v", ["1e-4", "1e-12", "1e-24", "1e-100"])
+def test_builtins_at_tiny_variance(name, v):
+    t0 = time.time()
+    c = coefficients(name, v)
+    assert time.time() - t0 < 20
+    with mpmath.workdps(80):
+        vv = mpmath.mpf(v)
+        m0, m1, star2 = _hermite_taylor(MPMATH_FORMS[name], vv)
+        assert abs(c.mu0 - m0) <= mpmath.mpf(10) ** -14 * max(abs(m0), vv)
+        assert abs(c.mu1 - m1) <= mpmath.mpf(10) ** -14 * abs(m1)
+        assert abs(c.mu_star - mpmath.sqrt(star2)) <= mpmath.mpf(10) ** -13 * mpmath.sqrt(star2)
+
+
+def test_tiny_variance_against_quadrature_of_the_expression():
+    # sin's closed form against quadrature of the expression 'sin(u)' (another route)
+    for v in ("1e-4", "1e-8"):
+        a, b = coefficients("sin", v), coefficients("sin(u)", v)
+        assert abs(a.mu_star - b.mu_star) <= 1e-13 * b.mu_star
+
+
+def test_deep_model_with_tiny_variance_predicts():
+    q = Quantizer.piecewise("tiny", [0], ["-1e-10", "1e-10"])
+    p = predict(DeepRF(100, (150, 120), ("sin", "tanh"), ("none", q)), 90, 0.1, 0.1)
+    assert p.test_error > 0
+
+
+# ------------------------------------------------ hostile inputs end fast with one clear error
+
+HOSTILE_ACTIVATIONS = [
+    "1e999999999*u", "leaky_relu:1e999999999", "((((9**64)**64)**64)**64)**64*u", "((u+1)**64)**64",
+    "(((u+1)**64)**64)**64", "exp(exp(exp(u)))", "0**-1", "leaky_relu:1/0", "(lambda: 1)()", "(y := u)",
+    "hermite:99999999999999",
+]
+
+
+@pytest.mark.parametrize("spec", HOSTILE_ACTIVATIONS)
+def test_hostile_activations_fail_fast(spec):
+    t0 = time.time()
+    with pytest.raises(ValueError) as info:
+        coefficients(spec, 1)
+    assert time.time() - t0 < 5
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 400 and "Fraction(" not in msg
+    assert "unknown parameterised activation '(" not in msg
+
+
+@pytest.mark.parametrize("spec", ["ternary:1e999999999", "uniform:3:1e999999999", "expr:1e999999999*g"])
+def test_hostile_quantizers_fail_fast(spec):
+    t0 = time.time()
+    with pytest.raises(ValueError):
+        get_quantizer(spec)
+    assert time.time() - t0 < 5
+
+
+@pytest.mark.parametrize("field", ["samples", "ridge", "input_dim", "variance"])
+def test_huge_literals_fail_fast(field):
+    t0 = time.time()
+    with pytest.raises(ValueError, match="out of range"):
+        if field == "input_dim":
+            DeepRF("1e999999999", (100,), "tanh")
+        elif field == "variance":
+            coefficients("tanh", "1e999999999")
+        else:
+            args = {"samples": 100, "ridge": 0}
+            args[field] = "1e999999999" if field == "samples" else "1e-999999999"
+            predict(DeepRF(100, (100,), "tanh"), **args)
+    assert time.time() - t0 < 5
+
+
+@pytest.mark.parametrize("spec", ["Min(Max(u,-1),1)", "Min(Max(u,0),1)", "Heaviside(u**3 - 1e300)", "Abs(1e-300*u**4 + u)"])
+def test_kinked_activations_answer(spec):
+    c = coefficients(spec, 1)
+    assert mpmath.isfinite(c.mu1)
+
+
+def test_hardtanh_against_closed_form():
+    # E[min(max(u,-1),1) u] = P(|u| < 1) for u ~ N(0,1)
+    c = coefficients("Min(Max(u,-1),1)", 1, 20)
+    with mpmath.workdps(30):
+        assert abs(c.mu1 - mpmath.erf(1 / mpmath.sqrt(2))) < mpmath.mpf(10) ** -19
+
+
+def test_exploding_but_valid_expressions_are_quick():
+    t0 = time.time()
+    c = coefficients("(u+1)**64", 1)
+    forms = exact_coefficients("(u+1)**64", 1)
+    assert time.time() - t0 < 20
+    assert abs(float(forms["mu1"]) - float(c.mu1)) <= 1e-12 * float(c.mu1)
+
+
+def test_tiny_literal_quantizer_is_not_zero():
+    q = get_quantizer("expr:1e-300*g")
+    with mpmath.workdps(30):
+        assert abs(q.second_moment() - mpmath.mpf(10) ** -600) < mpmath.mpf(10) ** -614
+
+
+@pytest.mark.parametrize("bits", [11, pytest.param(16, marks=pytest.mark.slow)])
+def test_uniform_many_bits_fast(bits):
+    t0 = time.time()
+    q = get_quantizer(f"uniform:{bits}")
+    s2 = float(q.second_moment())
+    assert time.time() - t0 < 30
+    # fine uniform quantizer on [-3, 3]: s^2 ~ E min(|g|,3)^2 + Delta^2/12
+    assert abs(s2 - 0.99466) < 1e-3
+
+
+def test_bad_variances_rejected():
+    with pytest.raises(ValueError):
+        exact_coefficients("relu", -1)
+    with pytest.raises(ValueError):
+        exact_coefficients("relu", 0)
+    with pytest.raises(ValueError):
+        coefficients("relu", 0)
+
+
+# ------------------------------------------------ types and messages
+
+
+def test_wrong_types_are_type_errors():
+    with pytest.raises(TypeError, match="activation must be a string"):
+        get_activation(["tanh"])
+    with pytest.raises(TypeError, match="widths must be"):
+        DeepRF(100, None, "tanh")
+    with pytest.raises(TypeError, match="quantizer must be"):
+        get_quantizer(3)
+
+
+def test_layer_count_message():
+    with pytest.raises(InputError, match="must have 1 entry, got 2"):
+        DeepRF(100, (100,), ("tanh", "relu"))
+
+
+# ------------------------------------------------ models carry objects
+
+
+def test_custom_quantizers_in_models():
+    pw = Quantizer.piecewise("my-ternary", [-0.5, 0.5], [-1, 0, 1])
+    cu = Quantizer.custom("cube", sp.Symbol("u", real=True) ** 3)
+    for q in ("expr:sign(g)", "expr:sign(g)*Min(abs(g),1)", pw, cu):
+        m = DeepRF(100, (200,), "tanh", q)
+        p = predict(m, 100)
+        assert p.test_error > 0
+        assert m.quantizer_objects[0] is get_quantizer(q) or isinstance(q, Quantizer)
+    # sign(g) has s^2 = 1, so it equals full precision (universality)
+    a = predict(DeepRF(100, (200,), "tanh", "expr:sign(g)"), 100, digits=20)
+    b = predict(DeepRF(100, (200,), "tanh", "none"), 100, digits=20)
+    assert abs(a.test_error - b.test_error) < 1e-18
+    assert DeepRF(100, (200,), "tanh", "expr:sign(g)").quantizers == ("expr:sign(g)",)
+    assert get_quantizer(get_quantizer("expr:sign(g)").spec).spec == "expr:sign(g)"
+    assert DeepRF(100, (200,), "tanh", pw).with_widths((300,)).quantizer_objects[0] is pw
+
+
+# ------------------------------------------------ optimal ridge on the search bound
+
+
+def test_optimal_ridge_reports_a_boundary_optimum():
+    res = optimal_ridge(DeepRF(100, (200,), "tanh"), 100, 0.1, "cos")
+    assert isinstance(res, OptimalRidge)
+    assert res.at_bound == "upper" and "upper search bound" in res.message
+    inner = optimal_ridge(DeepRF(100, (200,), "tanh"), 300, 0.5)
+    assert inner.at_bound is None and 0 < inner.ridge < 1e4
+    lam, pred = inner
+    assert lam == inner.ridge and pred is inner.prediction
+
+
+def test_tiny_ridge_is_bounded():
+    t0 = time.time()
+    try:
+        p = predict(DeepRF(100, (200,), "tanh"), 300, "1e-300", 0.1, digits=20)
+        assert p.test_error > 0
+    except ArithmeticError as exc:
+        assert "ill-conditioned" in str(exc)
+    assert time.time() - t0 < 30
