@@ -229,4 +229,6 @@ def format_number(x, digits):
         return "inf" if x > 0 else "-inf"
     if mpmath.isnan(x):
         return "nan"
+    if x == 0:  # printed like any other number of ``digits`` digits (nstr gives "0.0")
+        return "0" if digits <= 1 else "0." + "0" * (digits - 1)
     return mpmath.nstr(x, digits, strip_zeros=False, min_fixed=-4, max_fixed=6)

@@ -9,6 +9,8 @@ Precision is set locally with ``mpmath.workdps``.
 
 from __future__ import annotations
 
+import time
+
 from .precision import mp as mpmath
 
 __all__ = ["gaussian_expectation", "check_square_integrable", "GaussianIntegralError", "GUARD_DIGITS"]
@@ -21,6 +23,15 @@ _TAIL_POINTS = (-12, -6, -3, 3, 6, 12)
 
 class GaussianIntegralError(ValueError):
     """The Gaussian integral diverges, is undefined, or did not converge."""
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+#: Wall-clock seconds one Gaussian expectation may take before it is abandoned
+#: with :class:`GaussianIntegralError` (so no input hangs the quadrature).
+QUADRATURE_TIME_LIMIT = 30.0
 
 
 def _points(kinks, sd):
@@ -65,7 +76,7 @@ def check_square_integrable(fn, variance, what="activation"):
 def _eval(fn, x, what):
     try:
         val = fn(x)
-    except (ZeroDivisionError, ValueError, OverflowError) as exc:
+    except (ZeroDivisionError, ValueError, OverflowError, MemoryError) as exc:
         raise GaussianIntegralError(f"{what} is undefined at u = {mpmath.nstr(x, 6)} ({exc})") from None
     if hasattr(val, "_mpc_"):
         if abs(val.imag) > abs(val) * mpmath.mpf(10) ** (-mpmath.mp.dps + 5) and val.imag != 0:
@@ -101,7 +112,19 @@ def gaussian_expectation(fn, variance, digits=15, kinks=(), what="activation"):
         sd = mpmath.sqrt(v)
         norm = 1 / mpmath.sqrt(2 * mpmath.pi)
 
+        deadline = time.monotonic() + QUADRATURE_TIME_LIMIT
+
+        # beyond |t| = cutoff the weight exp(-t^2/2) is below 10^-(digits + 30) even
+        # against growth like exp(t^2/4) (checked by check_square_integrable):
+        # the integrand is 0 there, and e.g. cos(exp(u)) is never evaluated at
+        # astronomically large arguments
+        cutoff = 2 * mpmath.sqrt((digits + GUARD_DIGITS + 30) * mpmath.log(10))
+
         def raw(t):
+            if time.monotonic() > deadline:
+                raise _OutOfTime
+            if abs(t) > cutoff:
+                return mpmath.mpf(0)
             val = fn(sd * t)
             if hasattr(val, "_mpc_"):
                 val = val.real
@@ -114,7 +137,15 @@ def gaussian_expectation(fn, variance, digits=15, kinks=(), what="activation"):
         size = max(abs(raw(mpmath.mpf(t))) for t in (-2, -1, -0.5, 0.5, 1, 2))
         if size == 0:
             size = mpmath.mpf(1)
-        value, err = mpmath.quad(lambda t: raw(t) / size, _points(kinks, sd), error=True, maxdegree=10)
+        try:
+            value, err = mpmath.quad(lambda t: raw(t) / size, _points(kinks, sd), error=True, maxdegree=10)
+        except _OutOfTime:
+            raise GaussianIntegralError(
+                f"quadrature of the {what} did not finish within {QUADRATURE_TIME_LIMIT:g} s at {digits} digits "
+                "(a strongly oscillating or very steep integrand); ask for fewer digits or a smoother function"
+            ) from None
+        except (MemoryError, OverflowError) as exc:
+            raise GaussianIntegralError(f"the {what} overflows under the Gaussian integral ({type(exc).__name__})") from None
         value *= norm * size
         err *= norm * size
         scale = max(abs(value), norm * size)
