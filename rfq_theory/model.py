@@ -18,7 +18,8 @@ __all__ = ["DeepRF"]
 
 
 def _size(value, name):
-    x = check_positive(value, name)
+    """A positive size (validated: finite, ``> 0``, literal magnitude within the limits of :mod:`rfq_theory.checks`)."""
+    check_positive(value, name)
     if isinstance(value, str):
         return value.strip()
     return value

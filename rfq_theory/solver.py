@@ -36,7 +36,6 @@ from typing import Optional, Tuple, Union
 from .precision import mp as mpmath
 
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
-from .coefficients import coefficients
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
 from .precision import freeze
@@ -48,7 +47,6 @@ __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain
 #: factor (about 5 of the 16 float digits lost), the float path re-solves the
 #: point with mpmath so that both paths agree to 1e-9.
 FLOAT_AMPLIFICATION_LIMIT = 1e5
-FALLBACK_DIGITS = 25
 #: Most extra working digits spent on an ill-conditioned point; a point that
 #: needs more raises :class:`SolverError` rather than return a wrong number.
 MAX_EXTRA_DIGITS = 150

@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import mpmath
 from scipy.optimize import minimize_scalar
 
 from .axes import VARY_CHOICES
