@@ -267,14 +267,12 @@ def _leaky_relu(param):
 
 @_parameterised("hermite")
 def _hermite(param):
+    from .checks import check_scalar
+
     try:
-        k = int(param) if len(param) < 10 else None
-    except ValueError:
-        k = None
-    if k is None:
-        raise ActivationError(f"hermite degree must be an integer between 0 and 40, got {param[:20]!r}")
-    if not 0 <= k <= 40:
-        raise ActivationError(f"hermite degree must be between 0 and 40, got {k}")
+        k = check_scalar(param[:40], "hermite degree", int, min_val=0, max_val=40)
+    except (TypeError, ValueError) as exc:
+        raise ActivationError(str(exc)) from None
     expr = sp.hermite_prob(k, U)
     coeffs = [float(c) for c in sp.Poly(expr, U).all_coeffs()]
     return expr, (lambda u: np.polyval(coeffs, u)), None, ()

@@ -345,12 +345,12 @@ class Quantizer:
 
 
 def _uniform(bits_text, clip_text):
+    from .checks import check_scalar
+
     try:
-        bits = int(bits_text)
-    except ValueError:
-        raise QuantizerError(f"uniform quantizer bits must be an integer, got {bits_text!r}") from None
-    if not 1 <= bits <= 16:
-        raise QuantizerError(f"uniform quantizer bits must be between 1 and 16, got {bits}")
+        bits = check_scalar(bits_text[:40], "uniform quantizer bits", int, min_val=1, max_val=16)
+    except (TypeError, ValueError) as exc:
+        raise QuantizerError(str(exc)) from None
     clip = _exact_number(clip_text, "uniform quantizer clip") if clip_text is not None else sp.Integer(DEFAULT_UNIFORM_CLIP)
     if not clip > 0:
         raise QuantizerError(f"uniform quantizer clip must be > 0, got {clip_text!r}")

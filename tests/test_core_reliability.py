@@ -245,3 +245,33 @@ def test_tiny_ridge_is_bounded():
     except ArithmeticError as exc:
         assert "ill-conditioned" in str(exc)
     assert time.time() - t0 < 30
+
+
+# ------------------------------------------------ property: literal limits agree with exact parsing
+
+from fractions import Fraction  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rfq_theory.checks import MAX_DECIMAL_EXPONENT, to_mpf_exactly  # noqa: E402
+
+
+@given(mant=st.integers(1, 999), exp=st.integers(-1200, 1200))
+def test_literal_limit_is_exact(mant, exp):
+    text = f"{mant}e{exp}"
+    magnitude = exp + len(str(mant)) - 1
+    if abs(magnitude) > MAX_DECIMAL_EXPONENT:
+        with pytest.raises(ValueError, match="out of range"):
+            to_mpf_exactly(text, "x", 30)
+    else:
+        got = to_mpf_exactly(text, "x", 30)
+        frac = Fraction(text)
+        with mpmath.workdps(40):
+            assert abs(got - mpmath.mpf(frac.numerator) / frac.denominator) <= abs(got) * mpmath.mpf(10) ** -29
+
+
+@pytest.mark.parametrize("spec", ["hermite:41", "hermite:x", "hermite:-1"])
+def test_hermite_degree_message(spec):
+    with pytest.raises(ValueError, match="hermite degree"):
+        get_activation(spec)
