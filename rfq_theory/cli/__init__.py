@@ -68,7 +68,19 @@ def build_parser():
         import_module(f"{__name__}.{name}").register(sub)
     for register in _plugin_registrars():
         register(sub)
+    parser.set_defaults(_subparsers=sub.choices)
     return parser
+
+
+def _parse(parser, argv):
+    """Parse ``argv``; unknown options are reported by the command's parser
+    (``rfq predict: error: unrecognized arguments: ...``)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = getattr(args, "command", None)
+        owner = args._subparsers.get(command, parser) if command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _one_line(exc, limit=500) -> str:
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     command = "rfq"
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if not getattr(args, "command", None):
             parser.print_help()
             return EXIT_INPUT

@@ -180,5 +180,5 @@ def plot_curve(args, model, grid, results, path):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")  # the file named, even without a suffix
     plt.close(fig)
