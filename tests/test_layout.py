@@ -189,3 +189,13 @@ def test_readme_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         if "://" not in target:
             assert (ROOT / target).exists(), target
+
+
+def test_readme_python_example_runs_and_prints_every_digit(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    code = text.split("```python", 1)[1].split("```", 1)[0]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the example asks for digits=30: the printed test error carries them
+    first = proc.stdout.split()[0]
+    assert len(first.replace(".", "").replace("-", "").lstrip("0")) >= 29, proc.stdout
