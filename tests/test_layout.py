@@ -191,6 +191,7 @@ def test_readme_links_resolve():
             assert (ROOT / target).exists(), target
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs_and_prints_every_digit(tmp_path):
     text = (ROOT / "README.md").read_text()
     code = text.split("```python", 1)[1].split("```", 1)[0]
