@@ -12,12 +12,14 @@ settings.register_profile("dev", max_examples=25, deadline=None, suppress_health
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference" / "predictions.json"
+#: independent reference values, carried in the repository (see tests/data/README.md)
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference_predictions.json"
 
 
 @pytest.fixture(scope="session")
 def reference():
-    """Independent reference values (shared/reference/predictions.json)."""
-    if not REFERENCE.exists():
-        pytest.skip(f"reference file {REFERENCE} not present")
+    """Independent reference values (``tests/data/reference_predictions.json``).
+
+    The file is part of the repository, so a missing file is an error, not a skip.
+    """
     return json.loads(REFERENCE.read_text())

@@ -138,3 +138,234 @@ def test_layers_command(capsys):
     code, out, _ = run(["layers", "--activations", "tanh,relu", "--quantizers", "sign,none", "--json"], capsys)
     obj = json.loads(out)
     assert code == 0 and len(obj["layers"]) == 2 and obj["layers"][1]["quantizer"] == "none"
+
+
+# ------------------------------------------------------------ usability (regressions)
+
+THEORY_COMMANDS = ("coefficients", "layers", "list", "predict", "theorem", "curve")
+SMALL_MODEL = ["--input-dim", "100", "--widths", "200", "--activations", "tanh"]
+
+
+def _subcommands():
+    import argparse
+
+    from rfq_theory.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+@pytest.mark.parametrize("name", THEORY_COMMANDS)
+def test_every_theory_command_has_description_example_and_option_help(name):
+    sub = _subcommands()[name]
+    assert sub.description and len(sub.description) > 40, name
+    assert sub.epilog and f"rfq {name}" in sub.epilog, name
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 10, (name, action.dest)
+
+
+def test_every_plugin_command_has_description_and_option_help():
+    for name, sub in _subcommands().items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+
+
+@pytest.mark.parametrize("name", ["coefficients", "layers", "predict", "theorem", "curve"])
+def test_activation_and_quantizer_help_name_the_valid_forms(name):
+    sub = _subcommands()[name]
+    for action in sub._actions:
+        if action.dest in ("activation", "activations", "quantizer", "quantizers"):
+            assert "rfq list" in action.help, (name, action.dest)
+        if action.dest in ("quantizer", "quantizers"):
+            for form in ("none", "sign", "sign-scaled", "ternary:", "uniform:", "expr:"):
+                assert form in action.help, (name, form)
+
+
+def test_help_wraps_prose_and_keeps_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 110
+    assert "  rfq predict --input-dim 1000 --widths 2000,1500 --activations tanh,relu \\" in out
+
+
+def test_list_names_every_builtin_and_the_list_syntax(capsys):
+    from rfq_theory import builtin_activations, builtin_quantizers
+
+    code, out, err = run(["list"], capsys)
+    assert code == 0 and not err
+    flat = " ".join(out.split())
+    for name in builtin_activations() + builtin_quantizers():
+        assert name in flat, name
+    for word in ("relu", "leaky_relu:<p>", "sign-scaled", "expr:<expression in g>", "Max(u,0.1*u)", "';'"):
+        assert word in flat, word
+
+
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["coefficients", "--activation", "nope"], "coefficients"),
+        (["coefficients", "--activation", "relu", "--digits", "abc"], "coefficients"),
+        (["layers", "--activations", "tanh", "--quantizers", "bogus"], "layers"),
+        (["predict", *SMALL_MODEL, "--samples", "abc"], "predict"),
+        (["predict", *SMALL_MODEL], "predict"),  # missing --samples (argparse)
+        (["theorem", *SMALL_MODEL, "--samples", "-1"], "theorem"),
+        (["curve", *SMALL_MODEL, "--vary", "samples", "--out", "x.csv", "--compare", ";"], "curve"),
+        (["curve", *SMALL_MODEL, "--vary", "samples", "--out", "x.csv", "--grid", "1,,2"], "curve"),
+        (["list", "--bogus"], "list"),
+    ],
+)
+def test_error_prefix_names_the_command(argv, command, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rfq {command}: error: "), err
+
+
+def test_unknown_command_prefix(capsys):
+    code, _, err = run(["frobnicate"], capsys)
+    assert code == 2 and err.startswith("rfq: error: ")
+
+
+def test_unbalanced_parentheses_in_a_list_are_refused(capsys):
+    code, _, err = run(["layers", "--activations", "tanh),(relu"], capsys)
+    assert code == 2 and "unbalanced parentheses" in err
+
+
+def _curve(tmp_path, *extra):
+    return ["curve", *SMALL_MODEL, "--vary", "samples", "--grid", "0.5,1.5,3", "--ridge", "1e-2", *extra]
+
+
+def test_curve_quantizers_option_wins_over_the_default_set(capsys, tmp_path):
+    out_csv = tmp_path / "t.csv"
+    code, _, _ = run(_curve(tmp_path, "--quantizers", "ternary:0.5", "--out", str(out_csv)), capsys)
+    assert code == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {r["quantizers"] for r in rows} == {"ternary:0.5"} and len(rows) == 3
+
+
+def test_curve_compare_and_quantizers_together_is_an_error(capsys, tmp_path):
+    code, _, err = run(_curve(tmp_path, "--quantizers", "sign", "--compare", "none;sign", "--out",
+                              str(tmp_path / "x.csv")), capsys)
+    assert code == 2 and "--compare" in err and not (tmp_path / "x.csv").exists()
+
+
+def test_curve_plot_onto_a_folder_is_refused(capsys, tmp_path):
+    folder = tmp_path / "figs"
+    folder.mkdir()
+    code, _, err = run(_curve(tmp_path, "--out", str(tmp_path / "c.csv"), "--plot", str(folder)), capsys)
+    assert code == 2 and "is a folder" in err
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "figs.png").exists()
+
+
+def test_curve_plot_equal_to_out_is_refused(capsys, tmp_path):
+    target = tmp_path / "c.csv"
+    code, _, err = run(_curve(tmp_path, "--out", str(target), "--plot", str(target)), capsys)
+    assert code == 2 and "same file" in err and not target.exists()
+    # also through a symbolic link
+    (tmp_path / "link.csv").symlink_to(target)
+    code, _, err = run(_curve(tmp_path, "--out", str(target), "--plot", str(tmp_path / "link.csv")), capsys)
+    assert code == 2 and "same file" in err
+
+
+def test_curve_plot_path_printed_is_the_file_written(capsys, tmp_path):
+    code, out, _ = run(_curve(tmp_path, "--out", str(tmp_path / "c.csv"), "--plot", str(tmp_path / "fig")), capsys)
+    assert code == 0
+    written = tmp_path / "fig.png"
+    assert written.stat().st_size > 1000 and f"wrote {written}" in out.splitlines()
+    # an existing file without a suffix is written as named
+    existing = tmp_path / "figure"
+    existing.write_bytes(b"")
+    code, out, _ = run(_curve(tmp_path, "--out", str(tmp_path / "c.csv"), "--plot", str(existing)), capsys)
+    assert code == 0 and existing.stat().st_size > 1000 and f"wrote {existing}" in out.splitlines()
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "folder", "empty", "dev-full"])
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_curve_unwritable_output_one_line_exit_2(where, option, capsys, tmp_path):
+    import os
+
+    if where == "dev-full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    bad = {"missing-folder": str(tmp_path / "nope" / "c.out"), "folder": str(tmp_path), "empty": "",
+           "dev-full": "/dev/full"}[where]
+    paths = {"--out": str(tmp_path / "c.csv"), "--plot": str(tmp_path / "c.png")}
+    paths[option] = bad
+    before = set(os.listdir(tmp_path))
+    code, _, err = run(_curve(tmp_path, "--out", paths["--out"], "--plot", paths["--plot"]), capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rfq curve: error: ") and option in lines[0], err
+    assert "Traceback" not in err
+    if where != "dev-full":  # refused before any work: nothing written
+        assert set(os.listdir(tmp_path)) == before
+
+
+def test_high_precision_notice_comes_before_the_solve(capsys, monkeypatch):
+    import rfq_theory.solver as solver
+
+    seen = {}
+
+    def fake_predict(*args, **kwargs):
+        seen["stderr"] = capsys.readouterr().err
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(solver, "predict", fake_predict)
+    code, _, err = run(["predict", *SMALL_MODEL, "--samples", "150", "--digits", "200"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert seen["stderr"].startswith("rfq predict: note: solving at 200 digits")
+
+
+def test_predict_output_names_effective_ridges_and_explains_them(capsys):
+    code, out, _ = run(["predict", "--input-dim", "100", "--widths", "200,150", "--activations", "tanh,relu",
+                        "--samples", "120", "--ridge", "0.01"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    labels = [line.split("=")[0].strip() for line in lines if line.startswith("  ") and "=" in line]
+    assert [x for x in labels if x.startswith("ridge_eff_")] == ["ridge_eff_0", "ridge_eff_1", "ridge_eff_2"]
+    assert not any(x.startswith("kappa") for x in labels)
+    assert any("ridge_eff_l: effective ridge kappa_l" in line for line in lines)
+    # noise 0: the noise part is exactly zero and prints as 0, not 0.0
+    assert "  noise_part   = 0" in lines
+
+
+def _closed_pipe_run(argv):
+    """Run ``rfq argv`` with a standard output whose reader is already gone."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "rfq_theory", *argv], stdout=w, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["list"], ["--help"], ["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"],
+     ["layers", "--activations", "tanh,relu", "--json"]],
+)
+def test_broken_pipe_is_quiet(argv):
+    proc = _closed_pipe_run(argv)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_predict_into_head_in_a_shell(tmp_path):
+    import shutil
+
+    if not shutil.which("sh") or not shutil.which("head"):
+        pytest.skip("no POSIX shell")
+    cmd = (f"'{sys.executable}' -m rfq_theory predict --input-dim 100 --widths 200 --activations tanh "
+           "--samples 150 --ridge 1e-3 | head -1")
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("deep RF:") and len(proc.stdout.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -5,16 +5,21 @@ The theory commands live in this package (``coefficients``, ``layers``,
 theirs through the ``rfq.commands`` entry-point group (the ``validation``
 package registers ``validate``, ``demo`` and ``bench``), so the theory
 package never imports them. Every command calls the same library functions as
-the Python API. Bad input prints one line ``rfq <command>: error: ...`` on
-standard error and exits with code 2; a solver failure exits with code 3.
+the Python API.
+
+Every failure prints one line ``rfq <command>: error: ...`` on standard error
+(``rfq: error: ...`` before a command is known). Exit codes: 0 success, 1 a
+check that ran and failed (``rfq theorem``, a failed validation verdict) or an
+internal error, 2 bad input or an unwritable path, 3 the solver did not
+converge, 130 interrupted. A closed standard output (``rfq ... | head -1``)
+ends the command quietly.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
-from .common import EXIT_INPUT, EXIT_SOLVER, Parser, UsageError
+from .common import EXIT_INPUT, EXIT_SOLVER, Parser, UsageError, short_repr
 
 __all__ = ["main", "build_parser", "THEORY_COMMANDS"]
 
@@ -63,20 +68,34 @@ def build_parser():
         import_module(f"{__name__}.{name}").register(sub)
     for register in _plugin_registrars():
         register(sub)
+    parser.set_defaults(_subparsers=sub.choices)
     return parser
 
 
-def _one_line(exc) -> str:
+def _parse(parser, argv):
+    """Parse ``argv``; unknown options are reported by the command's parser
+    (``rfq predict: error: unrecognized arguments: ...``)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = getattr(args, "command", None)
+        owner = args._subparsers.get(command, parser) if command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _one_line(exc, limit=500) -> str:
+    """The first line of ``str(exc)``, at most ``limit`` characters."""
     text = str(exc)
-    return text.splitlines()[0] if text.strip() else type(exc).__name__
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return line if len(line) <= limit else f"{line[:limit]}... ({len(line)} characters)"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rfq`` console script; returns the exit code."""
     parser = build_parser()
     command = "rfq"
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if not getattr(args, "command", None):
             parser.print_help()
             return EXIT_INPUT
@@ -101,14 +120,20 @@ def _report(command, exc) -> int:
     from ..solver import SolverError
 
     if isinstance(exc, SolverError):
-        print(f"{command}: solver error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{command}: error: solver: {_one_line(exc)}", file=sys.stderr)
         return EXIT_SOLVER
     if isinstance(exc, OSError):
-        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
-        print(f"{command}: error: cannot write or read{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = f" {short_repr(exc.filename)}" if getattr(exc, "filename", None) else ""
+        print(f"{command}: error: cannot write or read{where}: {exc.strerror or _one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT
-    if isinstance(exc, (ValueError, ArithmeticError, TypeError, MemoryError, RecursionError)):
+    if isinstance(exc, MemoryError):
+        print(f"{command}: error: out of memory ({_one_line(exc) if str(exc) else 'input too large'})", file=sys.stderr)
+        return EXIT_INPUT
+    if isinstance(exc, RecursionError):
+        print(f"{command}: error: input nested too deeply", file=sys.stderr)
+        return EXIT_INPUT
+    if isinstance(exc, (ValueError, ArithmeticError, TypeError)):
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT
-    print(f"{command}: internal error ({type(exc).__name__}): {_one_line(exc)}", file=sys.stderr)
+    print(f"{command}: error: internal error ({type(exc).__name__}): {_one_line(exc)}", file=sys.stderr)
     return 1

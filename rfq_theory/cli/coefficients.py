@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import fmt, split_list
+from .common import ACTIVATION_HELP, QUANTIZER_HELP, fmt, names, split_list
 
 EXAMPLES_COEFFICIENTS = """\
 examples:
@@ -26,38 +26,46 @@ def register(sub):
         "coefficients",
         help="Gaussian-equivalent coefficients of one activation",
         description="Gaussian-equivalent coefficients mu0, mu1, mu_star of an activation at "
-        "preactivation variance v (closed forms where they exist, quadrature otherwise).",
+        "preactivation variance v (closed forms where they exist, quadrature otherwise). With "
+        "--quantizer, the variance is first multiplied by the quantizer's s^2, and s^2 and "
+        "kappa1 = s mu1 are printed too.",
         epilog=EXAMPLES_COEFFICIENTS,
     )
-    p.add_argument("--activation", required=True, metavar="SPEC",
-                   help="built-in name (see 'rfq list'), name:param, or expression in u")
-    p.add_argument("--variance", default="1", metavar="V", help="preactivation variance v > 0 (decimal strings are exact; default 1)")
+    p.add_argument("--activation", required=True, metavar="SPEC", help=ACTIVATION_HELP)
+    p.add_argument("--variance", default="1", metavar="V",
+                   help="preactivation variance v > 0; decimal strings are exact (default 1)")
     p.add_argument("--quantizer", default=None, metavar="SPEC",
-                   help="weight quantizer: multiplies the variance by its s^2 and adds s2, kappa1")
-    p.add_argument("--digits", type=int, default=15, help="significant digits (default 15)")
-    p.add_argument("--exact", action="store_true", help="also print closed forms (SymPy and LaTeX)")
+                   help="weight quantizer: " + QUANTIZER_HELP + "; multiplies the variance by its s^2")
+    p.add_argument("--digits", type=int, default=15, metavar="N", help="significant digits (default 15)")
+    p.add_argument("--exact", action="store_true",
+                   help="also print the closed forms in v (SymPy and LaTeX) where they exist")
     p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings with every digit")
     p.set_defaults(func=run_coefficients)
 
     p = sub.add_parser(
         "layers",
         help="per-layer propagation of a deep model",
-        description="Propagate the preactivation variance through the layers and print each layer's "
-        "s^2, variance, mu0, mu1, mu_star and the effective coefficients kappa1, kappa_star.",
+        description="Propagate the preactivation variance through the layers of a deep model and print, "
+        "for each layer, the quantizer's s^2, the preactivation variance, the activation's mu0, mu1, "
+        "mu_star and the layer's effective coefficients kappa1, kappa_star. The sizes of the model do "
+        "not enter; 'rfq predict' prints the same table below its errors.",
         epilog=EXAMPLES_LAYERS,
     )
     p.add_argument("--activations", required=True, metavar="SPEC[,SPEC...]",
-                   help="one activation for all layers, or one per layer")
+                   help="one activation for all layers, or one per layer (comma-separated; commas inside "
+                   "parentheses belong to the expression): " + ACTIVATION_HELP)
     p.add_argument("--quantizers", default="none", metavar="SPEC[,SPEC...]",
-                   help="one quantizer for all layers, or one per layer (default none)")
-    p.add_argument("--digits", type=int, default=15, help="significant digits (default 15)")
-    p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings")
+                   help="one weight quantizer for all layers, or one per layer (default none): " + QUANTIZER_HELP)
+    p.add_argument("--digits", type=int, default=15, metavar="N", help="significant digits (default 15)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object with one entry per layer, numbers as strings with every digit")
     p.set_defaults(func=run_layers)
 
     p = sub.add_parser(
         "list",
         help="the built-in activations and quantizers, and the expression syntax",
-        description="List every built-in activation and quantizer name and the forms an expression may take.",
+        description="List every built-in activation and quantizer name, the forms an expression may "
+        "take, and the list syntax of the options that take one entry per layer.",
         epilog="example:\n  rfq list\n",
     )
     p.set_defaults(func=run_list)
@@ -154,25 +162,38 @@ def print_layers(layers, digits):
     print(f"{'layer':<6}{'activation':<14}{'quantizer':<13}" + "".join(f"{c:>{w}}" for c in cols))
     for lc in layers:
         print(
-            f"{lc.index:<6}{lc.activation[:13]:<14}{lc.quantizer[:12]:<13}"
+            f"{lc.index:<6}{names([lc.activation])[0][:13]:<14}{names([lc.quantizer])[0][:12]:<13}"
             + "".join(f"{fmt(getattr(lc, c), digits):>{w}}" for c in cols)
         )
 
 
 def run_list(args):
     """``rfq list``: the names and forms accepted by --activation(s) and --quantizer(s)."""
+    import textwrap
+
     from ..activations import builtin_activations
     from ..expressions import ALLOWED_FUNCTIONS
     from ..quantizers import builtin_quantizers
 
+    def block(text):
+        print(textwrap.fill(text, 78, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
+
     print("activations (--activation, --activations, --target):")
-    print("  " + ", ".join(builtin_activations()))
-    print("  or an expression in u, for example 'u*tanh(u)' or 'Max(u, 0.1*u)'")
+    block(", ".join(builtin_activations()))
+    block("or an expression in u, for example 'u*tanh(u)' or 'Max(u, 0.1*u)'")
     print()
     print("quantizers (--quantizer, --quantizers):")
-    print("  " + ", ".join(builtin_quantizers()) + ", expr:<expression in g>")
-    print("  a quantizer must have mean zero, for example 'expr:sign(g)*Min(abs(g),1)'")
+    block(", ".join(builtin_quantizers()) + ", expr:<expression in g>")
+    block("a quantizer must have mean zero under g ~ N(0, 1), for example 'expr:sign(g)*Min(abs(g),1)'")
     print()
-    print("expressions: numbers, the variable (u for activations, g for quantizers), pi, E,")
-    print("  + - * / ** and the functions " + ", ".join(sorted(set(ALLOWED_FUNCTIONS))))
+    print("expressions:")
+    block("numbers, the variable (u for activations, g for quantizers), pi, E, + - * / ** and the functions "
+          + ", ".join(sorted(set(ALLOWED_FUNCTIONS))))
+    print()
+    print("lists (--widths, --activations, --quantizers):")
+    block("comma-separated; one entry for all layers or one per layer; commas inside parentheses "
+          "belong to the entry:")
+    print("    --activations 'tanh,Max(u,0.1*u)'")
+    block("'rfq curve --compare' separates whole quantizer lists with ';':")
+    print("    --compare 'none;sign,ternary:0.5'")
     return 0

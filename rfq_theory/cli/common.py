@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 
 __all__ = [
     "EXIT_INPUT",
@@ -22,25 +23,53 @@ __all__ = [
     "model_from_args",
     "fmt",
     "check_output_path",
+    "same_file",
+    "short_repr",
+    "names",
+    "ACTIVATION_HELP",
+    "QUANTIZER_HELP",
+    "HelpFormatter",
 ]
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
+
+#: help text of every activation option
+ACTIVATION_HELP = (
+    "a built-in name (see 'rfq list'), name:param such as leaky_relu:0.1, or an expression in u such as 'u*tanh(u)'"
+)
+#: help text of every quantizer option
+QUANTIZER_HELP = "none, sign, sign-scaled, ternary:t, uniform:b[:clip] or expr:<expression in g> (see 'rfq list')"
 
 
 class UsageError(Exception):
     """A command-line usage error (one line, exit code 2)."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose paragraphs of descriptions and epilogs to the terminal
+    width; keeps paragraphs with indented lines (examples) exactly as written."""
+
+    def _fill_text(self, text, width, indent):
+        out = []
+        for para in textwrap.dedent(text).strip("\n").split("\n\n"):
+            lines = para.splitlines()
+            if any(line[:1].isspace() for line in lines) or any(line.endswith(":") for line in lines[:1]):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(lines), width, initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(out) + "\n"
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit code 2.
 
-    Descriptions and epilogs keep their line breaks, so examples print as
+    Prose in descriptions and epilogs is wrapped; example blocks print as
     written.
     """
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401 - argparse API
@@ -58,20 +87,23 @@ def split_list(text, name):
     """
     from ..checks import InputError
 
-    items, depth, cur = [], 0, []
+    items, depth, lowest, cur = [], 0, 0, []
     for ch in str(text):
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
+            lowest = min(lowest, depth)
         if ch == "," and depth == 0:
             items.append("".join(cur).strip())
             cur = []
         else:
             cur.append(ch)
     items.append("".join(cur).strip())
-    if depth != 0 or not items or any(not t for t in items):
-        raise InputError(f"--{name} must be a comma-separated list of non-empty items, got {text!r}")
+    if depth != 0 or lowest < 0:
+        raise InputError(f"--{name}: unbalanced parentheses in {short_repr(text)}")
+    if any(not t for t in items):
+        raise InputError(f"--{name} must be a comma-separated list of non-empty items, got {short_repr(text)}")
     return items
 
 
@@ -117,29 +149,30 @@ def parse_grid(text: str, name="grid"):
 def add_model_arguments(p, samples_required=True):
     """Options that describe a deep RF model and its data (shared by predict, theorem, curve)."""
     p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (any positive real)")
-    p.add_argument("--widths", required=True, metavar="K1,K2,...", help="comma-separated widths k_1,...,k_L")
+    p.add_argument("--widths", required=True, metavar="K1,K2,...",
+                   help="comma-separated widths k_1,...,k_L (positive reals); their number sets the depth L")
     p.add_argument(
         "--activations",
         required=True,
         metavar="SPEC[,SPEC...]",
-        help="one activation for all layers or one per layer: a name (see 'rfq list'), "
-        "name:param, or an expression in u such as 'u*tanh(u)'",
+        help="one activation for all layers or one per layer (commas inside parentheses belong to the "
+        "expression): " + ACTIVATION_HELP,
     )
     p.add_argument(
         "--quantizers",
         default="none",
         metavar="SPEC[,SPEC...]",
-        help="one weight quantizer for all layers or one per layer (default none): "
-        "none, sign, sign-scaled, ternary:t, uniform:b[:clip], expr:<expression in g>",
+        help="one weight quantizer for all layers or one per layer (default none): " + QUANTIZER_HELP,
     )
     p.add_argument("--samples", required=samples_required, metavar="N", help="number of training samples n")
-    p.add_argument("--ridge", default="0", metavar="LAMBDA", help="ridge lambda >= 0 (default 0: minimum-norm interpolator)")
+    p.add_argument("--ridge", default="0", metavar="LAMBDA",
+                   help="ridge lambda >= 0 (default 0: minimum-norm interpolator)")
     p.add_argument("--noise", default="0", metavar="DELTA", help="label-noise variance Delta >= 0 (default 0)")
     p.add_argument(
         "--target",
         default="linear",
         metavar="SPEC",
-        help="target function f*: activation name or expression in u (default linear)",
+        help="target function f* of the labels, given like an activation (default linear)",
     )
 
 
@@ -153,33 +186,64 @@ def model_from_args(args):
     return DeepRF(args.input_dim, tuple(widths), tuple(activations), tuple(quantizers))
 
 
+def short_repr(text, limit=80):
+    """``repr(text)``, cut to ``limit`` characters (an error message stays one short line)."""
+    r = repr(str(text))
+    return r if len(r) <= limit else f"{r[: limit - 20]}...' ({len(str(text))} characters)"
+
+
+def names(items):
+    """Display names of activations or quantizers given as objects or spec strings."""
+    return [getattr(x, "name", None) or str(x) for x in items]
+
+
 def fmt(x, digits):
-    """A number as text with ``digits`` significant digits (``-`` for None)."""
+    """A number as text with ``digits`` significant digits.
+
+    ``-`` for None and ``0`` for an exact zero (which has no significant digits).
+    """
     from ..checks import format_number
 
-    return "-" if x is None else format_number(x, digits)
+    if x is None:
+        return "-"
+    if not isinstance(x, str) and x == 0:
+        return "0"
+    return format_number(x, digits)
 
 
 def check_output_path(path, name, suffix=None):
     """Check that ``path`` can be written as a file before any work is done.
 
-    Returns the path (with ``suffix`` appended when it has none); raises
-    :class:`~rfq_theory.checks.InputError` naming the option when the path is
-    empty, a folder, or inside a folder that does not exist.
+    Returns the path the command writes: ``path`` itself, or ``path + suffix``
+    when ``path`` has no suffix and does not exist yet (``--plot fig`` writes
+    ``fig.png``). Raises :class:`~rfq_theory.checks.InputError` naming the
+    option when the path is empty, a folder, inside a folder that does not
+    exist, or not writable.
     """
     from ..checks import InputError
 
     text = str(path)
     if not text.strip():
         raise InputError(f"--{name} must be a file path, got an empty string")
-    if suffix and not os.path.splitext(text)[1]:
-        text += suffix
+    if "\0" in text:
+        raise InputError(f"--{name} must be a file path, got a name with a null character")
     if os.path.isdir(text):
-        raise InputError(f"--{name}: {text!r} is a folder; give a file path")
+        raise InputError(f"--{name}: {short_repr(text)} is a folder; give a file path")
+    if suffix and not os.path.splitext(text)[1] and not os.path.lexists(text):
+        text += suffix
+        if os.path.isdir(text):
+            raise InputError(f"--{name}: {short_repr(text)} is a folder; give a file path")
     parent = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(parent):
-        raise InputError(f"--{name}: folder {parent!r} does not exist")
+        raise InputError(f"--{name}: folder {short_repr(parent)} does not exist")
+    if os.path.exists(text) and not os.access(text, os.W_OK) or not os.access(parent, os.W_OK):
+        raise InputError(f"--{name}: {short_repr(text)} is not writable")
     return text
+
+
+def same_file(a, b) -> bool:
+    """Whether two output paths name the same file (also through links)."""
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def stdout_closed() -> int:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
 
-from .common import add_model_arguments, check_output_path, model_from_args, parse_grid, split_list
+from .common import (
+    add_model_arguments,
+    check_output_path,
+    model_from_args,
+    names,
+    parse_grid,
+    same_file,
+    short_repr,
+    split_list,
+)
 
 EXAMPLES = """\
 examples:
@@ -15,8 +23,9 @@ examples:
       --samples 1200 --grid 0.1:4:100 --compare 'none;ternary:0.5' --out width.csv
 
 The grid holds ratios n/d (samples) or k_L/d (width), factors of all widths
-(widths), or ridge values (ridge). Without --compare the curve is drawn for
---quantizers if given, else for full precision, sign and scaled sign.
+(widths), or ridge values (ridge). The curve is drawn for --compare if given,
+else for --quantizers if given, else for full precision, sign and scaled sign;
+giving both --compare and --quantizers is an error.
 """
 
 VARIANT_LABELS = {"none": "full precision", "sign": "one-bit (sign)", "sign-scaled": "one-bit (scaled sign)"}
@@ -35,10 +44,13 @@ def register(sub):
     )
     add_model_arguments(p, samples_required=False)
     p.set_defaults(quantizers=None)
-    p.add_argument("--vary", required=True, choices=VARY_CHOICES, help="the axis of the grid")
+    p.add_argument("--vary", required=True, choices=VARY_CHOICES,
+                   help="the axis of the grid: samples (n = g d), width (k_L = g d), widths (every width "
+                   "times g) or ridge (lambda = g)")
     p.add_argument(
         "--grid",
         default="0.1:4:200",
+        metavar="GRID",
         help="ratios n/d or k_L/d, factors of all widths, or ridges: 'a,b,c' or 'start:stop:num[:log]' "
         "(default 0.1:4:200)",
     )
@@ -49,9 +61,13 @@ def register(sub):
         help="quantizer variants separated by ';', each a quantizer list as in --quantizers "
         "(default: --quantizers if given, else 'none;sign;sign-scaled')",
     )
-    p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--plot", default=None, help="PNG file for a plot ('.png' is added if the name has no suffix)")
-    p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
+    p.add_argument("--out", required=True, metavar="FILE.csv",
+                   help="CSV file to write (one row per grid point and variant); its folder must exist")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw the test error to this PNG file ('.png' is added to a new name "
+                   "without suffix; must differ from --out)")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar even when standard error is not a terminal")
     p.set_defaults(func=run_curve)
 
 
@@ -62,8 +78,12 @@ def _variants(args):
         raise InputError("give either --quantizers or --compare, not both (--compare lists the variants to draw)")
     if args.compare is not None:
         variants = [v.strip() for v in args.compare.split(";")]
-        if not variants or any(not v for v in variants):
-            raise InputError(f"--compare must be quantizer lists separated by ';', got {args.compare!r}")
+        if any(not v for v in variants):
+            raise InputError(
+                f"--compare must be non-empty quantizer lists separated by ';', got {short_repr(args.compare)}"
+            )
+        for v in variants:
+            split_list(v, "compare")
         return variants
     if args.quantizers is not None:
         return [args.quantizers]
@@ -79,8 +99,8 @@ def run_curve(args):
 
     out_path = check_output_path(args.out, "out")
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
-    if plot_path is not None and os.path.abspath(plot_path) == os.path.abspath(out_path):
-        raise InputError("--plot and --out name the same file")
+    if plot_path is not None and same_file(plot_path, out_path):
+        raise InputError(f"--plot and --out name the same file {short_repr(out_path)}; give the plot its own name")
     variants = _variants(args)
     args.quantizers = variants[0]
     model = model_from_args(args)
@@ -109,14 +129,22 @@ def run_curve(args):
                     "regime": p.regime,
                 }
             )
-    with open(out_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (repr(float(v)) if isinstance(v, (float, mpmath.mpf)) else v) for k, v in r.items()})
+    try:
+        with open(out_path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for r in rows:
+                writer.writerow(
+                    {k: (repr(float(v)) if isinstance(v, (float, mpmath.mpf)) else v) for k, v in r.items()}
+                )
+    except OSError as exc:
+        raise InputError(f"--out: cannot write {short_repr(out_path)}: {exc.strerror or exc}") from None
     print(f"wrote {len(rows)} rows to {out_path}")
     if plot_path:
-        plot_curve(args, model, grid, results, plot_path)
+        try:
+            plot_curve(args, model, grid, results, plot_path)
+        except OSError as exc:
+            raise InputError(f"--plot: cannot write {short_repr(plot_path)}: {exc.strerror or exc}") from None
         print(f"wrote {plot_path}")
     return 0
 
@@ -148,9 +176,9 @@ def plot_curve(args, model, grid, results, path):
     fixed = {"samples": f"ridge {args.ridge}", "width": f"n {args.samples}, ridge {args.ridge}",
              "widths": f"n {args.samples}, ridge {args.ridge}", "ridge": f"n {args.samples}"}[args.vary]
     widths = " x ".join(str(w) for w in model.widths) + (" (k_L varied)" if args.vary == "width" else "")
-    ax.set_title(f"d {model.input_dim}, widths {widths}, {'/'.join(model.activations)}, {fixed}", fontsize=9)
+    ax.set_title(f"d {model.input_dim}, widths {widths}, {'/'.join(names(model.activations))}, {fixed}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")  # the file named, even without a suffix
     plt.close(fig)

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_model_arguments, fmt, model_from_args
+from .common import add_model_arguments, fmt, model_from_args, names
 
 EXAMPLES_PREDICT = """\
 examples:
   rfq predict --input-dim 1000 --widths 2000,1500 --activations tanh,relu \\
       --quantizers sign --samples 1200 --ridge 1e-3 --digits 30 --json
   rfq predict --input-dim 500 --widths 250 --activations relu --samples 1000 --optimal-ridge
+  rfq predict --input-dim 100 --widths 200 --activations 'Max(u,0.1*u)' \\
+      --quantizers 'expr:sign(g)*Min(abs(g),1)' --samples 150 --noise 0.1
+
+'rfq list' shows the activation and quantizer names and the expression syntax.
 """
 
 EXAMPLES_THEOREM = """\
 examples:
   rfq theorem --input-dim 1000 --widths 2000,1500 --activations tanh,relu \\
       --samples 1200 --ridge 1e-3 --digits 40
+  rfq theorem --input-dim 100 --widths 200 --activations erf --samples 150 --json
 """
 
 
@@ -33,10 +38,14 @@ def register(sub):
         epilog=EXAMPLES_PREDICT,
     )
     add_model_arguments(p)
-    p.add_argument("--digits", type=int, default=None,
-                   help="significant digits, solved with mpmath (default: float fast path, 15 digits shown)")
-    p.add_argument("--optimal-ridge", action="store_true", help="use the error-minimising ridge instead of --ridge")
-    p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings with every digit")
+    p.add_argument("--digits", type=int, default=None, metavar="N",
+                   help="significant digits, solved with mpmath at that precision (default: float fast path, "
+                   "15 digits shown); above 100 digits the command says up front that it is slow")
+    p.add_argument("--optimal-ridge", action="store_true",
+                   help="minimise the test error over the ridge and report that ridge (ignores --ridge)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: the errors, effective ridges and per-layer coefficients, "
+                   "numbers as strings with every requested digit")
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser(
@@ -48,9 +57,11 @@ def register(sub):
         epilog=EXAMPLES_THEOREM,
     )
     add_model_arguments(p)
-    p.add_argument("--digits", type=int, default=None,
-                   help="significant digits, solved with mpmath (default: float fast path)")
-    p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings")
+    p.add_argument("--digits", type=int, default=None, metavar="N",
+                   help="significant digits, solved with mpmath at that precision (default: float fast path)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: the three twins' predictions and both differences, "
+                   "numbers as strings")
     p.set_defaults(func=run_theorem)
 
 
@@ -60,9 +71,19 @@ def _digits(args):
     return check_digits(args.digits) if args.digits is not None else None
 
 
-def _notice_precision(digits):
-    if digits is not None and digits > 100:
-        print(f"rfq: note: solving at {digits} digits; this can take a minute or more", file=sys.stderr)
+#: from this many digits on, a command says up front that the solve is slow
+SLOW_DIGITS = 100
+
+
+def _notice_precision(digits, command):
+    """Say up front what a high precision costs (the solve prints nothing until it ends)."""
+    if digits is not None and digits > SLOW_DIGITS:
+        print(
+            f"rfq {command}: note: solving at {digits} digits; the cost grows steeply with the digits "
+            "(seconds at 100, about a minute at 300), this can take a while",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_predict(args):
@@ -74,7 +95,7 @@ def run_predict(args):
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
-    _notice_precision(digits)
+    _notice_precision(digits, "predict")
     if args.optimal_ridge:
         opt = optimal_ridge(model, args.samples, args.noise, args.target, digits=digits)
         lam, pred = opt
@@ -87,8 +108,8 @@ def run_predict(args):
             {
                 "input_dim": args.input_dim,
                 "widths": [str(w) for w in model.widths],
-                "activations": list(model.activations),
-                "quantizers": list(model.quantizers),
+                "activations": names(model.activations),
+                "quantizers": names(model.quantizers),
                 "samples": args.samples,
                 "ridge": ridge_text,
                 "noise": args.noise,
@@ -101,7 +122,7 @@ def run_predict(args):
     else:
         print(
             f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
-            f"activations={','.join(model.activations)}, quantizers={','.join(model.quantizers)}"
+            f"activations={','.join(names(model.activations))}, quantizers={','.join(names(model.quantizers))}"
         )
         print(f"samples={args.samples}, ridge={ridge_text}, noise={args.noise}, target={args.target}")
         rows = [
@@ -114,8 +135,11 @@ def run_predict(args):
         ] + [(f"ridge_eff_{i}", k) for i, k in enumerate(pred.effective_ridges)]
         for key, val in rows:
             print(f"  {key:<12} = {fmt(val, shown)}")
-        print(f"  regime       = {pred.regime}" + (" (float path re-solved with mpmath)" if pred.precision_fallback else ""))
-        print("  (ridge_eff_l: effective ridge kappa_l of layer l; the table's kappa1/kappa_star are layer coefficients)")
+        fallback = " (float path re-solved with mpmath)" if pred.precision_fallback else ""
+        print(f"  regime       = {pred.regime}{fallback}")
+        last = len(pred.effective_ridges) - 1
+        print(f"  (ridge_eff_l: effective ridge kappa_l after layer l, 0 = input, {last} = readout;")
+        print("   the table's kappa1, kappa_star are the layers' Gaussian-equivalent coefficients)")
         print()
         print_layers(pred.layers, min(shown, 12))
     if pred.message:
@@ -132,7 +156,7 @@ def run_theorem(args):
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
-    _notice_precision(digits)
+    _notice_precision(digits, "theorem")
     res = one_bit_theorem(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
     if args.json:
         out = {
@@ -148,7 +172,10 @@ def run_theorem(args):
     print(f"one-bit theorem check ({'float path' if digits is None else f'{digits} digits'})")
     print(f"  {'twin':<16}{'test_error':>{shown + 10}}{'difference vs full':>{shown + 14}}")
     print(f"  {'full precision':<16}{fmt(res.full.test_error, shown):>{shown + 10}}{'':>{shown + 14}}")
-    print(f"  {'sign':<16}{fmt(res.sign.test_error, shown):>{shown + 10}}{fmt(res.difference_sign, shown):>{shown + 14}}")
+    print(
+        f"  {'sign':<16}{fmt(res.sign.test_error, shown):>{shown + 10}}"
+        f"{fmt(res.difference_sign, shown):>{shown + 14}}"
+    )
     print(
         f"  {'sign-scaled':<16}{fmt(res.sign_scaled.test_error, shown):>{shown + 10}}"
         f"{fmt(res.difference_scaled, shown):>{shown + 14}}"
