@@ -675,9 +675,11 @@ def run_validate(args) -> int:
         if scheduler is not None and workers > 1:
             raise InputError("give --workers or --scheduler, not both")
         if workers > 1 or scheduler is not None:
-            from .executors import require_dask
+            from .executors import check_address, require_dask
 
             require_dask()
+            if scheduler is not None:
+                check_address(scheduler)
         check_out_dir(args.out)
         report = run_validation(config, out=args.out, resume=args.resume, progress=not args.no_progress,
                                 workers=workers, scheduler=scheduler,

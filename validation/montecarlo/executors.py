@@ -216,7 +216,7 @@ def local_cluster(workers: int, dashboard: bool = True, memory_limit="auto"):
     return client, cluster
 
 
-def _check_address(address) -> str:
+def check_address(address) -> str:
     text = str(address or "").strip()
     if not text:
         raise InputError("--scheduler must be a scheduler address such as tcp://host:8786, got an empty string")
@@ -242,7 +242,7 @@ def connect(address, timeout: float = 10.0):
 
     from distributed import Client
 
-    text = _check_address(address)
+    text = check_address(address)
     for name in ("distributed.client", "distributed.core", "distributed.comm", "distributed.utils"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
