@@ -348,3 +348,15 @@ def test_demo_passes(tmp_path, capsys):
     assert (tmp_path / "demo.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "verdict: PASS" in out and out.startswith("model: d = 300, widths 600, 450, activations tanh, relu")
+
+
+@pytest.mark.parametrize("argv,word", [(["--seed", "abc"], "seed"), (["--trials", "1"], "trials"),
+                                       (["--out", "/dev/full"], "folder"), (["--out", ""], "empty")])
+def test_demo_errors_are_one_line(argv, word, capsys):
+    from validation.montecarlo.commands import add_demo_arguments
+    from validation.montecarlo.demo import run_demo
+
+    args = add_demo_arguments(argparse.ArgumentParser()).parse_args(argv + ["--no-progress"])
+    assert run_demo(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rfq demo: error:") and word in err[0]
