@@ -360,3 +360,30 @@ def test_demo_errors_are_one_line(argv, word, capsys):
     assert run_demo(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rfq demo: error:") and word in err[0]
+
+
+def test_quantizer_objects_and_expr_specs_are_kept_as_given():
+    from rfq_theory import Quantizer
+
+    q = Quantizer.piecewise("tern-half", [-0.5, 0.5], [-1, 0, 1])
+    cfg = ValidationConfig(**dict(TINY, variants=(q, "expr:sign(g)")))
+    assert cfg.variants[0] is q and cfg.variants[1] == "expr:sign(g)"
+    assert cfg.labels == ("tern-half", "expr:sign(g)") and cfg.variant_spec("tern-half") is q
+    assert cfg.as_dict()["variants"] == ["tern-half", "expr:sign(g)"]
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.sampled_from(["samples", "width", "widths", "ridge"]), st.floats(0.05, 20))
+def test_grid_point_is_the_axis_definition(vary, g):
+    cfg = ValidationConfig(**dict(TINY, vary=vary, grid=(g,), samples=33))
+    widths, n, lam = cfg.point(g)
+    d, k = 40, (60, 50)
+    expected = {
+        "samples": (k, max(1, round(g * d)), 1e-2),
+        "width": ((60, max(1, round(g * d))), 33, 1e-2),
+        "widths": (tuple(max(1, round(g * x)) for x in k), 33, 1e-2),
+        "ridge": (k, 33, g),
+    }[vary]
+    assert (widths, n, lam) == expected
