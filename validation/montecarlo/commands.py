@@ -18,7 +18,10 @@ examples:
   rfq validate --input-dim 800 --widths 1600,1200 --activations tanh,relu \\
       --quantizers none,sign,sign-scaled --vary samples --grid 0.5,1,1.5,2,3 --trials 8
   rfq validate --input-dim 200 --widths 400 --activations 'Max(u,0.1*u)' \\
-      --quantizers 'none,expr:sign(g)*Min(abs(g),1)' --grid 1,2 --trials 4 --out small
+      --quantizers 'none,expr:sign(g)*Min(abs(g),1)' --grid 1,2 --trials 6 --out small
+  rfq validate ... --workers 2                       # draws on a local Dask cluster
+  rfq validate ... --scheduler tcp://host:8786       # draws on an existing Dask cluster
+  rfq validate ... --resume                          # continue an interrupted run
 """
 
 DEMO_EXAMPLES = """\
@@ -34,7 +37,8 @@ def register(sub) -> None:
         help="Monte Carlo and finite-size checks of the theory",
         description="Theory vs the finite-size route vs Monte Carlo simulations of real networks, "
         "row by row over a grid, with a pass/fail verdict per row. Rows are written as they finish "
-        "(OUT/results.jsonl) and --resume skips finished rows.",
+        "(OUT/results.jsonl) and --resume skips finished draws. Draws can run on a Dask cluster "
+        "(--workers, --scheduler).",
         epilog=VALIDATE_EXAMPLES,
     )
     add_validate_arguments(p)
@@ -75,29 +79,33 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--noise", type=str, default="0.1", help="label-noise variance Delta (default 0.1)")
     a("--target", type=str, default="linear", help="target f* (activation spec, default linear)")
     a("--vary", choices=VARY_CHOICES, default="samples",
-      help="what the grid varies: samples (n = g d), width (k_L = g d), widths (all widths times g), ridge (default samples)")
+      help="what the grid varies: samples (n = g d), width (last width k_L = g d), widths (all widths times g), "
+      "ridge (lambda = g) (default samples)")
     a("--grid", type=str, default="0.5,1,1.5,2,3",
-      help="multipliers of d (samples), of all widths (width), or ridge values (default 0.5,1,1.5,2,3)")
-    a("--trials", type=str, default="8", help="independent draws per row (default 8)")
+      help="grid values g: 'a,b,c' or 'start:stop:num[:log]' (default 0.5,1,1.5,2,3)")
+    a("--trials", type=str, default="8", help="independent draws per row, >= 6 for a verdict (default 8)")
     a("--test-samples", type=str, default="4000", help="test points per draw (default 4000)")
     a("--seed", type=str, default="0", help="base seed (default 0)")
     a("--backend", choices=("numpy", "torch"), default="numpy", help="simulation backend (default numpy)")
     a("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     a("--dtype", choices=("float64", "float32"), default="float64", help="simulation precision (default float64)")
     a("--out", type=str, default="validation-out", help="output directory (default ./validation-out)")
-    a("--resume", action="store_true", help="skip rows already in OUT/results.jsonl")
+    a("--resume", action="store_true", help="continue: skip the draws and rows already in OUT/results.jsonl")
+    a("--workers", type=str, default="1",
+      help="run draws on a local Dask cluster of N single-threaded processes (default 1: in this process)")
+    a("--scheduler", type=str, default=None, metavar="ADDRESS",
+      help="run draws on an existing Dask scheduler, e.g. tcp://host:8786")
     a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
     a("--json", action="store_true", help="print the report as JSON instead of a table")
     a("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
-
 def add_demo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``rfq demo``."""
     parser.add_argument("--out", type=str, default=".", help="directory for demo.png (default .)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the simulated networks (default 0)")
-    parser.add_argument("--trials", type=int, default=None, help="draws per Monte Carlo point (default 8)")
+    parser.add_argument("--seed", type=str, default="0", help="base seed of the simulated networks (default 0)")
+    parser.add_argument("--trials", type=str, default=None, help="draws per Monte Carlo point (default 8)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser

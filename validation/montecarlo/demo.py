@@ -5,22 +5,18 @@ ridge ``1e-2``, noise ``0.1``, linear target.  The theory curve (many
 points, each a fast :func:`rfq_theory.predict`) is drawn for full
 precision, ``sign`` and ``sign-scaled`` weights; Monte Carlo networks are
 simulated at a handful of sample sizes and compared with the rule of
-:mod:`validation.montecarlo.tolerance`.  Writes ``demo.png`` to ``--out``.
+:mod:`validation.montecarlo.tolerance`.  The terminal output names the model first.  Writes ``demo.png`` to ``--out``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
+from rfq_theory.checks import check_scalar
 
-from rfq_theory import predict
-
-from .compare import ValidationConfig, format_table, run_validation
+from .compare import ValidationConfig, describe_model, format_table, run_validation, theory_curves
+from .records import check_out_dir, dumps
 
 __all__ = ["DEMO_CONFIG", "run_demo", "demo_curves"]
 
@@ -40,38 +36,41 @@ DEMO_CONFIG = dict(
 
 
 def demo_curves(config: ValidationConfig, lo: float = 0.05, hi: float = 4.0, points: int = 200) -> dict:
-    """Theory learning curves (test and train error vs ``n/d``) for every variant."""
-    xs = np.linspace(lo, hi, points)
-    out = {}
-    for var in config.variants:
-        model = config.model(var)
-        preds = [predict(model, x * config.input_dim, config.ridge, config.noise, config.target) for x in xs]
-        out[var] = {"x": list(map(float, xs)), "test": [float(p.test_error) for p in preds],
-                    "train": [float(p.train_error) for p in preds]}
-    return out
+    """Theory learning curves (test and train error vs ``n/d``) for every variant.
+
+    The same computation as :func:`validation.montecarlo.compare.theory_curves`, over ``[lo, hi]``.
+    """
+    return theory_curves(config, points=points, lo=lo, hi=hi)
 
 
 def run_demo(args) -> int:
     """Entry point of ``rfq demo``: 0 when every Monte Carlo point passes, 1 otherwise, 2 on bad input."""
     start = time.perf_counter()
     try:
-        config = ValidationConfig(**dict(DEMO_CONFIG, seed=args.seed, trials=args.trials if args.trials is not None else DEMO_CONFIG["trials"]))
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-    except (ValueError, OSError) as exc:
+        seed = check_scalar(args.seed, "seed", int, min_val=0)
+        trials = DEMO_CONFIG["trials"] if args.trials is None else check_scalar(args.trials, "trials", int, min_val=2)
+        config = ValidationConfig(**dict(DEMO_CONFIG, seed=seed, trials=trials))
+        out = check_out_dir(args.out)
+    except (ValueError, TypeError) as exc:
         print(f"rfq demo: error: {exc}", file=sys.stderr)
         return 2
+    if not args.json:
+        print(f"model: {describe_model(config)}; quantizers {', '.join(config.labels)}", flush=True)
     report = run_validation(config, out=None, progress=not args.no_progress, figure=False)
     from .plotting import plot_comparison
+    from .compare import figure_title
 
     fig = out / "demo.png"
-    plot_comparison(report["rows"], demo_curves(config), "samples", fig,
-                    "rfq demo: d=300, widths (600, 450), tanh/relu, ridge 1e-2, noise 0.1 "
-                    "(sign and full precision share one theory curve)")
+    try:
+        plot_comparison(report["rows"], demo_curves(config), "samples", fig,
+                        "rfq demo (sign and full precision share one theory curve)\n" + figure_title(config, report))
+    except OSError as exc:
+        print(f"rfq demo: error: cannot write {str(fig)!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     report["files"] = {"figure": str(fig)}
     report["elapsed_s"] = time.perf_counter() - start
     if args.json:
-        print(json.dumps(report, indent=1, default=str))
+        print(dumps(report, indent=1))
     else:
         print(format_table(report))
         print(f"figure: {fig}   ({report['elapsed_s']:.1f} s)")

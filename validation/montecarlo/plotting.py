@@ -14,7 +14,8 @@ __all__ = ["plot_comparison", "plot_scaling", "XLABELS"]
 
 XLABELS = {
     "samples": "samples per input dimension  n / d",
-    "width": "width multiplier (all widths scaled)",
+    "width": "last width per input dimension  k_L / d",
+    "widths": "width multiplier (all widths scaled)",
     "ridge": "ridge  lambda",
 }
 _STYLE = ["-", "--", ":", "-."]

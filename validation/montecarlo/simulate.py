@@ -1,6 +1,6 @@
 """Monte Carlo simulation of the canonical deep random-features model.
 
-One *draw* (theory notes, section 1) is
+One *draw* is
 
 - weights ``W_l`` with i.i.d. ``N(0, 1)`` entries, shape ``k_l x k_{l-1}``,
   quantized entrywise, ``Q_l(W_l)``;
@@ -26,12 +26,16 @@ test inputs and noise), all NumPy ``Generator`` s.  The weights therefore depend
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rfq_theory import DeepRF, coefficients, get_activation, get_quantizer
+from rfq_theory.activations import get_activation
+from rfq_theory.coefficients import coefficients
+from rfq_theory.model import DeepRF
+from rfq_theory.quantizers import get_quantizer
 
 from .backends import Backend, get_backend
 
@@ -44,6 +48,8 @@ __all__ = [
     "simulate_trial",
     "simulate",
     "check_simulation_inputs",
+    "draw_memory_bytes",
+    "available_memory",
 ]
 
 _STREAMS = ("weights", "theta", "train", "train_noise", "test", "test_noise")
@@ -75,6 +81,13 @@ def _check_seed(seed, name="seed"):
 
 def trial_generators(seed: int, trial: int) -> dict:
     """Independent NumPy generators of draw ``trial``, one per stream.
+
+    The draw's seed sequence is ``SeedSequence([seed, trial])``; its six
+    children (``spawn``, i.e. spawn keys ``(0,)..(5,)``) seed the streams.
+    The numbers are a function of ``(seed, trial)`` alone, so a draw gives
+    the same result in any process and in any order.  Rows of one run share
+    draw ``trial``'s streams on purpose: variants and grid points are then
+    paired (common random numbers).
 
     Streams: ``weights``, ``theta``, ``train`` (inputs), ``train_noise``,
     ``test`` (inputs), ``test_noise``; separate streams make the numbers
@@ -324,3 +337,56 @@ def simulate(
         tuple(tests), tuple(trains), n, lam, delta, nt, seed, ops.name,
         {"device": str(ops.device), "dtype": str(ops.dtype)},
     )
+
+
+def draw_memory_bytes(sizes: Sequence[int], samples: int, test_samples: int = 4000, chunk_size: int = 2048,
+                      itemsize: int = 8) -> int:
+    """Estimated peak memory (bytes) of one draw with sizes ``(d, k_1..k_L)`` and ``n = samples``.
+
+    Counts the float64 weights (drawn, quantized, and the backend's copy),
+    the training inputs and features, the Gram matrix of the readout with
+    its factorisation, and one test chunk; a lower bound within a small factor.
+    """
+    sizes = [int(k) for k in sizes]
+    d, ks, n = sizes[0], sizes[1:], int(samples)
+    kmax, p = max(ks), ks[-1]
+    c = min(int(chunk_size), max(1, int(test_samples)))
+    weights = 3 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    train = n * d + 3 * n * kmax
+    gram = 3 * min(n, p) ** 2
+    test = c * (d + 2 * kmax)
+    return 8 * weights + itemsize * (train + gram + test) + 8 * n * d
+
+
+def available_memory() -> Optional[int]:
+    """Bytes this process can still allocate: ``MemAvailable`` bounded by ``ulimit -v`` (``None``: unknown)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft not in (resource.RLIM_INFINITY, -1) and soft > 0:
+            used = 0
+            try:
+                with open("/proc/self/statm") as fh:
+                    used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, ValueError):
+                pass
+            limit = max(0, soft - used)
+            avail = limit if avail is None else min(avail, limit)
+    except (ImportError, ValueError, OSError):
+        pass
+    return avail

@@ -17,21 +17,34 @@ A row passes when
   fluctuations, ``O(1/sqrt(m))``, are what ``SE`` measures).  ``C_FS = 2``
   is a deliberately small constant (0.25 % at ``m = 800``): the allowance
   only matters when ``SE`` is tiny, e.g. at large ridge.
+
+A verdict needs at least ``MIN_VERDICT_DRAWS = 6`` draws: below that the
+Student-t quantile explodes (``z_crit`` = 236, 19.2, 9.2, 6.6 for 2..5 draws,
+5.5 for 6), so almost any deviation would pass.  Rows with fewer draws get
+the status ``inconclusive`` (their ``z`` is still reported), never ``pass``.
+Rows whose theory value is not finite (the interpolation threshold) get
+``n/a``.
+
+:func:`verdict` is the one implementation of the rule; the comparison rows
+and the scaling check both call it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from scipy.stats import norm, t as student_t
 
-__all__ = ["Z_GAUSS", "C_FINITE_SIZE", "critical_z", "finite_size_allowance", "verdict", "regime_warnings"]
+__all__ = ["Z_GAUSS", "C_FINITE_SIZE", "MIN_VERDICT_DRAWS", "critical_z", "finite_size_allowance", "verdict",
+           "regime_warnings"]
 
 #: Gaussian-units statistical threshold.
 Z_GAUSS = 3.0
 #: Constant of the finite-size allowance ``C_FS |theory| / min(sizes)``.
 C_FINITE_SIZE = 2.0
+#: Fewest draws for a pass/fail verdict (``z_crit(6) = 5.5``, within twice ``Z_GAUSS``).
+MIN_VERDICT_DRAWS = 6
 
 
 def critical_z(draws: int, z: float = Z_GAUSS) -> float:
@@ -46,16 +59,28 @@ def finite_size_allowance(theory: float, sizes: Sequence[float], c: float = C_FI
     return c * abs(theory) / min(float(s) for s in sizes)
 
 
-def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float]) -> dict:
-    """``{"z", "z_crit", "allowance", "status"}`` with status ``pass``, ``fail`` or ``n/a`` (infinite theory)."""
+def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float],
+            scale: Optional[float] = None) -> dict:
+    """Apply the rule: ``{"z", "z_crit", "allowance", "status"}``.
+
+    ``status`` is ``pass`` or ``fail``; ``inconclusive`` with fewer than
+    :data:`MIN_VERDICT_DRAWS` draws; ``n/a`` when the theory value is not
+    finite.  Undefined numbers are ``nan`` (written as ``null`` in files).
+    ``scale`` replaces ``|theory|`` in the finite-size allowance (a paired
+    difference, whose theory value may be 0, uses the larger of its two
+    theory values).
+    """
     if not math.isfinite(theory):
         return {"z": float("nan"), "z_crit": float("nan"), "allowance": float("nan"), "status": "n/a"}
     zc = critical_z(draws)
-    allow = finite_size_allowance(theory, sizes)
+    allow = finite_size_allowance(theory if scale is None else scale, sizes)
     diff = mc_mean - theory
     z = diff / mc_se if mc_se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
-    ok = abs(diff) <= zc * mc_se + allow
-    return {"z": z, "z_crit": zc, "allowance": allow, "status": "pass" if ok else "fail"}
+    if draws < MIN_VERDICT_DRAWS:
+        status = "inconclusive"
+    else:
+        status = "pass" if abs(diff) <= zc * mc_se + allow else "fail"
+    return {"z": z, "z_crit": zc, "allowance": allow, "status": status}
 
 
 def regime_warnings(input_dim: float, widths: Sequence[float], samples: float) -> List[str]:

@@ -1,0 +1,254 @@
+"""Where the Monte Carlo draws of a validation run execute.
+
+A validation run is a list of independent *draws* (row ``key``, draw index
+``trial``); each is a :class:`DrawTask` run by :func:`run_draw`, a plain
+module-level function that any process can execute.  Three ways to run them:
+
+- in-process, one after another (the default; needs nothing beyond NumPy);
+- any :class:`concurrent.futures.Executor` (``ProcessPoolExecutor``,
+  ``ThreadPoolExecutor``, ...);
+- a Dask cluster through a ``distributed.Client``: an embedded
+  ``LocalCluster`` (:func:`local_cluster`, ``rfq validate --workers N``) or
+  an existing scheduler (:func:`connect`, ``--scheduler ADDRESS``).
+
+:func:`execute` submits every task and calls ``on_done(task, result)`` in the
+driver as each one finishes, in completion order; the driver alone writes the
+result store.  The numbers of a draw depend only on ``(seed, trial)`` and the
+row's sizes (see :func:`validation.montecarlo.simulate.trial_generators`), so
+results are identical whatever runs them and in whatever order they finish.
+
+Dask is optional (``pip install 'rfq-theory[dask]'``) and imported only when
+a client or cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Tuple
+
+from rfq_theory.checks import InputError
+
+__all__ = [
+    "DrawTask",
+    "run_draw",
+    "execute",
+    "ExecutionInfo",
+    "DASK_HINT",
+    "require_dask",
+    "local_cluster",
+    "connect",
+    "BLAS_ENV",
+]
+
+#: Message for a missing Dask installation.
+DASK_HINT = "parallel runs need Dask: pip install 'rfq-theory[dask]'"
+
+#: Environment variables that limit BLAS/OpenMP threads (set in every worker process).
+BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+#: Times a Dask task may lose its worker (process death) before the run gives up.
+ALLOWED_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class DrawTask:
+    """One Monte Carlo draw: draw ``trial`` of row ``key`` (everything a worker needs)."""
+
+    key: str
+    trial: int
+    model: object  # rfq_theory.DeepRF with whole sizes
+    samples: int
+    ridge: float
+    noise: float
+    target: object
+    seed: int
+    test_samples: int
+    backend: str = "numpy"
+    device: str = "cpu"
+    dtype: str = "float64"
+    blas_threads: Optional[int] = None
+
+
+def _limited(threads: Optional[int]):
+    """A context limiting BLAS threads to ``threads`` (no-op when ``None`` or threadpoolctl is missing)."""
+    import contextlib
+
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the environment variables set for the worker still apply
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads)
+
+
+def run_draw(task: DrawTask) -> dict:
+    """Run one draw: ``{"key", "trial", "test_error", "train_error", "seconds", "host", "pid"}``."""
+    from .simulate import simulate_trial
+
+    t0 = time.perf_counter()
+    with _limited(task.blas_threads):
+        test, train = simulate_trial(task.model, task.samples, task.ridge, task.noise, task.target,
+                                     seed=task.seed, trial=task.trial, test_samples=task.test_samples,
+                                     backend=task.backend, device=task.device, dtype=task.dtype)
+    return {"key": task.key, "trial": task.trial, "test_error": float(test), "train_error": float(train),
+            "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass
+class ExecutionInfo:
+    """How a run's draws were executed: kind, number of workers, dashboard link."""
+
+    kind: str = "in-process"
+    workers: int = 1
+    dashboard: Optional[str] = None
+    address: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _is_dask_client(obj) -> bool:
+    mod = type(obj).__module__ or ""
+    return mod.startswith("distributed") and hasattr(obj, "submit") and hasattr(obj, "scheduler_info")
+
+
+def describe(executor) -> ExecutionInfo:
+    """An :class:`ExecutionInfo` for ``executor`` (``None``, a ``distributed.Client`` or an Executor)."""
+    if executor is None:
+        return ExecutionInfo()
+    if _is_dask_client(executor):
+        try:
+            n = len(executor.scheduler_info().get("workers", {}))
+        except Exception:  # pragma: no cover - a scheduler that went away
+            n = 0
+        return ExecutionInfo("dask", n, getattr(executor, "dashboard_link", None),
+                             getattr(executor.scheduler, "address", None) if executor.scheduler else None)
+    n = getattr(executor, "_max_workers", None) or 0
+    return ExecutionInfo(type(executor).__name__, int(n))
+
+
+def execute(tasks: List[DrawTask], on_done: Callable[[DrawTask, dict], None], executor=None,
+            retries: int = 2) -> None:
+    """Run ``tasks`` and call ``on_done(task, result)`` in the caller as each finishes.
+
+    ``executor``: ``None`` (in-process, in order), a ``distributed.Client``
+    (tasks are submitted with ``retries`` retries after an error; a task whose
+    worker dies is re-run by the scheduler up to ``distributed.scheduler.allowed-failures``
+    times) or any :class:`concurrent.futures.Executor`.  An exception from a
+    task or from ``on_done`` cancels the tasks still pending and propagates.
+    """
+    if executor is None:
+        for task in tasks:
+            on_done(task, run_draw(task))
+        return
+    if not tasks:
+        return
+    if _is_dask_client(executor):
+        from distributed import as_completed
+
+        futures = {}
+        for task in tasks:
+            fut = executor.submit(run_draw, task, key=f"rfq-draw-{task.key}-{task.trial}-{os.getpid()}-{id(tasks)}",
+                                  retries=retries, pure=False)
+            futures[fut] = task
+        try:
+            for fut in as_completed(list(futures)):
+                on_done(futures[fut], fut.result())
+        finally:
+            executor.cancel([f for f in futures if not f.done()])
+        return
+    import concurrent.futures as cf
+
+    futures = {executor.submit(run_draw, task): task for task in tasks}
+    try:
+        for fut in cf.as_completed(futures):
+            on_done(futures[fut], fut.result())
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+# --------------------------------------------------------------------------
+# Dask clusters
+# --------------------------------------------------------------------------
+
+
+def require_dask():
+    """Import ``distributed``; raise :class:`InputError` with the install hint when missing."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError(DASK_HINT) from None
+    return distributed
+
+
+def _worker_blas_env(threads: int = 1) -> None:
+    """Dask config so that worker processes start with BLAS limited to ``threads`` threads."""
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    env.update({name: str(threads) for name in BLAS_ENV})
+    dask.config.set({"distributed.nanny.pre-spawn-environ": env,
+                     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
+
+
+def local_cluster(workers: int, dashboard: bool = True, memory_limit="auto"):
+    """Start an embedded ``LocalCluster`` and return ``(client, cluster)``.
+
+    ``workers`` processes with one thread each and BLAS limited to one thread
+    per process (so ``workers`` draws never oversubscribe the cores).
+    """
+    require_dask()
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    _worker_blas_env(1)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0" if dashboard else None, silence_logs=logging.ERROR,
+                           memory_limit=memory_limit)
+    client = Client(cluster)
+    return client, cluster
+
+
+def check_address(address) -> str:
+    text = str(address or "").strip()
+    if not text:
+        raise InputError("--scheduler must be a scheduler address such as tcp://host:8786, got an empty string")
+    proto, sep, rest = text.partition("://")
+    if not sep:
+        proto, rest = "tcp", text
+    if proto not in ("tcp", "tls", "inproc", "ucx", "ws", "wss"):
+        raise InputError(f"--scheduler: unknown protocol {proto!r} in {text!r} (use tcp://host:port)")
+    if proto in ("tcp", "tls", "ws", "wss"):
+        host, colon, port = rest.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InputError(f"--scheduler must look like tcp://host:port with a port 1..65535, got {text!r}")
+    return f"{proto}://{rest}"
+
+
+def connect(address, timeout: float = 10.0):
+    """A ``distributed.Client`` connected to the scheduler at ``address`` within ``timeout`` seconds.
+
+    Raises :class:`InputError` (one line) for a malformed or unreachable address.
+    """
+    require_dask()
+    import logging
+
+    from distributed import Client
+
+    text = check_address(address)
+    for name in ("distributed.client", "distributed.core", "distributed.comm", "distributed.utils"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return Client(text, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"--scheduler: cannot reach a Dask scheduler at {text!r} within {timeout:g} s "
+                         f"({type(exc).__name__})") from None
+    except ValueError as exc:
+        raise InputError(f"--scheduler: {text!r} is not a usable address ({str(exc).splitlines()[0]})") from None
