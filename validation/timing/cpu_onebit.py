@@ -41,7 +41,7 @@ import numpy as np
 
 from .onebit import as_bytes, packed_words
 
-__all__ = ["ACTIVATIONS", "NUMBA_HINT", "numba_unavailable", "onebit_linear_cpu", "onebit_forward_cpu",
+__all__ = ["ACTIVATIONS", "NUMBA_HINT", "numba_unavailable", "onebit_linear_cpu", "onebit_forward_cpu", "readout_cpu",
            "build_tables", "set_num_threads", "get_num_threads"]
 
 #: Built-in activations (the same names and definitions as the bench and the Triton kernels).
@@ -50,6 +50,9 @@ NUMBA_HINT = "numba is not installed (pip install 'rfq-theory[cpu]', or pip inst
 #: batch tile sizes of the small-batch kernel (a batch is padded to the next one; larger
 #: batches are cut into tiles of the largest)
 BATCH_TILES = (2, 4, 8, 16)
+#: below this many table reads (or table entries to build) a call runs on one thread: waking
+#: the worker threads costs more than it saves, and on a loaded machine much more
+PARALLEL_MIN_WORK = 1 << 18
 
 _kernels: dict = {}
 
@@ -183,9 +186,20 @@ def _compile() -> dict:
 
         return gemm
 
+    @njit(cache=True)
+    def readout(z, a, scale):  # pragma: no cover - compiled
+        n, w = z.shape
+        y = np.empty(n, dtype=np.float32)
+        for j in range(n):
+            s = np.float32(0.0)
+            for i in range(w):
+                s += z[j, i] * a[i]
+            y[j] = s * scale
+        return y
+
     parent = np.array([b & (b - 1) for b in range(256)], dtype=np.int64)
     low = np.array([((b & -b).bit_length() - 1) if b else 0 for b in range(256)], dtype=np.int64)
-    _kernels.update(build=build, gemv=gemv, parent=parent, low=low, numba=numba,
+    _kernels.update(build=build, gemv=gemv, readout=readout, parent=parent, low=low, numba=numba,
                     gemm={nb: make_gemm(nb) for nb in BATCH_TILES})
     return _kernels
 
@@ -231,8 +245,29 @@ def build_tables(x: Any, m: int) -> np.ndarray:
     xp = np.zeros((n, 8 * ngroups), dtype=np.float32)
     xp[:, :m] = xa
     table = np.empty((ngroups, 256, n), dtype=np.float32)
-    ks["build"](xp, ks["parent"], ks["low"], table)
+    with _threads_for(n * ngroups * 256):
+        ks["build"](xp, ks["parent"], ks["low"], table)
     return table
+
+
+class _threads_for:
+    """Context: run on one Numba thread when ``work`` is below :data:`PARALLEL_MIN_WORK`."""
+
+    def __init__(self, work: int):
+        self.work = work
+        self.saved = None
+
+    def __enter__(self):
+        if self.work < PARALLEL_MIN_WORK:
+            nb = _compile()["numba"]
+            self.saved = nb.get_num_threads()
+            nb.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            _compile()["numba"].set_num_threads(self.saved)
+        return False
 
 
 def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str = "relu",
@@ -262,7 +297,9 @@ def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str 
     code = ACTIVATIONS[activation]
     a32 = np.float32(alpha)
     if n == 1:
-        ks["gemv"](build_tables(xa, m).reshape(-1), bits, a32, code, out)
+        table = build_tables(xa, m).reshape(-1)
+        with _threads_for(k * bits.shape[1]):
+            ks["gemv"](table, bits, a32, code, out)
         return out
     nblocks = max(1, get_num_threads())
     top = BATCH_TILES[-1]
@@ -271,12 +308,22 @@ def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str 
         nt = xt.shape[0]
         nb = next(t for t in BATCH_TILES if t >= nt)
         if nt == 1:  # a lone last row: the GEMV kernel
-            ks["gemv"](build_tables(xt, m).reshape(-1), bits, a32, code, out[j0:j0 + 1])
+            table = build_tables(xt, m).reshape(-1)
+            with _threads_for(k * bits.shape[1]):
+                ks["gemv"](table, bits, a32, code, out[j0:j0 + 1])
             continue
         xpad = np.zeros((nb, m), dtype=np.float32)
         xpad[:nt] = xt
-        ks["gemm"][nb](build_tables(xpad, m), bits, a32, code, out[j0:j0 + nt], nt, nblocks)
+        table = build_tables(xpad, m)
+        with _threads_for(k * bits.shape[1] * nb) as ctx:
+            ks["gemm"][nb](table, bits, a32, code, out[j0:j0 + nt], nt, 1 if ctx.saved else nblocks)
     return out
+
+
+def readout_cpu(z: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
+    """``scale * z @ a`` for float32 ``z`` (n, w) and ``a`` (w,), single-threaded (Numba)."""
+    return _compile()["readout"](np.ascontiguousarray(z, dtype=np.float32),
+                                 np.ascontiguousarray(a, dtype=np.float32), np.float32(scale))
 
 
 def onebit_forward_cpu(x: Any, layers: list, activation: str = "relu") -> np.ndarray:
