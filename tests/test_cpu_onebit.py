@@ -294,3 +294,15 @@ def test_rfq_bench_command_line_refuses_inf_quickly():
     r = subprocess.run([sys.executable, "-m", "validation.timing.bench", "--device", "cpu", "--min-sample-ms", "inf"],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--min-sample-ms" in r.stderr
+
+
+@needs_torch
+def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # as if not installed
+    args = _args(tmp_path, ["--variants", "dense-fp32,onebit-cpu-fp32", "--widths", "40", "--batches", "1"])
+    assert bench.run_bench(args) == 0
+    out = capsys.readouterr().out
+    note = [line for line in out.splitlines() if line.startswith("note: onebit-cpu-fp32 skipped:")]
+    assert len(note) == 1 and "unavailable: numba is not installed" in note[0] and "pip install" in note[0]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["variant"] for r in report["results"]} == {"dense-fp32"}
