@@ -13,7 +13,7 @@ of 8 inputs the kernel first builds, once per input vector, the 256 partial sums
 
     ``T[g, b] = sum_{i<8} (+1 if bit i of b else -1) * x[8g + i]``
 
-incrementally in float64, ``T[g, 0] = -sum_i x[8g+i]`` and
+incrementally in float64 (on one thread), ``T[g, 0] = -sum_i x[8g+i]`` and
 ``T[g, b] = T[g, b & (b - 1)] + 2 x[8g + ctz(b)]`` (the identity
 ``sum = 2 * sum(selected) - total``), rounded once to float32.  Each output row is then
 one table lookup and one add per packed byte: ``y[r] = sum_g T[g, byte[r, g]]``.  Inputs
@@ -50,7 +50,7 @@ NUMBA_HINT = "numba is not installed (pip install 'rfq-theory[cpu]', or pip inst
 #: batch tile sizes of the small-batch kernel (a batch is padded to the next one; larger
 #: batches are cut into tiles of the largest)
 BATCH_TILES = (2, 4, 8, 16)
-#: below this many table reads (or table entries to build) a call runs on one thread: waking
+#: below this many table reads a call runs on one thread: waking
 #: the worker threads costs more than it saves, and on a loaded machine much more
 PARALLEL_MIN_WORK = 1 << 18
 
@@ -78,13 +78,14 @@ def _compile() -> dict:
     import numba
     from numba import njit, prange, uint64
 
-    @njit(parallel=True, cache=True)
+    @njit(cache=True)
     def build(xp, parent, low, table):  # pragma: no cover - compiled
-        # xp: (n, 8 * G) float32, zero past m; table: (G, 256, n) float32
+        # xp: (n, 8 * G) float32, zero past m; table: (G, 256, n) float32.  One thread: the
+        # tables are small next to the lookups, and a parallel region costs more than it saves
         n = xp.shape[0]
         ngroups = table.shape[0]
-        for g in prange(ngroups):
-            tmp = np.empty((256, n), dtype=np.float64)
+        tmp = np.empty((256, n), dtype=np.float64)
+        for g in range(ngroups):
             base = 8 * g
             for j in range(n):
                 tot = 0.0
@@ -245,8 +246,7 @@ def build_tables(x: Any, m: int) -> np.ndarray:
     xp = np.zeros((n, 8 * ngroups), dtype=np.float32)
     xp[:, :m] = xa
     table = np.empty((ngroups, 256, n), dtype=np.float32)
-    with _threads_for(n * ngroups * 256):
-        ks["build"](xp, ks["parent"], ks["low"], table)
+    ks["build"](xp, ks["parent"], ks["low"], table)
     return table
 
 
