@@ -60,7 +60,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["run_bench", "register_variant", "VARIANTS",
@@ -710,12 +710,12 @@ def measure_device(device: str, dtypes=("fp32", "fp16", "bf16")) -> dict:
     sizes = (1 << 20, 1 << 28) if device == "cuda" else (1 << 13, 1 << 16, 1 << 19, 1 << 22, 1 << 24)
     copies = []
     for n in sizes:
-        src = torch.randn(n, device=device)
-        dst = torch.empty_like(src)
-        dst.copy_(src)
-        t = timed(lambda: dst.copy_(src))
+        bufs = [torch.randn(n, device=device)]
+        bufs.append(torch.empty_like(bufs[0]))
+        bufs[1].copy_(bufs[0])
+        t = timed(lambda: bufs[1].copy_(bufs[0]))
         copies.append({"bytes": 2 * n * 4, "Bps": 2 * n * 4 / t})
-        del src, dst
+        bufs.clear()
     rates, used = {}, {}
     for name in dtypes:
         dt = _torch_dtype(name)

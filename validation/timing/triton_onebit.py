@@ -27,7 +27,6 @@ autotuned over a few block shapes.  ``import`` of this module needs torch and tr
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -35,7 +34,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .onebit import WORD_BITS, packed_words
+from .onebit import packed_words
 
 __all__ = ["ACTIVATIONS", "STRATEGIES", "apply_activation", "choose_strategy", "clear_scratch", "interpreting",
            "onebit_linear", "unpack_signs_triton"]
