@@ -7,12 +7,12 @@ result has ``x``'s dtype.
 
 Kernels:
 
-* ``_onebit_gemv_kernel`` (batch 1 by default): one program per
+* ``_onebit_gemv_kernel`` (batch 1 for fp32 and bf16 activations): one program per
   (batch row, block of output rows).  No unpacking to +-1 at all: for each bit ``j``
   of a word the kernel flips the IEEE sign bit of ``-x`` with one shift and one
   and/xor (``bits(-x) ^ ((word << (31 - j)) & 0x80000000)``) and adds, so each weight
   costs ~3 simple instructions and the 1-bit weights are read once.
-* ``_onebit_gemm_kernel`` (larger batches): unpacks a ``(BLOCK_K, 32*BLOCK_W)`` tile of
+* ``_onebit_gemm_kernel`` (larger batches, fp32 activations): unpacks a ``(BLOCK_K, 32*BLOCK_W)`` tile of
   +-1 in registers and feeds it to ``tl.dot`` (tensor cores for fp16/bf16; IEEE fp32
   for fp32 inputs), activation fused in the epilogue.
 
@@ -27,7 +27,6 @@ autotuned over a few block shapes.  ``import`` of this module needs torch and tr
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -35,10 +34,10 @@ import torch
 import triton
 import triton.language as tl
 
-from .onebit import WORD_BITS, packed_words
+from .onebit import packed_words
 
 __all__ = ["ACTIVATIONS", "STRATEGIES", "apply_activation", "choose_strategy", "clear_scratch", "interpreting",
-           "onebit_linear", "reference_linear", "unpack_signs_triton"]
+           "onebit_linear", "unpack_signs_triton"]
 
 #: Built-in activations: name -> code used by the kernels.
 ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sign": 3}
@@ -94,32 +93,6 @@ def _onebit_gemv_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, s
             xneg = (-xj).to(tl.int32, bitcast=True)
             flip = (words << (31 - j)) & -2147483648
             acc += (xneg[None, :] ^ flip).to(tl.float32, bitcast=True)
-    y = _act(tl.sum(acc, axis=1) * alpha, ACT)
-    tl.store(out_ptr + pid_n * stride_on + rk, y.to(out_ptr.dtype.element_ty), mask=kmask)
-
-
-@triton.jit
-def _onebit_gemv3_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
-                         ACT: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
-    # Same arithmetic as _onebit_gemv_kernel, but the 32 bits of a word are a tensor axis:
-    # the x chunk is one contiguous (BLOCK_W, 32) load instead of 32 strided ones.
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    rw = tl.arange(0, BLOCK_W)
-    rb = tl.arange(0, 32)
-    kmask = rk < K
-    x_row = x_ptr + pid_n * stride_xn
-    acc = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
-    for w0 in range(0, NW, BLOCK_W):
-        cw = w0 + rw
-        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
-                        mask=kmask[:, None] & (cw[None, :] < NW), other=0)
-        cols = cw[:, None] * 32 + rb[None, :]
-        xt = tl.load(x_row + cols, mask=cols < M, other=0.0).to(tl.float32)
-        xneg = (-xt).to(tl.int32, bitcast=True)
-        flip = (words[:, :, None] << (31 - rb)[None, None, :]) & -2147483648
-        acc += tl.sum((xneg[None, :, :] ^ flip).to(tl.float32, bitcast=True), axis=2)
     y = _act(tl.sum(acc, axis=1) * alpha, ACT)
     tl.store(out_ptr + pid_n * stride_on + rk, y.to(out_ptr.dtype.element_ty), mask=kmask)
 
@@ -406,11 +379,6 @@ _GEMV_CONFIGS = [
     for bk, bw, nw in [(16, 16, 4), (32, 8, 4), (32, 16, 4), (32, 32, 8), (64, 8, 4),
                        (64, 16, 8), (16, 32, 4), (128, 8, 8)]
 ]
-_GEMV3_CONFIGS = [
-    triton.Config({"BLOCK_K": bk, "BLOCK_W": bw}, num_warps=nw)
-    for bk, bw, nw in [(8, 8, 4), (16, 4, 4), (16, 8, 4), (32, 4, 4), (32, 8, 8), (64, 4, 8),
-                       (16, 16, 8), (8, 16, 4)]
-]
 _GEMM_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "BLOCK_W": bw, "GROUP": 8}, num_warps=nw, num_stages=ns)
     for bn, bk, bw, nw, ns in [(128, 128, 2, 8, 3), (128, 256, 2, 8, 3), (64, 128, 2, 4, 4),
@@ -441,7 +409,6 @@ _tuned: dict = {}
 def _tuned_kernels():
     if not _tuned:
         _tuned["gemv"] = triton.autotune(_GEMV_CONFIGS, key=["M", "K"])(_onebit_gemv_kernel)
-        _tuned["gemv3"] = triton.autotune(_GEMV3_CONFIGS, key=["M", "K"])(_onebit_gemv3_kernel)
         _tuned["gemm"] = triton.autotune(_GEMM_CONFIGS, key=["N", "M", "K"])(_onebit_gemm_kernel)
         _tuned["gemv2"] = triton.autotune(_GEMV2_CONFIGS, key=["K", "NW"], reset_to_zero=["ws_ptr"])(
             _onebit_gemv2_kernel)
@@ -465,7 +432,7 @@ def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str,
         raise ValueError(f"x is on {x.device} but words on {words.device}")
 
 
-STRATEGIES = ("auto", "gemv", "gemv2", "gemv3", "gemm", "gemm2", "unpack")
+STRATEGIES = ("auto", "gemv", "gemv2", "gemm", "gemm2", "unpack")
 #: strategy -> (activation dtypes it supports, fallback): gemv2 is fp16 only (a 16-term
 #: bf16 chain has ~1e-2 relative error: too coarse), gemm2 fp16/bf16
 _RESTRICTED = {"gemv2": (("fp16",), "gemv"), "gemm2": (("fp16", "bf16"), "gemm")}
@@ -521,8 +488,8 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     """``act(alpha * x @ sign(W).T)`` from packed ``words`` with Triton kernels.
 
     ``x``: ``(n, m)`` fp16/bf16/fp32 (made contiguous); ``words``: int32 ``(k, ceil(m/32))``.
-    ``strategy`` (see :func:`choose_strategy`): ``gemv``/``gemv3`` read the bits and flip the
-    sign of x (no unpacking, small batches); ``gemm`` unpacks tiles in registers for
+    ``strategy`` (see :func:`choose_strategy`): ``gemv`` reads the bits and flips the
+    sign of x (no unpacking, small batches; ``gemv2`` is its packed-half2 fp16 form); ``gemm`` unpacks tiles in registers for
     ``tl.dot`` (fused activation); ``unpack`` expands the layer into a cached dense +-1
     scratch buffer with a Triton kernel and calls cuBLAS (large batches, where the matmul,
     not the weight bytes, is the cost).  Returns ``(n, k)`` in ``x.dtype``.
@@ -550,13 +517,12 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     if out is None:
         out = torch.empty((n, k), dtype=x.dtype, device=x.device)
     if interpreting():
-        kernels = {"gemv": _onebit_gemv_kernel, "gemv3": _onebit_gemv3_kernel, "gemm": _onebit_gemm_kernel,
+        kernels = {"gemv": _onebit_gemv_kernel, "gemm": _onebit_gemm_kernel,
                    "gemv2": _onebit_gemv2_kernel, "gemm2": _onebit_gemm2_kernel}
-        cfgs = {"gemv": _INTERP_GEMV, "gemv3": _INTERP_GEMV, "gemm": _INTERP_GEMM, "gemv2": _INTERP_GEMV2,
-                "gemm2": _INTERP_GEMM}
+        cfgs = {"gemv": _INTERP_GEMV, "gemm": _INTERP_GEMM, "gemv2": _INTERP_GEMV2, "gemm2": _INTERP_GEMM}
     else:
         kernels = _tuned_kernels()
-        cfgs = {"gemv": {}, "gemv3": {}, "gemm": {}, "gemv2": {}, "gemm2": {}}
+        cfgs = {"gemv": {}, "gemm": {}, "gemv2": {}, "gemm2": {}}
     if kind == "gemv2":
         pairs = torch.empty((n, nw * 16), dtype=torch.int32, device=x.device)
         ws = torch.empty((n, k), dtype=torch.float32, device=x.device)
@@ -587,10 +553,10 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
         kernels["gemm2"][grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
                                float(alpha), ACT=act, NEG_ONE=0xBF80 if x.dtype == torch.bfloat16 else 0xBC00,
                                UPCAST=interpreting(), **cfgs["gemm2"])
-    elif kind in ("gemv", "gemv3"):
+    elif kind == "gemv":
         def grid(meta):
             return (n, triton.cdiv(k, meta["BLOCK_K"]))
-        kernels[kind][grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
+        kernels["gemv"][grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
                             float(alpha), ACT=act, **cfgs[kind])
     else:
         def grid(meta):
@@ -599,20 +565,3 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
                               float(alpha), ACT=act, IEEE=x.dtype == torch.float32,
                               UPCAST=interpreting() and x.dtype == torch.bfloat16, **cfgs["gemm"])
     return out
-
-
-def reference_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
-                     activation: str = "relu", compute_dtype: Any = None) -> torch.Tensor:
-    """Pure-PyTorch reference: unpack the bits to +-1 and matmul (no Triton).
-
-    ``compute_dtype`` (default ``x.dtype``) is the dtype of the unpacked weights and of the
-    matmul; the result is cast back to ``x.dtype``.
-    """
-    from .onebit import unpack_signs_torch
-
-    _check_inputs(x, words, m, activation, allow_fp64=True)
-    cd = x.dtype if compute_dtype is None else compute_dtype
-    s = unpack_signs_torch(words, m, cd)
-    y = (x.to(cd) @ s.t()) * alpha
-    return apply_activation(y, activation).to(x.dtype)
-

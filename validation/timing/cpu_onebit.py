@@ -1,0 +1,340 @@
+"""CPU one-bit layers read straight from the packed bits (lookup tables, Numba).
+
+Computes ``out = act(alpha * x @ sign(W).T)`` for ``x`` of shape ``(n, m)`` (float32) and
+packed ``words`` of shape ``(k, ceil(m/32))`` in the layout of :mod:`validation.timing.onebit`
+(32 weights per int32, least significant bit first, set bit = +1, rows padded with clear
+bits), ``alpha = scale / sqrt(m)``.  Meant for small batches (GEMV at ``n = 1`` and small
+GEMMs, ``n`` up to a few tens): there the weight bytes are the cost, and the packed layer is
+32x smaller than fp32.
+
+Technique (lookup table): viewed as bytes, byte ``g`` of a packed row holds the signs of
+inputs ``8g .. 8g+7`` (:func:`~validation.timing.onebit.as_bytes`).  For every group ``g``
+of 8 inputs the kernel first builds, once per input vector, the 256 partial sums
+
+    ``T[g, b] = sum_{i<8} (+1 if bit i of b else -1) * x[8g + i]``
+
+incrementally in float64 (on one thread), ``T[g, 0] = -sum_i x[8g+i]`` and
+``T[g, b] = T[g, b & (b - 1)] + 2 x[8g + ctz(b)]`` (the identity
+``sum = 2 * sum(selected) - total``), rounded once to float32.  Each output row is then
+one table lookup and one add per packed byte: ``y[r] = sum_g T[g, byte[r, g]]``.  Inputs
+past ``m`` are zero, so the padding bits contribute nothing.
+
+For a batch the table is laid out ``T[g, b, j]`` (``j`` the batch row), so one lookup
+reads the ``n`` partial sums of all batch rows at once (contiguous, vectorised adds).
+Threads split the output rows (``numba.prange``).  Batch 1 (GEMV): each row sums its
+lookups in four independent float32 accumulators (groups ``g mod 4``), added pairwise at the
+end.  Batch ``n >= 2`` (small GEMM, tiles of 2, 4, 8 or 16 batch rows, the tile size a
+compile-time constant so that the adds over the tile vectorise): one block of rows per
+thread; for each chunk of 8 groups every row adds the pairwise sum of its 8 looked-up
+vectors to a float32 accumulator.  The result is float32.
+
+Numba is an optional dependency (``pip install 'rfq-theory[cpu]'`` or ``pip install
+numba``); :func:`numba_unavailable` says whether it can be used, and everything else in
+this module raises :class:`ImportError` with that line when it cannot.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .onebit import as_bytes, packed_words
+
+__all__ = ["ACTIVATIONS", "NUMBA_HINT", "numba_unavailable", "onebit_linear_cpu", "onebit_forward_cpu", "readout_cpu",
+           "build_tables", "set_num_threads", "get_num_threads"]
+
+#: Built-in activations (the same names and definitions as the bench and the Triton kernels).
+ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sign": 3}
+NUMBA_HINT = "numba is not installed (pip install 'rfq-theory[cpu]', or pip install numba)"
+#: batch tile sizes of the small-batch kernel (a batch is padded to the next one; larger
+#: batches are cut into tiles of the largest)
+BATCH_TILES = (2, 4, 8, 16)
+#: below this many table reads a call runs on one thread: waking
+#: the worker threads costs more than it saves, and on a loaded machine much more
+PARALLEL_MIN_WORK = 1 << 18
+
+_kernels: dict = {}
+
+
+def numba_unavailable() -> str | None:
+    """``None`` when Numba can be imported, else a one-line reason with the install command."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # e.g. sys.modules["numba"] = None
+        found = False
+    return None if found else f"unavailable: {NUMBA_HINT}"
+
+
+def _compile() -> dict:
+    """JIT-compile the kernels once (lazy: importing this module never needs Numba)."""
+    if _kernels:
+        return _kernels
+    reason = numba_unavailable()
+    if reason:
+        raise ImportError(reason)
+    import numba
+    from numba import njit, prange, uint64
+
+    @njit(cache=True)
+    def build(xp, parent, low, table):  # pragma: no cover - compiled
+        # xp: (n, 8 * G) float32, zero past m; table: (G, 256, n) float32.  One thread: the
+        # tables are small next to the lookups, and a parallel region costs more than it saves
+        n = xp.shape[0]
+        ngroups = table.shape[0]
+        tmp = np.empty((256, n), dtype=np.float64)
+        for g in range(ngroups):
+            base = 8 * g
+            for j in range(n):
+                tot = 0.0
+                for i in range(8):
+                    tot += xp[j, base + i]
+                tmp[0, j] = -tot
+                table[g, 0, j] = np.float32(-tot)
+            for b in range(1, 256):
+                p = parent[b]
+                col = base + low[b]
+                for j in range(n):
+                    v = tmp[p, j] + 2.0 * xp[j, col]
+                    tmp[b, j] = v
+                    table[g, b, j] = np.float32(v)
+
+    @njit(inline="always")
+    def act(y, code):  # pragma: no cover - compiled
+        if code == 1:
+            return y if y > 0 else np.float32(0.0)
+        if code == 2:
+            return np.float32(math.tanh(y))
+        if code == 3:
+            if y > 0:
+                return np.float32(1.0)
+            if y < 0:
+                return np.float32(-1.0)
+            return np.float32(0.0)
+        return y
+
+    @njit(parallel=True, cache=True)
+    def gemv(table, bits, alpha, code, out):  # pragma: no cover - compiled
+        # batch 1: table (G * 256,) float32 (flat), bits (k, G) uint8, out (1, k) float32;
+        # one thread per row range, four independent accumulators (groups g mod 4)
+        k, ngroups = bits.shape
+        g4 = ngroups - ngroups % 4
+        for r in prange(k):
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            a3 = np.float32(0.0)
+            for q in range(g4 // 4):
+                g = uint64(q) * uint64(4)
+                t = g * uint64(256)
+                a0 += table[t + uint64(bits[r, g])]
+                a1 += table[t + uint64(256) + uint64(bits[r, g + uint64(1)])]
+                a2 += table[t + uint64(512) + uint64(bits[r, g + uint64(2)])]
+                a3 += table[t + uint64(768) + uint64(bits[r, g + uint64(3)])]
+            for g in range(g4, ngroups):
+                a0 += table[uint64(g) * uint64(256) + uint64(bits[r, g])]
+            out[0, r] = act(np.float32(alpha * ((a0 + a1) + (a2 + a3))), code)
+
+    def make_gemm(nb):
+        # batch tile of nb rows (a compile-time constant: the inner loop is unrolled/vectorised)
+        @njit(parallel=True, cache=False)
+        def gemm(table, bits, alpha, code, out, n, nblocks):  # pragma: no cover - compiled
+            # table (G, 256, nb) float32, bits (k, G) uint8, out (n, k) float32 (n <= nb);
+            # a block of rows per thread; for each chunk of 8 groups (8 table slices) every row
+            # of the block adds the tree sum of its 8 looked-up nb-vectors to its accumulator
+            k, ngroups = bits.shape
+            rb = (k + nblocks - 1) // nblocks
+            g8 = ngroups - ngroups % 8
+            for blk in prange(nblocks):
+                r0 = blk * rb
+                r1 = min(k, r0 + rb)
+                if r1 <= r0:
+                    continue
+                acc = np.zeros((r1 - r0, nb), dtype=np.float32)
+                for c in range(0, g8, 8):
+                    t0 = table[c]
+                    t1 = table[c + 1]
+                    t2 = table[c + 2]
+                    t3 = table[c + 3]
+                    t4 = table[c + 4]
+                    t5 = table[c + 5]
+                    t6 = table[c + 6]
+                    t7 = table[c + 7]
+                    for r in range(r0, r1):
+                        a = acc[r - r0]
+                        u0 = t0[bits[r, c]]
+                        u1 = t1[bits[r, c + 1]]
+                        u2 = t2[bits[r, c + 2]]
+                        u3 = t3[bits[r, c + 3]]
+                        u4 = t4[bits[r, c + 4]]
+                        u5 = t5[bits[r, c + 5]]
+                        u6 = t6[bits[r, c + 6]]
+                        u7 = t7[bits[r, c + 7]]
+                        for j in range(nb):
+                            a[j] += ((u0[j] + u1[j]) + (u2[j] + u3[j])) + ((u4[j] + u5[j]) + (u6[j] + u7[j]))
+                for c in range(g8, ngroups):
+                    t0 = table[c]
+                    for r in range(r0, r1):
+                        a = acc[r - r0]
+                        u0 = t0[bits[r, c]]
+                        for j in range(nb):
+                            a[j] += u0[j]
+                for r in range(r0, r1):
+                    for j in range(n):
+                        out[j, r] = act(np.float32(alpha * acc[r - r0, j]), code)
+
+        return gemm
+
+    @njit(cache=True)
+    def readout(z, a, scale):  # pragma: no cover - compiled
+        n, w = z.shape
+        y = np.empty(n, dtype=np.float32)
+        for j in range(n):
+            s = np.float32(0.0)
+            for i in range(w):
+                s += z[j, i] * a[i]
+            y[j] = s * scale
+        return y
+
+    parent = np.array([b & (b - 1) for b in range(256)], dtype=np.int64)
+    low = np.array([((b & -b).bit_length() - 1) if b else 0 for b in range(256)], dtype=np.int64)
+    _kernels.update(build=build, gemv=gemv, readout=readout, parent=parent, low=low, numba=numba,
+                    gemm={nb: make_gemm(nb) for nb in BATCH_TILES})
+    return _kernels
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of Numba worker threads used by the kernels (``1 .. NUMBA_NUM_THREADS``)."""
+    _compile()["numba"].set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Number of Numba worker threads the kernels use."""
+    return int(_compile()["numba"].get_num_threads())
+
+
+def _check(x: Any, words: Any, m: int, activation: str) -> tuple[np.ndarray, np.ndarray]:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    nw = packed_words(m)
+    w = np.asarray(words)
+    if w.ndim != 2 or w.dtype not in (np.int32, np.uint32) or w.shape[1] != nw or w.shape[0] < 1:
+        raise ValueError(f"words must be an int32 array of shape (k, {nw}) for m={m}, got "
+                         f"{w.dtype} {w.shape}")
+    xa = np.asarray(x)
+    if xa.ndim == 1:
+        xa = xa[None, :]
+    if xa.ndim != 2 or xa.shape[1] != m or xa.shape[0] < 1:
+        raise ValueError(f"x must have shape (n, m={m}) with n >= 1, got {np.asarray(x).shape}")
+    return xa, w
+
+
+def build_tables(x: Any, m: int) -> np.ndarray:
+    """The lookup tables ``T[g, b, j]`` (float32, shape ``(4*ceil(m/32), 256, n)``) of ``x`` (n, m).
+
+    ``T[g, b, j] = sum_{i<8} s_i x[j, 8g+i]`` with ``s_i = +1`` where bit ``i`` of ``b`` is set,
+    else ``-1``; inputs past ``m`` count as zero.  Computed in float64, rounded once.
+    """
+    xa = np.asarray(x)
+    if xa.ndim == 1:
+        xa = xa[None, :]
+    ks = _compile()
+    n = xa.shape[0]
+    ngroups = 4 * packed_words(m)
+    xp = np.zeros((n, 8 * ngroups), dtype=np.float32)
+    xp[:, :m] = xa
+    table = np.empty((ngroups, 256, n), dtype=np.float32)
+    ks["build"](xp, ks["parent"], ks["low"], table)
+    return table
+
+
+class _threads_for:
+    """Context: run on one Numba thread when ``work`` is below :data:`PARALLEL_MIN_WORK`."""
+
+    def __init__(self, work: int):
+        self.work = work
+        self.saved = None
+
+    def __enter__(self):
+        if self.work < PARALLEL_MIN_WORK:
+            nb = _compile()["numba"]
+            self.saved = nb.get_num_threads()
+            nb.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            _compile()["numba"].set_num_threads(self.saved)
+        return False
+
+
+def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str = "relu",
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """``act(alpha * x @ sign(W).T)`` from packed ``words`` (lookup-table kernel, Numba, CPU).
+
+    ``x``: ``(n, m)`` or ``(m,)`` array (converted to float32); ``words``: int32
+    ``(k, ceil(m/32))`` in the :mod:`validation.timing.onebit` layout; ``alpha``: the layer's
+    multiplier (``scale / sqrt(m)``); ``activation``: one of :data:`ACTIVATIONS`.
+    Returns float32 ``(n, k)`` (written into ``out`` when given, which must be C-contiguous
+    float32 of that shape).  Batch 1 runs the GEMV kernel, larger batches the small-GEMM
+    kernel in tiles of up to 16 rows (each tile builds its own tables).  Accumulation is
+    float32; the per-group partial sums are float64 sums rounded once to float32.  Raises
+    :class:`ImportError` without Numba and :class:`ValueError` for inconsistent shapes, a
+    non-finite ``alpha`` or an unknown activation.
+    """
+    xa, w = _check(x, words, m, activation)
+    if not math.isfinite(float(alpha)):
+        raise ValueError(f"alpha must be finite, got {alpha!r}")
+    ks = _compile()
+    n, k = xa.shape[0], w.shape[0]
+    bits = as_bytes(w)
+    if out is None:
+        out = np.empty((n, k), dtype=np.float32)
+    elif out.shape != (n, k) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, k)}")
+    code = ACTIVATIONS[activation]
+    a32 = np.float32(alpha)
+    if n == 1:
+        table = build_tables(xa, m).reshape(-1)
+        with _threads_for(k * bits.shape[1]):
+            ks["gemv"](table, bits, a32, code, out)
+        return out
+    nblocks = max(1, get_num_threads())
+    top = BATCH_TILES[-1]
+    for j0 in range(0, n, top):
+        xt = xa[j0:j0 + top]
+        nt = xt.shape[0]
+        nb = next(t for t in BATCH_TILES if t >= nt)
+        if nt == 1:  # a lone last row: the GEMV kernel
+            table = build_tables(xt, m).reshape(-1)
+            with _threads_for(k * bits.shape[1]):
+                ks["gemv"](table, bits, a32, code, out[j0:j0 + 1])
+            continue
+        xpad = np.zeros((nb, m), dtype=np.float32)
+        xpad[:nt] = xt
+        table = build_tables(xpad, m)
+        with _threads_for(k * bits.shape[1] * nb) as ctx:
+            ks["gemm"][nb](table, bits, a32, code, out[j0:j0 + nt], nt, 1 if ctx.saved else nblocks)
+    return out
+
+
+def readout_cpu(z: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
+    """``scale * z @ a`` for float32 ``z`` (n, w) and ``a`` (w,), single-threaded (Numba)."""
+    return _compile()["readout"](np.ascontiguousarray(z, dtype=np.float32),
+                                 np.ascontiguousarray(a, dtype=np.float32), np.float32(scale))
+
+
+def onebit_forward_cpu(x: Any, layers: list, activation: str = "relu") -> np.ndarray:
+    """Features of a stack of packed layers: ``z_l = act(alpha_l * z_{l-1} @ sign(W_l).T)``.
+
+    ``layers``: :class:`~validation.timing.onebit.OneBitLayer` objects with numpy ``words``
+    (``alpha = scale / sqrt(m)`` each); ``x``: ``(n, m_0)``.  Returns float32 ``(n, k_L)``.
+    This is the entry point for small-batch feature maps of one-bit networks on a CPU.
+    """
+    z = np.asarray(x, dtype=np.float32)
+    for layer in layers:
+        z = onebit_linear_cpu(z, layer.words, layer.m, layer.alpha, activation)
+    return z
+
