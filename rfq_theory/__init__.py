@@ -45,6 +45,9 @@ _LAZY = {
     "optimal_ridge": "sweeps",
     "sweep": "sweeps",
     "clear_caches": "caches",
+    "LayerSpectrum": "spectrum",
+    "Spectrum": "spectrum",
+    "spectrum": "spectrum",
 }
 
 
@@ -72,11 +75,13 @@ __all__ = [
     "GaussianIntegralError",
     "InputError",
     "LayerCoefficients",
+    "LayerSpectrum",
     "NotExactError",
     "Prediction",
     "Quantizer",
     "QuantizerError",
     "SolverError",
+    "Spectrum",
     "TheoremResult",
     "builtin_activations",
     "builtin_quantizers",
@@ -91,5 +96,6 @@ __all__ = [
     "predict",
     "propagate",
     "propagate_exact",
+    "spectrum",
     "sweep",
 ]

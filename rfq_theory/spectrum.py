@@ -578,7 +578,7 @@ def _layer_float(chain, label, points, x_user):
     moments = tuple(float(m) for m in spectral_moments(chain))
     size = _top_size(chain)
     if not chain.layers:
-        return LayerSpectrum(label, size, moments, ((atoms[0][0], atoms[0][0]),), tuple(atoms), (), (), 1.0, True, 0.0, 0.0, None)
+        return LayerSpectrum(label, size, moments, (), tuple(atoms), (), (), 1.0, True, 0.0, 0.0, None)
     lo, hi = support_bound(chain)
     scale = max(hi, 1e-300)
     support = _refine_edges(chain, _edges_float(chain, lo, hi, scale, atoms), lo, scale)
@@ -605,7 +605,7 @@ def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
     moments = spectral_moments(chain_mp)
     size = _top_size(chain_mp)
     if not chain_mp.layers:
-        return LayerSpectrum(label, size, moments, ((atoms[0][0], atoms[0][0]),), atoms, (), (), mpmath.mpf(1), True, 0, 0, digits)
+        return LayerSpectrum(label, size, moments, (), atoms, (), (), mpmath.mpf(1), True, 0, 0, digits)
     x = [mpmath.mpf(v) for v in base.x] if x_user is None else [mpmath.mpf(v) for v in x_user]
     lo, hi = support_bound(chain_f)
     scale = max(hi, 1e-300)
