@@ -55,6 +55,8 @@ __all__ = [
     "LayerSpectrum",
     "Spectrum",
     "spectrum",
+    "layer_spectrum",
+    "cdf",
     "spectrum_chain",
     "spectral_moments",
     "stieltjes",
@@ -506,7 +508,7 @@ def _edges_float(chain, lo, hi, scale, atoms):
     dens, _ = _density_float(chain, grid, scale, atoms)
     peak = dens.max(initial=0.0)
     if peak <= 0:
-        return []
+        return [], []
     thresh = 1e-9 * peak
     pos = dens > thresh
     runs = _intervals(grid, pos)
@@ -538,22 +540,32 @@ def _edges_float(chain, lo, hi, scale, atoms):
                 b = br[r, 1] if first_out == row.size else pts[r, first_out]
             br[r] = (a, b)
     edges = br.mean(axis=1)
+    trap = getattr(np, "trapezoid", None) or np.trapz
+    masses = [float(trap(dens[i : j + 1], grid[i : j + 1])) + 1e-300 for i, j in runs]
     support = []
     for k in range(0, len(edges), 2):
         a, b = float(edges[k]), float(edges[k + 1])
         if runs[k // 2][0] == 0 and grid[0] - lo <= 1e-6 * span and br[k, 0] <= lo + 1e-6 * span:
             a = float(lo)  # hard edge at the lower bound
         support.append((a, b))
-    return support
+    return support, masses
 
 
-def _grid_on(support, points):
-    """``points`` Chebyshev nodes split over the support intervals (clustered at the edges)."""
+def _grid_on(support, points, masses=None):
+    """``points`` Chebyshev nodes split over the support intervals (clustered at the edges).
+
+    Each interval gets a share of the points proportional to the mean of its
+    fraction of the total length and of the (coarse) continuous mass.
+    """
     lengths = np.array([b - a for a, b in support], dtype=float)
     total = lengths.sum()
     if total <= 0:
         return np.array([])
-    share = np.maximum(np.floor(points * lengths / total).astype(int), min(8, points))
+    frac = lengths / total
+    if masses is not None and len(masses) == len(support):
+        mass = np.asarray(masses, dtype=float)
+        frac = (frac + mass / mass.sum()) / 2
+    share = np.maximum(np.floor(points * frac).astype(int), min(8, points))
     while share.sum() > points and share.max() > 1:
         share[np.argmax(share)] -= 1
     xs = []
@@ -581,8 +593,9 @@ def _layer_float(chain, label, points, x_user):
         return LayerSpectrum(label, size, moments, (), tuple(atoms), (), (), 1.0, True, 0.0, 0.0, None)
     lo, hi = support_bound(chain)
     scale = max(hi, 1e-300)
-    support = _refine_edges(chain, _edges_float(chain, lo, hi, scale, atoms), lo, scale)
-    x = np.asarray(x_user, dtype=float) if x_user is not None else _grid_on(support, points)
+    support, masses = _edges_float(chain, lo, hi, scale, atoms)
+    support = _refine_edges(chain, support, lo, scale)
+    x = np.asarray(x_user, dtype=float) if x_user is not None else _grid_on(support, points, masses)
     if x.size:
         dens, sol = _density_float(chain, x, scale, atoms)
         with np.errstate(all="ignore"):
@@ -755,6 +768,48 @@ def spectrum(model: DeepRF, samples=None, layers: Optional[Sequence[int]] = None
             gram = _layer_mp(spectrum_chain(model, model.depth, samples),
                              spectrum_chain(model, model.depth, samples, digits=digits), "gram", points, xs, digits)
     return Spectrum(tuple(out), gram, samples, digits)
+
+
+def layer_spectrum(model: DeepRF, layer: int, samples=None, points: int = 400, digits: Optional[int] = None,
+                   x=None) -> LayerSpectrum:
+    """Spectrum of ``Omega_layer`` or, with ``samples = n``, of the kernel ``Z_l Z_l^T / k_layer``.
+
+    ``Z_l`` holds ``n`` feature vectors of layer ``layer`` (``0..L``); see
+    :func:`spectrum` for the other parameters.
+    """
+    _check_model(model)
+    points = _check_points(points)
+    xs = _check_x(x)
+    _check_samples(samples)
+    label = layer if samples is None else "gram"
+    if digits is None:
+        return _layer_float(spectrum_chain(model, layer, samples), label, points, xs)
+    digits = check_digits(digits)
+    with mpmath.workdps(digits + GUARD):
+        return _layer_mp(spectrum_chain(model, layer, samples), spectrum_chain(model, layer, samples, digits=digits),
+                         label, points, xs, digits)
+
+
+def cdf(spec: LayerSpectrum, values):
+    """Predicted distribution function ``P(eigenvalue <= v)`` at each of ``values`` (floats).
+
+    Atoms plus the trapezoidal integral of the density on the spectrum's grid
+    (with zero density at the soft edges).
+    """
+    v = np.asarray(values, dtype=float)
+    out = np.zeros(v.shape)
+    for loc, w in spec.atoms:
+        out += float(w) * (v >= float(loc))
+    x = np.array([float(t) for t in spec.x])
+    d = np.array([float(t) for t in spec.density])
+    for a, b in spec.support:
+        a, b = float(a), float(b)
+        sel = (x > a) & (x < b)
+        xs = np.concatenate([[a], x[sel], [b]])
+        ds = np.concatenate([[0.0], d[sel], [0.0]])
+        cum = np.concatenate([[0.0], np.cumsum((ds[1:] + ds[:-1]) / 2 * np.diff(xs))])
+        out += np.interp(v, xs, cum, left=0.0, right=cum[-1])
+    return out
 
 
 def stieltjes(model: DeepRF, z, layer: Optional[int] = None, samples=None, digits: int = 30):

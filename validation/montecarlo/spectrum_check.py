@@ -1,0 +1,247 @@
+"""Layer spectra of drawn networks against the limiting densities of :mod:`rfq_theory.spectrum`.
+
+For one drawn network (the matrices of :func:`~validation.montecarlo.simulate.draw_weights`):
+
+(a) the realized Gaussian-equivalent covariances, with the unit-variance
+    rescaled quantized weights ``F_l`` of
+    :func:`~validation.montecarlo.finite_size.unit_variance_matrices`,
+    ``Omega_0 = I_d``, ``Omega_l = kappa1_l^2 F_l Omega_{l-1} F_l^T + kappastar_l^2 I``;
+(b) the conjugate kernel of the actual nonlinear features: ``n`` inputs
+    ``x ~ N(0, I_d)`` (the draw's ``train`` stream), features
+    ``z_l = sigma_l(Q_l(W_l) z_{l-1} / sqrt(k_{l-1})) - m_l`` and
+    ``K_l = Z_l Z_l^T / k_l`` (``n x n``).
+
+Each eigenvalue set is compared with the predicted law of the same matrix:
+
+- Kolmogorov-Smirnov distance ``sup_x |F_emp(x) - F_pred(x)|``, with
+  ``F_pred`` the atoms plus the integrated density (:func:`rfq_theory.spectrum.cdf`);
+- relative errors of the moments ``(1/N) tr M^j``, ``j = 1..4``, against the
+  exact recursion.
+
+Pass/fail rule.  Eigenvalues of an ``N x N`` random matrix are rigid: the
+empirical distribution function deviates from its limit by ``O(1/N)`` up to
+logarithms (not ``1/sqrt(N)`` as for independent samples), and normalized
+traces ``(1/N) tr M^j`` have ``O(1/N)`` fluctuations and ``O(1/N)`` bias.  With
+``N_min`` the smallest dimension in the matrix's chain (``d``, the widths up
+to layer ``l``, and ``n`` for a kernel) a row passes when
+
+    KS <= KS_CONSTANT / N_min   and   max_j |M_j,emp / M_j - 1| <= MOMENT_CONSTANT / N_min.
+
+With ``KS_CONSTANT = 20`` and ``MOMENT_CONSTANT = 20`` this is a KS distance
+of 0.02 and moment errors of 2% at ``N_min = 1000``; both tolerances shrink
+like ``1 / size``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from rfq_theory import DeepRF, get_activation
+from rfq_theory.spectrum import cdf, layer_spectrum, spectral_moments, spectrum_chain
+
+from .finite_size import unit_variance_matrices
+from .simulate import draw_weights, network_sizes, trial_generators
+
+__all__ = [
+    "KS_CONSTANT",
+    "MOMENT_CONSTANT",
+    "SpectrumRow",
+    "omega_eigenvalues",
+    "kernel_eigenvalues",
+    "ks_distance",
+    "moment_errors",
+    "check_spectra",
+    "plot_spectra",
+]
+
+KS_CONSTANT = 20.0
+MOMENT_CONSTANT = 20.0
+
+
+@dataclass(frozen=True)
+class SpectrumRow:
+    """One comparison: a matrix (``omega`` or ``gram``) of one layer of one drawn network."""
+
+    quantizer: str
+    layer: int
+    kind: str
+    size: int
+    n_min: int
+    ks: float
+    ks_tol: float
+    moments_pred: tuple
+    moments_emp: tuple
+    moment_errors: tuple
+    moment_tol: float
+    passed: bool
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {
+            "quantizer": self.quantizer,
+            "layer": self.layer,
+            "kind": self.kind,
+            "size": self.size,
+            "n_min": self.n_min,
+            "ks": self.ks,
+            "ks_tol": self.ks_tol,
+            "moments_pred": list(self.moments_pred),
+            "moments_emp": list(self.moments_emp),
+            "moment_errors": list(self.moment_errors),
+            "moment_tol": self.moment_tol,
+            "passed": self.passed,
+        }
+
+
+def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+    """Eigenvalues of the realized ``Omega_1 .. Omega_L`` of draw ``(seed, trial)`` (ascending)."""
+    F = unit_variance_matrices(model, draw_weights(model, seed, trial))
+    omega = np.eye(network_sizes(model)[0])
+    out = []
+    for lc, Fl in zip(model.layers(), F):
+        a, c = float(lc.kappa1) ** 2, float(lc.kappa_star) ** 2
+        omega = a * (Fl @ omega @ Fl.T) + c * np.eye(Fl.shape[0])
+        omega = (omega + omega.T) / 2
+        out.append(np.linalg.eigvalsh(omega))
+    return out
+
+
+def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+    """Eigenvalues of ``K_l = Z_l Z_l^T / k_l`` (``n x n``) of the real features, layers ``1..L``."""
+    sizes = network_sizes(model)
+    weights = draw_weights(model, seed, trial)
+    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), sizes[0]))
+    z = x
+    out = []
+    for l, (W, act, lc) in enumerate(zip(weights, model.activations, model.layers())):
+        z = get_activation(act).numpy(z @ (W.T / math.sqrt(sizes[l]))) - float(lc.mu0)
+        out.append(np.linalg.eigvalsh(z @ z.T / sizes[l + 1]))
+    return out
+
+
+def ks_distance(eigs: np.ndarray, spec) -> float:
+    """``sup |F_emp - F_pred|`` over the sorted eigenvalues (both sides of each step).
+
+    Eigenvalues within ``1e-8`` (relative to the largest) of an atom are read
+    as lying on it.
+    """
+    lam = np.sort(np.asarray(eigs, dtype=float))
+    tol = 1e-8 * max(abs(lam[-1]), 1.0)
+    for loc, _ in spec.atoms:
+        lam = np.where(np.abs(lam - float(loc)) <= tol, float(loc), lam)
+    N = lam.size
+    v = np.unique(lam)  # ties (an atom) count as one step
+    emp_upper = np.searchsorted(lam, v, side="right") / N
+    emp_lower = np.searchsorted(lam, v, side="left") / N
+    upper = cdf(spec, v)
+    lower = cdf(spec, np.nextafter(v, -np.inf))
+    return float(max(np.max(np.abs(emp_upper - upper)), np.max(np.abs(emp_lower - lower))))
+
+
+def moment_errors(eigs: np.ndarray, predicted) -> tuple:
+    """``(emp, rel_err)``: empirical moments ``mean(eig^j)`` and ``emp / pred - 1``, ``j = 1..4``."""
+    lam = np.asarray(eigs, dtype=float)
+    emp = tuple(float(np.mean(lam**j)) for j in range(1, 5))
+    err = tuple(e / float(p) - 1 for e, p in zip(emp, predicted))
+    return emp, err
+
+
+def _row(model, quantizer, layer, kind, eigs, samples, points):
+    sizes = network_sizes(model)
+    n_min = min(sizes[: layer + 1]) if kind == "omega" else min(min(sizes[: layer + 1]), int(samples))
+    spec = layer_spectrum(model, layer, samples if kind == "gram" else None, points=points)
+    pred = spectral_moments(spectrum_chain(model, layer, samples if kind == "gram" else None))
+    emp, err = moment_errors(eigs, pred)
+    ks = ks_distance(eigs, spec)
+    ks_tol, m_tol = KS_CONSTANT / n_min, MOMENT_CONSTANT / n_min
+    ok = ks <= ks_tol and max(abs(e) for e in err) <= m_tol
+    return SpectrumRow(quantizer, layer, kind, int(eigs.size), n_min, ks, ks_tol, tuple(float(p) for p in pred),
+                       emp, err, m_tol, bool(ok)), spec
+
+
+def check_spectra(model: DeepRF, samples: int, seed: int = 0, trial: int = 0, points: int = 800):
+    """Rows for every layer of ``model``: ``omega`` (realized Gaussian equivalent) and ``gram`` (real features).
+
+    Returns ``(rows, data)`` with ``data[(layer, kind)] = (eigenvalues, LayerSpectrum)``
+    for plotting.
+    """
+    quant = ",".join(dict.fromkeys(model.quantizers))
+    rows, data = [], {}
+    for kind, eig_list in (("omega", omega_eigenvalues(model, seed, trial)),
+                           ("gram", kernel_eigenvalues(model, samples, seed, trial))):
+        for layer, eigs in enumerate(eig_list, start=1):
+            row, spec = _row(model, quant, layer, kind, eigs, samples, points)
+            rows.append(row)
+            data[(layer, kind)] = (eigs, spec)
+    return rows, data
+
+
+def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logy: bool = False) -> None:
+    """Paper figure: rows = quantizers, columns = matrices; histograms vs predicted densities.
+
+    ``panels[(quantizer, column_label)] = (eigenvalues, LayerSpectrum)``.
+    Histograms show the eigenvalues off the atoms, normalized to the
+    continuous mass so that they overlay the density; atoms are drawn as
+    stems labelled with their predicted and observed masses.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    quants = list(dict.fromkeys(q for q, _ in panels))
+    cols = list(dict.fromkeys(c for _, c in panels))
+    fig, axes = plt.subplots(len(quants), len(cols), figsize=(2.9 * len(cols), 2.3 * len(quants)), squeeze=False)
+    for i, q in enumerate(quants):
+        for j, c in enumerate(cols):
+            ax = axes[i][j]
+            if (q, c) not in panels:
+                ax.axis("off")
+                continue
+            eigs, spec = panels[(q, c)]
+            lam = np.asarray(eigs, dtype=float)
+            tol = 1e-8 * max(abs(lam.max()), 1.0)
+            off = np.ones(lam.size, dtype=bool)
+            atom_obs = []
+            for loc, w in spec.atoms:
+                on = np.abs(lam - float(loc)) <= tol
+                off &= ~on
+                atom_obs.append((float(loc), float(w), on.mean()))
+            cont = 1 - sum(float(w) for _, w in spec.atoms)
+            x = np.array([float(t) for t in spec.x])
+            d = np.array([float(t) for t in spec.density])
+            if off.any() and cont > 0:
+                hist_range = (min(lam[off].min(), x.min() if x.size else lam[off].min()),
+                              max(lam[off].max(), x.max() if x.size else lam[off].max()))
+                h, edges = np.histogram(lam[off], bins=bins, range=hist_range)
+                width = np.diff(edges)
+                ax.bar(edges[:-1], h / (lam.size * width), width=width, align="edge", color="0.78",
+                       edgecolor="0.55", lw=0.3, label="drawn network")
+            if x.size:
+                xs = np.concatenate([[float(a) for a, _ in spec.support[:1]], x, [float(b) for _, b in spec.support[-1:]]])
+                ds = np.concatenate([[0.0], d, [0.0]])
+                ax.plot(xs, ds, color="C3", lw=1.2, label="theory")
+            top = ax.get_ylim()[1]
+            for loc, w, obs in atom_obs:
+                ax.vlines(loc, 0, 0.9 * top, color="C0", lw=1.4)
+                ax.annotate(f"atom {w:.3g}\n(drawn {obs:.3g})", (loc, 0.9 * top), fontsize=6, color="C0",
+                            xytext=(3, -16), textcoords="offset points")
+            if logy:
+                ax.set_yscale("log")
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(c, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{q}\ndensity", fontsize=8)
+            if i == len(quants) - 1:
+                ax.set_xlabel("eigenvalue", fontsize=8)
+    axes[0][0].legend(fontsize=6, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
