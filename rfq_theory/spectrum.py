@@ -41,7 +41,7 @@ via ``mpmath.workdps``; the global precision is never read or set here).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import mpmath
@@ -395,6 +395,8 @@ class LayerSpectrum:
         largest ``Im z`` at which a point was read (0 after the ``eta -> 0`` step).
     digits:
         ``None`` for the float path, else the mpmath precision.
+    continuation_steps:
+        Rounds of the float continuation in ``eta`` on the output grid.
     """
 
     layer: object
@@ -449,7 +451,6 @@ class Spectrum:
     gram: Optional[LayerSpectrum]
     samples: object
     digits: Optional[int]
-    coefficients: Tuple = field(default=(), repr=False)
 
     def as_dict(self, digits=None):
         """JSON-ready dict in the format of ``rfq spectrum --json``."""

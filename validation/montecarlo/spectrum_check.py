@@ -60,6 +60,7 @@ __all__ = [
     "moment_errors",
     "check_spectra",
     "plot_spectra",
+    "plot_theory",
 ]
 
 KS_CONSTANT = 10.0
@@ -260,6 +261,59 @@ def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logx: bool
             if i == len(quants) - 1:
                 ax.set_xlabel("eigenvalue", fontsize=8)
     axes[0][0].legend(fontsize=6, frameon=False, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+
+
+def plot_theory(curves: dict, path, title: str = "", logx: bool = True) -> None:
+    """Predicted densities only: ``curves[(label, column)] = LayerSpectrum``; one line per label.
+
+    Lines of labels with identical spectra lie on top of each other (the
+    later ones are dashed).  With ``logx`` the density of ``log10(eigenvalue)``
+    is drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(k for k, _ in curves))
+    cols = list(dict.fromkeys(c for _, c in curves))
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.0 * len(cols), 2.6), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for j, c in enumerate(cols):
+        ax = axes[0][j]
+        notes = []
+        for i, lab in enumerate(labels):
+            spec = curves.get((lab, c))
+            if spec is None:
+                continue
+            x = np.array([float(t) for t in spec.x])
+            d = np.array([float(t) for t in spec.density])
+            if x.size:
+                xs = np.concatenate([[float(spec.support[0][0])], x, [float(spec.support[-1][1])]])
+                ds = np.concatenate([[0.0], d, [0.0]])
+                pos = xs > 0
+                y = xs[pos] * ds[pos] * math.log(10) if logx else ds[pos]
+                ax.plot(xs[pos], y, styles[i % 4], color=f"C{i}", lw=1.3, label=lab)
+            for loc, w in spec.atoms:
+                notes.append(f"{lab}: atom {float(w):.3g} at {float(loc):.3g}")
+        if logx:
+            ax.set_xscale("log")
+            from matplotlib.ticker import NullFormatter
+
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if notes:
+            ax.text(0.03, 0.97, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=5.5)
+        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.25)
+        ax.set_title(c, fontsize=8)
+        ax.set_xlabel("eigenvalue", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, frameon=False, loc="upper right")
+    axes[0][0].set_ylabel("density of log10(eigenvalue)" if logx else "density", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
