@@ -251,7 +251,7 @@ def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logx: bool
                 ax.plot(xs[pos] if logx else xs, shown, color="C3", lw=1.2, label="theory")
             if notes:
                 ax.text(0.97, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6,
-                        color="C0")
+                        color="C0", bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=1.0))
             ax.tick_params(labelsize=7)
             ax.set_ylim(bottom=0)
             if i == 0:
