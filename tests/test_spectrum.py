@@ -126,6 +126,16 @@ def test_scaled_sign_linear_layer_is_a_scaled_marchenko_pastur():
     np.testing.assert_allclose(s.density, mp_density(np.array(s.x), 0.5, scale=2 / math.pi), rtol=1e-9)
 
 
+@pytest.mark.parametrize("n", [600, 1500])
+def test_kernel_of_the_inputs_is_marchenko_pastur(n):
+    # layer 0 with samples: K = X X^T / d with X of n Gaussian rows in dimension d
+    d = 1000
+    s = layer_spectrum(DeepRF(d, (700,), ("tanh",)), 0, samples=n, points=200)
+    assert s.layer == "gram"
+    np.testing.assert_allclose(s.density, mp_density(np.array(s.x), n / d), rtol=1e-9, atol=1e-10)
+    assert float(s.atom_at_zero) == pytest.approx(max(0.0, 1 - d / n), abs=1e-15)
+
+
 def test_marchenko_pastur_at_30_digits():
     model = DeepRF(1000, (500,), ("linear",))
     with mpmath.workdps(45):

@@ -26,7 +26,8 @@ def register(sub) -> None:
         "the realized Gaussian-equivalent Omega_l and (b) the eigenvalues of the conjugate kernel "
         "Z_l Z_l^T / k_l of the actual nonlinear features on n samples with the predicted densities: "
         "Kolmogorov-Smirnov distance and relative errors of the first four moments per layer, pass when "
-        "KS <= 10/N and the error of the j-th moment <= 10 j/N (N the smallest dimension of the matrix's chain). "
+        "KS <= 10/N and the error of the j-th moment <= 5 s j/N (N the smallest dimension of the matrix's chain, "
+        "s its number of random stages: l for Omega_l, l + 1 for the kernel of layer l). "
         "Rows are written to OUT/results.jsonl as they finish (--resume skips finished quantizers and "
         "trials); OUT/spectra.png shows histograms against the densities for every quantizer.",
         epilog=EXAMPLES,
