@@ -595,7 +595,7 @@ def _layer_float(chain, label, points, x_user):
     lo, hi = support_bound(chain)
     scale = max(hi, 1e-300)
     support, masses = _edges_float(chain, lo, hi, scale, atoms)
-    support = _refine_edges(chain, support, lo, scale)
+    support = [(a + 0.0, b + 0.0) for a, b in _refine_edges(chain, support, lo, scale)]  # no -0.0
     x = np.asarray(x_user, dtype=float) if x_user is not None else _grid_on(support, points, masses)
     if x.size:
         dens, sol = _density_float(chain, x, scale, atoms)
