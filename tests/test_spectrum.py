@@ -144,6 +144,9 @@ def test_marchenko_pastur_at_30_digits():
         exact = mpmath.sqrt((b - x) * (x - a)) / (2 * mpmath.pi * mpmath.mpf("0.5") * x)
         got = density_at(model, "1.3", digits=30)
         assert abs(got - exact) < mpmath.mpf(10) ** -29 * exact
+        # edges as double roots, to the working precision
+        (lo, hi), = spectrum(model, points=5, digits=40).layers[0].support
+        assert abs(lo - a) < mpmath.mpf(10) ** -39 and abs(hi - b) < mpmath.mpf(10) ** -39
     # the private precision never leaks into the global context
     assert mpmath.mp.dps == 15
 
