@@ -46,6 +46,9 @@ _LAZY = {
     "OptimalRidge": "sweeps",
     "sweep": "sweeps",
     "clear_caches": "caches",
+    "LayerSpectrum": "spectrum",
+    "Spectrum": "spectrum",
+    "spectrum": "spectrum",
 }
 
 
@@ -93,12 +96,14 @@ __all__ = [
     "GaussianIntegralError",
     "InputError",
     "LayerCoefficients",
+    "LayerSpectrum",
     "NotExactError",
     "OptimalRidge",
     "Prediction",
     "Quantizer",
     "QuantizerError",
     "SolverError",
+    "Spectrum",
     "TheoremResult",
     "builtin_activations",
     "builtin_quantizers",
@@ -113,5 +118,6 @@ __all__ = [
     "predict",
     "propagate",
     "propagate_exact",
+    "spectrum",
     "sweep",
 ]

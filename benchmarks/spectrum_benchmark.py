@@ -1,0 +1,109 @@
+"""Speed benchmark of the layer spectra (:mod:`rfq_theory.spectrum`).
+
+Run ``python -m benchmarks.spectrum_benchmark [--json out.json]``.  Measures, for the
+3-layer model ``d = 1000``, widths ``2000, 1500, 1000``, activations ``tanh, relu, erf``:
+
+- a 400-point density of the top layer on the float path (target < 1 s), cold
+  (first call, layer coefficients computed) and warm (coefficients cached);
+- all three layers plus the conjugate kernel (n = 1200), 400 points each, warm;
+- the density at one point to 30 digits (target < 5 s), cold (coefficients at
+  40 digits computed) and warm.
+
+Timings are medians of repeats measured with ``time.perf_counter``; the load
+average of the machine is recorded before and after (the machine may be
+shared).  Numbers are printed and written as JSON, never stored in the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times), max(times)
+
+
+def _cpu_model():
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor()
+    for line in text.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def run(repeats=5):
+    """Run every measurement; return a JSON-ready dict."""
+    import mpmath
+    import numpy as np
+    import scipy
+
+    import rfq_theory
+    from rfq_theory import DeepRF, clear_caches
+    from rfq_theory.spectrum import density_at, layer_spectrum, spectrum
+
+    out = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "mpmath": mpmath.__version__,
+        "rfq_theory": rfq_theory.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_before": list(os.getloadavg()),
+    }
+    model = DeepRF(1000, (2000, 1500, 1000), ("tanh", "relu", "erf"))
+
+    clear_caches()
+    t0 = time.perf_counter()
+    s = layer_spectrum(model, 3, points=400)
+    out["float_400_points_top_layer_cold_s"] = time.perf_counter() - t0
+    assert len(s.x) == 400 and s.converged
+    med, lo, hi = _median_time(lambda: layer_spectrum(model, 3, points=400), repeats)
+    out["float_400_points_top_layer_warm_s"] = {"median": med, "min": lo, "max": hi}
+    med, lo, hi = _median_time(lambda: spectrum(model, samples=1200, points=400), repeats)
+    out["float_400_points_3_layers_and_kernel_warm_s"] = {"median": med, "min": lo, "max": hi}
+
+    clear_caches()
+    t0 = time.perf_counter()
+    value = density_at(model, "0.3", digits=30)
+    out["digits30_one_point_cold_s"] = time.perf_counter() - t0
+    med, lo, hi = _median_time(lambda: density_at(model, "0.3", digits=30), repeats)
+    out["digits30_one_point_warm_s"] = {"median": med, "min": lo, "max": hi}
+    out["digits30_value_at_0.3"] = mpmath.nstr(value, 30)
+    out["load_average_after"] = list(os.getloadavg())
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    out = run(args.repeats)
+    print(json.dumps(out, indent=2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Layer spectra of drawn networks against the limiting densities of :mod:`rfq_theory.spectrum`.
+
+For one drawn network (the matrices of :func:`~validation.montecarlo.simulate.draw_weights`):
+
+(a) the realized Gaussian-equivalent covariances, with the unit-variance
+    rescaled quantized weights ``F_l`` of
+    :func:`~validation.montecarlo.finite_size.unit_variance_matrices`,
+    ``Omega_0 = I_d``, ``Omega_l = kappa1_l^2 F_l Omega_{l-1} F_l^T + kappastar_l^2 I``;
+(b) the conjugate kernel of the actual nonlinear features: ``n`` inputs
+    ``x ~ N(0, I_d)`` (the draw's ``train`` stream), features
+    ``z_l = sigma_l(Q_l(W_l) z_{l-1} / sqrt(k_{l-1})) - m_l`` and
+    ``K_l = Z_l Z_l^T / k_l`` (``n x n``).
+
+Each eigenvalue set is compared with the predicted law of the same matrix:
+
+- Kolmogorov-Smirnov distance ``sup_x |F_emp(x) - F_pred(x)|``, with
+  ``F_pred`` the atoms plus the integrated density (:func:`rfq_theory.spectrum.cdf`);
+- relative errors of the moments ``(1/N) tr M^j``, ``j = 1..4``, against the
+  exact recursion.
+
+Pass/fail rule.  Eigenvalues of an ``N x N`` random matrix are rigid: the
+empirical distribution function deviates from its limit by ``O(1/N)`` up to
+logarithms (not ``1/sqrt(N)`` as for independent samples), and normalized
+traces ``(1/N) tr M^j`` have ``O(1/N)`` fluctuations and an ``O(1/N)`` bias
+(for the kernel of real features, the second Hermite coefficient of an
+activation that is not odd adds such a bias).  A relative error ``e`` of
+the overall scale of the eigenvalues moves ``M_j`` by ``j e``, so the moment
+tolerance grows with ``j``; every random stage of the matrix (a layer's
+weights, and the data for a kernel) adds its own such error, so it also
+grows with the number of stages ``s`` (``s = l`` for ``Omega_l``,
+``s = l + 1`` for the kernel of layer ``l``).  With ``N`` the smallest
+dimension in the matrix's chain (``d``, the widths up to layer ``l``, and
+``n`` for a kernel) a row passes when
+
+    KS <= KS_CONSTANT / N   and   |M_j,emp / M_j - 1| <= MOMENT_CONSTANT * s * j / N,  j = 1..4,
+
+with ``KS_CONSTANT = 10`` and ``MOMENT_CONSTANT = 5``: at ``N = 1000`` a KS
+distance of 0.01 and, for ``Omega_1``, moment errors of 0.5%, 1%, 1.5%, 2%
+(for ``Omega_3``: 1.5%, 3%, 4.5%, 6%).  Both tolerances shrink like
+``1 / size``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from rfq_theory import DeepRF, get_activation
+from rfq_theory.spectrum import cdf, layer_spectrum, spectral_moments, spectrum_chain
+
+from .finite_size import unit_variance_matrices
+from .simulate import draw_weights, network_sizes, trial_generators
+
+__all__ = [
+    "KS_CONSTANT",
+    "MOMENT_CONSTANT",
+    "SpectrumRow",
+    "omega_eigenvalues",
+    "kernel_eigenvalues",
+    "ks_distance",
+    "moment_errors",
+    "check_spectra",
+    "plot_spectra",
+    "plot_theory",
+]
+
+KS_CONSTANT = 10.0
+MOMENT_CONSTANT = 5.0
+
+
+@dataclass(frozen=True)
+class SpectrumRow:
+    """One comparison: a matrix (``omega`` or ``gram``) of one layer of one drawn network."""
+
+    quantizer: str
+    layer: int
+    kind: str
+    size: int
+    n_min: int
+    ks: float
+    ks_tol: float
+    moments_pred: tuple
+    moments_emp: tuple
+    moment_errors: tuple
+    moment_tol: float  # tolerance of M_1 (MOMENT_CONSTANT * stages / N); M_j gets j * moment_tol
+    passed: bool
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {
+            "quantizer": self.quantizer,
+            "layer": self.layer,
+            "kind": self.kind,
+            "size": self.size,
+            "n_min": self.n_min,
+            "ks": self.ks,
+            "ks_tol": self.ks_tol,
+            "moments_pred": list(self.moments_pred),
+            "moments_emp": list(self.moments_emp),
+            "moment_errors": list(self.moment_errors),
+            "moment_tol": self.moment_tol,
+            "passed": self.passed,
+        }
+
+
+def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+    """Eigenvalues of the realized ``Omega_1 .. Omega_L`` of draw ``(seed, trial)`` (ascending)."""
+    F = unit_variance_matrices(model, draw_weights(model, seed, trial))
+    omega = np.eye(network_sizes(model)[0])
+    out = []
+    for lc, Fl in zip(model.layers(), F):
+        a, c = float(lc.kappa1) ** 2, float(lc.kappa_star) ** 2
+        omega = a * (Fl @ omega @ Fl.T) + c * np.eye(Fl.shape[0])
+        omega = (omega + omega.T) / 2
+        out.append(np.linalg.eigvalsh(omega))
+    return out
+
+
+def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+    """Eigenvalues of ``K_l = Z_l Z_l^T / k_l`` (``n x n``) of the real features, layers ``1..L``."""
+    sizes = network_sizes(model)
+    weights = draw_weights(model, seed, trial)
+    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), sizes[0]))
+    z = x
+    out = []
+    for l, (W, act, lc) in enumerate(zip(weights, model.activations, model.layers())):
+        z = get_activation(act).numpy(z @ (W.T / math.sqrt(sizes[l]))) - float(lc.mu0)
+        out.append(np.linalg.eigvalsh(z @ z.T / sizes[l + 1]))
+    return out
+
+
+def ks_distance(eigs: np.ndarray, spec) -> float:
+    """``sup |F_emp - F_pred|`` over the sorted eigenvalues (both sides of each step).
+
+    Eigenvalues within ``1e-8`` (relative to the largest) of an atom are read
+    as lying on it.
+    """
+    lam = np.sort(np.asarray(eigs, dtype=float))
+    tol = 1e-8 * max(abs(lam[-1]), 1.0)
+    for loc, _ in spec.atoms:
+        lam = np.where(np.abs(lam - float(loc)) <= tol, float(loc), lam)
+    N = lam.size
+    v = np.unique(lam)  # ties (an atom) count as one step
+    emp_upper = np.searchsorted(lam, v, side="right") / N
+    emp_lower = np.searchsorted(lam, v, side="left") / N
+    upper = cdf(spec, v)
+    lower = cdf(spec, np.nextafter(v, -np.inf))
+    return float(max(np.max(np.abs(emp_upper - upper)), np.max(np.abs(emp_lower - lower))))
+
+
+def moment_errors(eigs: np.ndarray, predicted) -> tuple:
+    """``(emp, rel_err)``: empirical moments ``mean(eig^j)`` and ``emp / pred - 1``, ``j = 1..4``."""
+    lam = np.asarray(eigs, dtype=float)
+    emp = tuple(float(np.mean(lam**j)) for j in range(1, 5))
+    err = tuple(e / float(p) - 1 for e, p in zip(emp, predicted))
+    return emp, err
+
+
+def _row(model, quantizer, layer, kind, eigs, samples, points):
+    sizes = network_sizes(model)
+    n_min = min(sizes[: layer + 1]) if kind == "omega" else min(min(sizes[: layer + 1]), int(samples))
+    spec = layer_spectrum(model, layer, samples if kind == "gram" else None, points=points)
+    pred = spectral_moments(spectrum_chain(model, layer, samples if kind == "gram" else None))
+    emp, err = moment_errors(eigs, pred)
+    ks = ks_distance(eigs, spec)
+    stages = layer if kind == "omega" else layer + 1
+    ks_tol, m_tol = KS_CONSTANT / n_min, MOMENT_CONSTANT * stages / n_min
+    ok = ks <= ks_tol and all(abs(e) <= m_tol * j for j, e in enumerate(err, start=1))
+    return SpectrumRow(quantizer, layer, kind, int(eigs.size), n_min, ks, ks_tol, tuple(float(p) for p in pred),
+                       emp, err, m_tol, bool(ok)), spec
+
+
+def check_spectra(model: DeepRF, samples: int, seed: int = 0, trial: int = 0, points: int = 800):
+    """Rows for every layer of ``model``: ``omega`` (realized Gaussian equivalent) and ``gram`` (real features).
+
+    Returns ``(rows, data)`` with ``data[(layer, kind)] = (eigenvalues, LayerSpectrum)``
+    for plotting.
+    """
+    quant = ",".join(dict.fromkeys(model.quantizers))
+    rows, data = [], {}
+    for kind, eig_list in (("omega", omega_eigenvalues(model, seed, trial)),
+                           ("gram", kernel_eigenvalues(model, samples, seed, trial))):
+        for layer, eigs in enumerate(eig_list, start=1):
+            row, spec = _row(model, quant, layer, kind, eigs, samples, points)
+            rows.append(row)
+            data[(layer, kind)] = (eigs, spec)
+    return rows, data
+
+
+def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logx: bool = True) -> None:
+    """Paper figure: rows = quantizers, columns = matrices; histograms vs predicted densities.
+
+    ``panels[(quantizer, column_label)] = (eigenvalues, LayerSpectrum)``.
+    With ``logx`` (default) the horizontal axis is ``log10(eigenvalue)`` and
+    the density shown is that of ``log10(eigenvalue)``, ``x rho(x) ln 10``,
+    which resolves the sharp peaks near the lower edges.  Histograms show the
+    eigenvalues off the atoms, normalized by the total count so that they
+    overlay the continuous density; atoms are marked with their predicted and
+    observed masses.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    quants = list(dict.fromkeys(q for q, _ in panels))
+    cols = list(dict.fromkeys(c for _, c in panels))
+    fig, axes = plt.subplots(len(quants), len(cols), figsize=(2.9 * len(cols), 2.3 * len(quants)), squeeze=False)
+    for i, q in enumerate(quants):
+        for j, c in enumerate(cols):
+            ax = axes[i][j]
+            if (q, c) not in panels:
+                ax.axis("off")
+                continue
+            eigs, spec = panels[(q, c)]
+            lam = np.asarray(eigs, dtype=float)
+            tol = 1e-8 * max(abs(lam.max()), 1.0)
+            off = np.ones(lam.size, dtype=bool)
+            notes = []
+            for loc, w in spec.atoms:
+                on = np.abs(lam - float(loc)) <= tol
+                off &= ~on
+                notes.append(f"atom {float(w):.3g} at {float(loc):.3g}\n(drawn {on.mean():.3g})")
+            x = np.array([float(t) for t in spec.x])
+            d = np.array([float(t) for t in spec.density])
+            if x.size:
+                xs = np.concatenate([[float(spec.support[0][0])], x, [float(spec.support[-1][1])]])
+                ds = np.concatenate([[0.0], d, [0.0]])
+            else:
+                xs, ds = x, d
+            good = lam[off][lam[off] > 0] if logx else lam[off]
+            if good.size:
+                if logx:
+                    lo = min(good.min(), xs[xs > 0].min() if (xs > 0).any() else good.min())
+                    hi = max(good.max(), xs.max() if xs.size else good.max())
+                    edges = np.geomspace(lo, hi, bins + 1)
+                    h, _ = np.histogram(good, bins=edges)
+                    width = np.diff(np.log10(edges))
+                    ax.bar(edges[:-1], h / (lam.size * width), width=np.diff(edges), align="edge", color="0.8",
+                           edgecolor="0.55", lw=0.3, label="drawn network")
+                    ax.set_xscale("log")
+                    from matplotlib.ticker import NullFormatter
+
+                    ax.xaxis.set_minor_formatter(NullFormatter())
+                else:
+                    h, edges = np.histogram(good, bins=bins)
+                    width = np.diff(edges)
+                    ax.bar(edges[:-1], h / (lam.size * width), width=width, align="edge", color="0.8",
+                           edgecolor="0.55", lw=0.3, label="drawn network")
+            if xs.size:
+                pos = xs > 0
+                shown = xs[pos] * ds[pos] * math.log(10) if logx else ds
+                ax.plot(xs[pos] if logx else xs, shown, color="C3", lw=1.2, label="theory")
+            if notes:
+                ax.text(0.97, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6,
+                        color="C0", bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=1.0))
+            ax.tick_params(labelsize=7)
+            ax.set_ylim(bottom=0)
+            if i == 0:
+                ax.set_title(c, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{q}\n" + ("density of log10(eigenvalue)" if logx else "density"), fontsize=7)
+            if i == len(quants) - 1:
+                ax.set_xlabel("eigenvalue", fontsize=8)
+    axes[0][0].legend(fontsize=6, frameon=False, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+
+
+def plot_theory(curves: dict, path, title: str = "", logx: bool = True) -> None:
+    """Predicted densities only: ``curves[(label, column)] = LayerSpectrum``; one line per label.
+
+    Lines of labels with identical spectra lie on top of each other (the
+    later ones are dashed).  With ``logx`` the density of ``log10(eigenvalue)``
+    is drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(k for k, _ in curves))
+    cols = list(dict.fromkeys(c for _, c in curves))
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.0 * len(cols), 2.6), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for j, c in enumerate(cols):
+        ax = axes[0][j]
+        notes = []
+        for i, lab in enumerate(labels):
+            spec = curves.get((lab, c))
+            if spec is None:
+                continue
+            x = np.array([float(t) for t in spec.x])
+            d = np.array([float(t) for t in spec.density])
+            if x.size:
+                xs = np.concatenate([[float(spec.support[0][0])], x, [float(spec.support[-1][1])]])
+                ds = np.concatenate([[0.0], d, [0.0]])
+                pos = xs > 0
+                y = xs[pos] * ds[pos] * math.log(10) if logx else ds[pos]
+                ax.plot(xs[pos], y, styles[i % 4], color=f"C{i}", lw=1.3, label=lab)
+            for loc, w in spec.atoms:
+                notes.append(f"{lab}: atom {float(w):.3g} at {float(loc):.3g}")
+        if logx:
+            ax.set_xscale("log")
+            from matplotlib.ticker import NullFormatter
+
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if notes:
+            ax.text(0.03, 0.97, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=5.5)
+        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.25)
+        ax.set_title(c, fontsize=8)
+        ax.set_xlabel("eigenvalue", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, frameon=False, loc="upper right")
+    axes[0][0].set_ylabel("density of log10(eigenvalue)" if logx else "density", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
