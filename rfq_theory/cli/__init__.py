@@ -19,7 +19,7 @@ from .common import EXIT_INPUT, EXIT_SOLVER, Parser, UsageError
 __all__ = ["main", "build_parser", "THEORY_COMMANDS"]
 
 #: modules of this package whose ``register(subparsers)`` adds commands
-THEORY_COMMANDS = ("coefficients", "predict", "curve")
+THEORY_COMMANDS = ("coefficients", "predict", "curve", "phase")
 
 ENTRY_POINT_GROUP = "rfq.commands"
 
