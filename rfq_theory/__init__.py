@@ -45,6 +45,12 @@ _LAZY = {
     "optimal_ridge": "sweeps",
     "sweep": "sweeps",
     "clear_caches": "caches",
+    "BatchResult": "batch",
+    "OptimalRidgeResult": "batch",
+    "optimal_ridge_batch": "batch",
+    "solve_batch": "batch",
+    "PhaseMap": "phase",
+    "phase_map": "phase",
 }
 
 
@@ -66,6 +72,9 @@ def __dir__():
 __all__ = [
     "Activation",
     "ActivationError",
+    "BatchResult",
+    "OptimalRidgeResult",
+    "PhaseMap",
     "Coefficients",
     "DeepRF",
     "ExpressionError",
@@ -87,9 +96,12 @@ __all__ = [
     "get_quantizer",
     "one_bit_theorem",
     "optimal_ridge",
+    "optimal_ridge_batch",
     "parse_expression",
+    "phase_map",
     "predict",
     "propagate",
     "propagate_exact",
+    "solve_batch",
     "sweep",
 ]

@@ -298,7 +298,7 @@ def square_loss(st: LaneState) -> Dict[str, np.ndarray]:
         train = np.where(
             st.regime == RIDGE,
             (st.ridge / st.kappa) ** 2 * test,
-            np.where(st.regime == UNDER, (1 - st.df1 / st.samples) ** 2 * test, 0.0),
+            np.where(st.regime == UNDER, st.denom**2 * test, 0.0),
         )
     thr = st.regime == THRESHOLD
     test = np.where(thr, np.inf, test)
@@ -603,7 +603,8 @@ def _state(ch, cs, kappa0, n, lam, delta, rank, regime):
         s_prime = -(s * s) / wk.dkappa
     else:
         s = s_prime = np.zeros(m)
-    denom = np.where(at_edge, 1 - rank / n, 1 - df2 / n)
+    # (n - rank) is exact when n and rank are within a factor 2 (Sterbenz): no cancellation
+    denom = np.where(at_edge, (n - rank) / n, 1 - df2 / n)
     return LaneState(kappa0, kL, df1, df2, s, s_prime, denom, n, lam, delta, regime, ch.rho, ch.var_f), wk
 
 
@@ -634,10 +635,17 @@ def _limit():
     return FLOAT_AMPLIFICATION_LIMIT
 
 
+def _exact(x):
+    """The binary value of a float lane input, exactly (a decimal repr would move near-threshold lanes)."""
+    import mpmath
+
+    return mpmath.mpf(float(x))
+
+
 def _lane_model(model, d, widths):
     from dataclasses import replace
 
-    return replace(model, input_dim=float(d), widths=tuple(float(w) for w in widths))
+    return replace(model, input_dim=_exact(d), widths=tuple(_exact(w) for w in widths))
 
 
 def _fallback_lanes(model, target, n, lam, delta, sizes, lanes, progress):
@@ -653,7 +661,7 @@ def _fallback_lanes(model, target, n, lam, delta, sizes, lanes, progress):
     for i in it:
         m = _lane_model(model, sizes[0][i], [s[i] for s in sizes[1:]])
         try:
-            out[i] = predict(m, float(n[i]), float(lam[i]), float(delta[i]), target, digits=FALLBACK_DIGITS)
+            out[i] = predict(m, _exact(n[i]), _exact(lam[i]), _exact(delta[i]), target, digits=FALLBACK_DIGITS)
         except (SolverError, ArithmeticError, ValueError):
             out[i] = None
     return out
