@@ -492,30 +492,47 @@ def _edge(ch, cs, max_iter):
         return edge, ok
     idx = np.flatnonzero(need)
     sub = [s[idx] for s in cs]
+    # bracket the edge within a factor 8: up from 1 while invalid, down while valid
     hi = np.ones(idx.size)
+    lo = np.full(idx.size, TINY)
+    v = _walk(ch, sub, hi).valid
+    todo = np.flatnonzero(~v)
     for _ in range(600):
-        bad = ~_walk(ch, sub, hi).valid
-        if not bad.any():
+        if todo.size == 0:
             break
-        hi = np.where(bad, hi * 4, hi)
-    found = _walk(ch, sub, hi).valid
+        lo[todo] = hi[todo]
+        hi[todo] *= 4
+        now = _walk(ch, [s[todo] for s in sub], hi[todo]).valid
+        todo = todo[~now]
+    found = ~np.isin(np.arange(idx.size), todo)
+    todo = np.flatnonzero(v)
+    for _ in range(200):
+        if todo.size == 0:
+            break
+        x = hi[todo] / 8
+        now = _walk(ch, [s[todo] for s in sub], x).valid
+        hi[todo[now]] = x[now]
+        lo[todo[~now]] = x[~now]
+        todo = todo[now & (x > 1e-140)]
 
     def fun(x, j):
         s = [v[j] for v in sub]
         wk = _walk(ch, s, x)
         return wk.kappa, wk.dkappa, wk.valid_below
 
-    root, lo, hi2, conv, _ = _rtsafe(fun, np.full(idx.size, TINY), hi, hi, 4 * EPS, max_iter)
+    root, lo, hi2, conv, _ = _rtsafe(fun, lo, hi, hi, 4 * EPS, max_iter)
     # the smallest valid point: the root, nudged up by a few ulps if it fell just below
     base = np.where(conv, root, hi2)
     cand = base.copy()
     good = _walk(ch, sub, base).valid
     for k in (2, 8, 32, 128):
-        x = base * (1 + k * EPS)
-        v = _walk(ch, sub, x).valid
-        new = ~good & v
-        cand[new] = x[new]
-        good |= v
+        bad = np.flatnonzero(~good)
+        if bad.size == 0:
+            break
+        x = base[bad] * (1 + k * EPS)
+        v = _walk(ch, [s[bad] for s in sub], x).valid
+        cand[bad[v]] = x[v]
+        good[bad[v]] = True
     cand = np.where(good, cand, hi2)
     edge[idx] = cand
     ok[idx] = found & (conv | (hi2 - lo <= 1e-12 * hi2))

@@ -355,8 +355,7 @@ def plot_phase(pm: PhaseMap, path, title: Optional[str] = None):
             top = float(np.quantile(finite, 0.98))
             norm = colors.Normalize(vmin=lo, vmax=top if top > lo else hi)
             levels = np.linspace(norm.vmin, norm.vmax, 9)[1:-1]
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("0.8")
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.8")
     X, Y = pm.x, pm.y
     mesh = ax.pcolormesh(X, Y, v, norm=norm, cmap=cm, shading="auto")
     fig.colorbar(mesh, ax=ax, label=pm.quantity.replace("_", " "))
