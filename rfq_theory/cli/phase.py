@@ -97,7 +97,8 @@ def run_phase(args):
         m = model
         title = (f"d {m.input_dim}, widths {' x '.join(str(w) for w in m.widths)}, {'/'.join(m.activations)}, "
                  f"{'/'.join(m.quantizers)}" + (f", n {args.samples}" if args.samples is not None else "")
-                 + (f", ridge {args.ridge}" if "ridge" not in (x.name, y.name) and not args.quantity.startswith("optimal") else ""))
+                 + (f", ridge {args.ridge}" if "ridge" not in (x.name, y.name) and not args.quantity.startswith("optimal") else "")
+                 + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else ""))
         plot_phase(pm, plot_path, title=title)
         print(f"wrote {plot_path}")
     return 0
