@@ -556,16 +556,16 @@ def _solve_kappa0(ch, cs, n, lam, edge, over, max_iter):
     hi = np.maximum(2 * edge, 1.0)
     have = np.zeros(m, dtype=bool)
     all_idx = np.arange(m)
+    todo = all_idx
     for _ in range(600):
-        todo = np.flatnonzero(~have)
         if todo.size == 0:
             break
         f, _, ok = fun(hi[todo], todo)
         good = ok & (f > 0)
         have[todo[good]] = True
-        hi[todo[~good]] *= 4
-        if np.any(hi > 1e300):
-            break
+        todo = todo[~good]
+        hi[todo] *= 4
+        todo = todo[hi[todo] < 1e300]  # no root below kappa_0 = 1e300: the lane fails
     # first guess: one Newton step from the edge (exact for small ridges)
     f0, df0, ok0 = fun(edge, all_idx)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -73,9 +73,7 @@ def run_phase(args):
     model = model_from_args(args)
     if "samples" not in (x.name, y.name) and args.samples is None:
         raise InputError("--samples is required unless one axis is samples")
-    progress = args.progress
-    if progress is None and x.points * y.points >= 200000:
-        progress = None  # the solver shows a bar on a terminal for long maps
+    progress = args.progress  # None: a bar on a terminal for long maps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pm = phase_map(model, x, y, args.quantity, args.samples, args.ridge, args.noise, args.target,
