@@ -115,9 +115,9 @@ def _check_against_mpmath(model, size, seed):
     return res, worst
 
 
-def test_twenty_lanes_within_1e9_of_30_digit_mpmath():
-    res, _ = _check_against_mpmath(MODEL3, 20, seed=7)
-    assert res.shape == (20,)
+def test_eight_lanes_within_1e9_of_30_digit_mpmath():
+    res, _ = _check_against_mpmath(MODEL3, 8, seed=7)
+    assert res.shape == (8,)
 
 
 @pytest.mark.slow
