@@ -82,6 +82,12 @@ TINY = 1e-150
 EPS = float(np.finfo(float).eps)
 #: lanes handled in one pass (memory stays linear in the number of lanes)
 CHUNK = 1 << 16
+#: what happens to ill-conditioned lanes (see :func:`solve_batch`)
+FALLBACKS = ("mpmath", "dd", "none")
+#: a double-double lane is accepted when the float walk's amplification is at most this
+#: (rounding ~1e-32 times it stays below 1e-12) and ``|1 - df2/n|`` at least DD_MIN_DENOM
+DD_AMPLIFICATION_LIMIT = 1e20
+DD_MIN_DENOM = 1e-18
 #: default ridge bounds of the optimal-ridge search (as :func:`rfq_theory.sweeps.optimal_ridge`)
 RIDGE_BOUNDS = (1e-10, 1e4)
 
@@ -351,8 +357,12 @@ class BatchResult:
     iterations:
         Newton-bisection steps of the root find (edge search excluded).
     fallback:
-        True where the lane was re-solved with the scalar mpmath path
-        (``digits = FALLBACK_DIGITS``); ``n_fallback`` counts them.
+        True where the lane was ill-conditioned on the float path and re-solved
+        (``fallback="mpmath"``: with the scalar mpmath path at
+        ``digits = FALLBACK_DIGITS``; ``"dd"``: in double-double arithmetic,
+        marked in ``double_double``, else with mpmath); ``n_fallback`` counts them.
+    double_double:
+        True where the lane was re-solved in double-double arithmetic.
     residual:
         Largest relative residual of the layer and ridge equations, recomputed
         at the solution (float lanes; 0 for fallback and threshold lanes).
@@ -370,6 +380,7 @@ class BatchResult:
     iterations: np.ndarray
     fallback: np.ndarray
     residual: np.ndarray
+    double_double: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
 
@@ -604,7 +615,7 @@ def _solve_chunk(ch, n, lam, delta, sizes, loss, max_iter):
         fallback |= (~at_edge) & (~thr) & (~(denom > 0)) & (np.abs(denom) < 1e-6)
         residual = _residual(ch, cs, kappa0, n, lam, regime)
     return dict(out=out, kappa=state.kappa, kappa0=kappa0, df1=state.df1, df2=state.df2, rank=rank, regime=regime, converged=conv,
-                iterations=iters, fallback=fallback, residual=residual)
+                iterations=iters, fallback=fallback, residual=residual, cancel=wk.cancel)
 
 
 def _state(ch, cs, kappa0, n, lam, delta, rank, regime):
@@ -665,6 +676,38 @@ def _lane_model(model, d, widths):
     return replace(model, input_dim=_exact(d), widths=tuple(_exact(w) for w in widths))
 
 
+def _refine_dd(model, target, ch, n, lam, delta, sizes, lanes, res, outs, loss):
+    """Re-solve ``lanes`` in double-double; fill the accepted ones in place; returns the accepted mask."""
+    from . import _ddwalk
+
+    done = np.zeros(lanes.size, dtype=bool)
+    for start in range(0, lanes.size, CHUNK):
+        part = np.arange(start, min(start + CHUNK, lanes.size))
+        idx = lanes[part]
+        over = (lam[idx] == 0)
+        cs = [s[idx] for s in _chain_sizes(ch, sizes)]
+        r = _ddwalk.refine(model, target, ch.first, ch.signal, cs, n[idx], lam[idx], delta[idx], over,
+                           res["kappa0"][idx])
+        ok = (r["converged"] & r["valid"] & (r["denom"] > DD_MIN_DENOM)
+              & (res["cancel"][idx] <= DD_AMPLIFICATION_LIMIT))
+        sel = idx[ok]
+        if loss == "square":
+            outs["test_error"][sel] = r["test_error"][ok]
+            outs["train_error"][sel] = r["train_error"][ok]
+        else:
+            k = ok.nonzero()[0]
+            st = LaneState(r["kappa0"][k], r["kappa"][k], r["df1"][k], r["df2"][k], r["s"][k], r["s_prime"][k],
+                           r["denom"][k], n[sel], lam[sel], delta[sel],
+                           np.where(over[k], OVER, RIDGE), ch.rho, ch.var_f)
+            for key, v in LOSSES[loss](st).items():
+                outs[key][sel] = v
+        for key in ("kappa", "kappa0", "df1", "df2"):
+            res[key][sel] = r[key][ok]
+        res["residual"][sel] = 0.0
+        done[part] = ok
+    return done
+
+
 def _fallback_lanes(model, target, n, lam, delta, sizes, lanes, progress):
     """Re-solve ``lanes`` with the scalar mpmath path; returns ``{lane: Prediction-or-None}``."""
     from .solver import SolverError, predict
@@ -717,8 +760,12 @@ def solve_batch(
         A registered loss (:data:`LOSSES`, default ``"square"``).
     fallback:
         ``"mpmath"`` re-solves ill-conditioned lanes with
-        ``predict(..., digits=FALLBACK_DIGITS)``; ``"none"`` leaves them as
-        NaN (flagged in ``fallback`` and counted as not converged).
+        ``predict(..., digits=FALLBACK_DIGITS)``; ``"dd"`` re-solves them
+        first, vectorized, in double-double arithmetic (about 32 digits, with
+        34-digit coefficients) and passes to mpmath only the lanes whose
+        amplification exceeds :data:`DD_AMPLIFICATION_LIMIT` or whose
+        ``|1 - df2/n|`` is below :data:`DD_MIN_DENOM`; ``"none"`` leaves them
+        as NaN (flagged in ``fallback`` and counted as not converged).
     progress:
         Progress bar over chunks of lanes (default: on above 10^6 lanes... and
         for more than 20 fallback lanes when standard error is a terminal).
@@ -731,12 +778,12 @@ def solve_batch(
     """
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {', '.join(sorted(LOSSES))}, got {loss!r}")
-    if fallback not in ("mpmath", "none"):
-        raise InputError(f"fallback must be 'mpmath' or 'none', got {fallback!r}")
+    if fallback not in FALLBACKS:
+        raise InputError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
     ch = chain_model(model, target)
     shape, n, lam, delta, sizes = _lanes(model, samples, ridge, noise, input_dim, widths)
     N = n.shape[0]
-    keys = ("kappa", "kappa0", "df1", "df2", "rank", "residual")
+    keys = ("kappa", "kappa0", "df1", "df2", "rank", "residual", "cancel")
     res = {k: np.empty(N) for k in keys}
     res["regime"] = np.empty(N, dtype=np.int8)
     res["converged"] = np.empty(N, dtype=bool)
@@ -759,9 +806,16 @@ def solve_batch(
                 outs[k] = np.empty(N)
             outs[k][sl] = v
     conv, fb = res["converged"], res["fallback"]
+    refined = np.zeros(N, dtype=bool)
     messages = []
     lanes = np.flatnonzero(fb)
-    if lanes.size and fallback == "mpmath":
+    if lanes.size and fallback == "dd":
+        done = _refine_dd(model, target, ch, n, lam, delta, sizes, lanes, res, outs, loss)
+        refined[lanes[done]] = True
+        conv[lanes[done]] = True
+        messages.append(f"{int(done.sum())} ill-conditioned lane(s) re-solved in double-double arithmetic")
+        lanes = lanes[~done]
+    if lanes.size and fallback in ("mpmath", "dd"):
         solved = _fallback_lanes(model, target, n, lam, delta, sizes, lanes.tolist(),
                                  progress if progress is not None else _isatty())
         for i, p in solved.items():
@@ -804,6 +858,7 @@ def solve_batch(
         iterations=res["iterations"].reshape(shape),
         fallback=fb.reshape(shape),
         residual=res["residual"].reshape(shape),
+        double_double=refined.reshape(shape),
         extra=extra,
         messages=messages,
     )
@@ -942,8 +997,8 @@ def optimal_ridge_batch(
     """
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {', '.join(sorted(LOSSES))}, got {loss!r}")
-    if fallback not in ("mpmath", "none"):
-        raise InputError(f"fallback must be 'mpmath' or 'none', got {fallback!r}")
+    if fallback not in FALLBACKS:
+        raise InputError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
     try:
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
@@ -971,7 +1026,7 @@ def optimal_ridge_batch(
     conv, fb = res["converged"], res["fallback"]
     messages = []
     lanes = np.flatnonzero(fb)
-    if lanes.size and fallback == "mpmath":
+    if lanes.size and fallback in ("mpmath", "dd"):
         solved = _fallback_lanes(model, target, n, res["ridge"], delta, sizes, lanes.tolist(),
                                  progress if progress is not None else _isatty())
         for i, p in solved.items():

@@ -92,12 +92,12 @@ def test_lanes_match_scalar_float_predict(name, lanes):
         assert _rel(res.train_error[i], p.train_error) < 1e-9 or abs(res.train_error[i] - float(p.train_error)) < 1e-15
 
 
-def _check_against_mpmath(model, size, seed):
+def _check_against_mpmath(model, size, seed, fallback="mpmath"):
     rng = np.random.default_rng(seed)
     d = float(model.input_dim)
     n, kL, lam, noise = _random_lanes(rng, size, d)
     widths = tuple(float(w) for w in model.widths[:-1]) + (kL,)
-    res = solve_batch(model, n, lam, noise, widths=widths)
+    res = solve_batch(model, n, lam, noise, widths=widths, fallback=fallback)
     assert res.n_failed == 0
     worst = 0.0
     for i in range(size):
@@ -121,8 +121,9 @@ def test_eight_lanes_within_1e9_of_30_digit_mpmath():
 
 
 @pytest.mark.slow
-def test_hundred_lanes_within_1e9_of_30_digit_mpmath():
-    res, worst = _check_against_mpmath(MODEL3, 100, seed=11)
+@pytest.mark.parametrize("fallback", ["mpmath", "dd"])
+def test_hundred_lanes_within_1e9_of_30_digit_mpmath(fallback):
+    res, worst = _check_against_mpmath(MODEL3, 100, seed=11, fallback=fallback)
     assert res.n_fallback > 0  # the sample reaches the tiny-ridge region
     assert worst < 1e-9
 
@@ -271,3 +272,42 @@ def test_registered_loss_receives_the_solved_state():
         assert np.allclose(res.train_error, ref.effective_ridge, rtol=1e-14)
     finally:
         LOSSES.pop("test-margin")
+
+
+# ------------------------------------------------------------ double-double tier
+
+
+def test_double_double_arithmetic_against_mpmath():
+    from rfq_theory import _ddwalk as d
+
+    rng = np.random.default_rng(4)
+    a = (rng.uniform(-1e3, 1e3, 200), rng.uniform(-1e-14, 1e-14, 200))
+    b = (rng.uniform(0.1, 1e3, 200), rng.uniform(-1e-15, 1e-15, 200))
+    a = d.quick_two_sum(*a)
+    b = d.quick_two_sum(*b)
+    with mpmath.workdps(50):
+        for op, ref in ((d.add, lambda x, y: x + y), (d.sub, lambda x, y: x - y), (d.mul, lambda x, y: x * y),
+                        (d.div, lambda x, y: x / y)):
+            hi, lo = op(a, b)
+            for i in range(0, 200, 7):
+                x = mpmath.mpf(a[0][i]) + mpmath.mpf(a[1][i])
+                y = mpmath.mpf(b[0][i]) + mpmath.mpf(b[1][i])
+                want = ref(x, y)
+                got = mpmath.mpf(hi[i]) + mpmath.mpf(lo[i])
+                assert abs(got - want) <= mpmath.mpf(2) ** -100 * abs(want), op.__name__
+
+
+def test_double_double_tier_matches_30_digit_mpmath_on_ill_conditioned_lanes():
+    d = 1000.0
+    kL = np.array([1500.0, 800.0, 1000.0, 1500.0, 2500.0, 600.0])
+    n = np.array([2400.0, 2400.0, 3000.0, 1500.0 - 2.0**-12, 2500.0 + 2.0**-12, 3900.0])
+    lam = np.array([1e-9, 3e-8, 1e-7, 0.0, 1e-10, 1e-12])
+    noise = np.array([0.1, 0.0, 0.3, 0.2, 0.05, 0.0])
+    res = solve_batch(MODEL3, n, lam, noise, widths=(2000.0, 1500.0, kL), fallback="dd")
+    assert res.fallback.all() and res.double_double.all() and res.n_failed == 0
+    for i in range(6):
+        p = _scalar(MODEL3, d, kL[i], n[i], lam[i], noise[i], digits=30)
+        assert _rel(res.test_error[i], p.test_error) < 1e-12
+        if p.train_error != 0:
+            assert _rel(res.train_error[i], p.train_error) < 1e-12
+        assert _rel(res.effective_ridge[i], p.effective_ridge) < 1e-12

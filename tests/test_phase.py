@@ -179,6 +179,7 @@ def test_cli_writes_npz_csv_png(tmp_path, capsys):
         (["--x", "ridge:0:1:10", "--y", "width:0.1:4:10", "--samples", "300", "--quantity", "optimal_error"], "ridge"),
         (["--x", "ridge:0:1:10", "--y", "width:0.1:4:10"], "--samples is required"),
         (["--x", "samples:0.1:4:10", "--y", "width:0.1:4:10", "--quantity", "nope"], "invalid choice"),
+        (["--x", "samples:0.1:4:10", "--y", "width:0.1:4:10", "--fallback", "fast"], "invalid choice"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):
@@ -187,6 +188,19 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_fallback_dd_on_a_tiny_ridge_map(tmp_path, capsys):
+    out = tmp_path / "tiny.npz"
+    rc = main(["phase", *ARGS, "--x", "samples:0.5:3:6", "--y", "ridge:log:1e-10:1e-6:5", "--fallback", "dd",
+               "--out", str(out)])
+    assert rc == 0
+    assert "ill-conditioned point(s) re-solved in double-double" in capsys.readouterr().out
+    data = np.load(out)
+    for i in (0, 4):
+        for j in (1, 5):
+            p = predict(MODEL, data["x"][j] * 400, data["y"][i], digits=30)
+            assert _rel(data["test_error"][i, j], p.test_error) < 1e-9
 
 
 def test_cli_help_mentions_axes(capsys):

@@ -48,8 +48,14 @@ def register(sub):
     p.add_argument("--out", required=True, help="the .npz file to write")
     p.add_argument("--csv", default=None, help="also write the map as CSV (one row per point)")
     p.add_argument("--plot", default=None, help="PNG heatmap ('.png' is added if the name has no suffix)")
-    p.add_argument("--no-fallback", action="store_true",
-                   help="leave ill-conditioned points NaN instead of re-solving them with mpmath")
+    p.add_argument(
+        "--fallback",
+        default="mpmath",
+        choices=("mpmath", "dd", "none"),
+        help="ill-conditioned points (tiny ridges, next to the threshold): re-solve each with mpmath "
+        "(default; tens of ms per point), re-solve them all at once in double-double arithmetic and pass "
+        "only the rest to mpmath (dd), or leave them NaN (none)",
+    )
     p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
     p.set_defaults(func=run_phase)
 
@@ -77,12 +83,13 @@ def run_phase(args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pm = phase_map(model, x, y, args.quantity, args.samples, args.ridge, args.noise, args.target,
-                       fallback="none" if args.no_fallback else "mpmath", progress=progress, warn=False)
+                       fallback=args.fallback, progress=progress, warn=False)
     pm.save_npz(out_path)
     print(f"wrote {pm.shape[0]} x {pm.shape[1]} map of {pm.quantity} to {out_path}")
     if pm.n_fallback:
-        print(f"{pm.n_fallback} ill-conditioned point(s) re-solved with mpmath" if not args.no_fallback
-              else f"{pm.n_fallback} ill-conditioned point(s) left as NaN (--no-fallback)")
+        how = {"mpmath": "re-solved with mpmath", "dd": "re-solved in double-double or with mpmath",
+               "none": "left as NaN (--fallback none)"}[args.fallback]
+        print(f"{pm.n_fallback} ill-conditioned point(s) {how}")
     if pm.n_failed:
         import sys
 
