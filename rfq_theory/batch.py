@@ -36,7 +36,9 @@ A lane whose walk amplifies rounding errors beyond
 :data:`rfq_theory.solver.FLOAT_AMPLIFICATION_LIMIT`, or where
 ``|1 - df2/n| < 1e-6`` (the cancellation rule of the scalar float path), is
 re-solved with the scalar mpmath path, ``predict(..., digits=FALLBACK_DIGITS)``,
-and flagged in ``BatchResult.fallback``.
+and flagged in ``BatchResult.fallback``; with ``fallback="dd"`` they are first
+re-solved together in double-double arithmetic (:mod:`rfq_theory._ddwalk`)
+and only the lanes that stay ill-conditioned at that precision go to mpmath.
 
 Losses
 ------
@@ -72,6 +74,7 @@ __all__ = [
     "register_loss",
     "LOSSES",
     "FALLBACK_DIGITS",
+    "FALLBACKS",
     "NonConvergenceWarning",
 ]
 
@@ -321,9 +324,11 @@ def register_loss(name: str, evaluate: LossFunction) -> None:
 
     ``evaluate`` receives the solved :class:`LaneState` and returns a dict of
     arrays that must hold ``test_error`` (and may hold ``train_error`` and
-    other quantities).  Lanes re-solved with mpmath get ``test_error`` and
-    ``train_error`` from the scalar path only for the square loss; for other
-    losses the fallback lanes are evaluated from the float state and flagged.
+    other quantities).  Ill-conditioned lanes re-solved in double-double
+    (``fallback="dd"``) are evaluated on their refined state; lanes
+    re-solved with mpmath get ``test_error`` and ``train_error`` from the
+    scalar path only for the square loss, other losses evaluate them from the
+    float state (they stay flagged in ``BatchResult.fallback``).
     """
     if not isinstance(name, str) or not name:
         raise InputError(f"loss name must be a non-empty string, got {name!r}")
@@ -990,7 +995,8 @@ def optimal_ridge_batch(
     is one closed-form walk of the chain, so a map of the optimal error costs
     a small multiple of a fixed-ridge map.  Lanes whose optimum is
     ill-conditioned (the cancellation rule of :func:`solve_batch`) get their
-    error from ``predict(..., ridge=lambda*, digits=FALLBACK_DIGITS)``.
+    error from ``predict(..., ridge=lambda*, digits=FALLBACK_DIGITS)``
+    (``fallback="dd"`` does the same here).
 
     Parameters are those of :func:`solve_batch`; returns an
     :class:`OptimalRidgeResult`.

@@ -1,7 +1,6 @@
 """Phase maps: axes, quantities, the one-bit identity over a plane, the ``rfq phase`` command."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from rfq_theory import DeepRF, InputError, predict
 from rfq_theory.batch import NonConvergenceWarning
 from rfq_theory.cli import main
-from rfq_theory.phase import AxisRange, model_with_depth, parse_range, phase_map
+from rfq_theory.phase import model_with_depth, parse_range, phase_map
 from rfq_theory.sweeps import model_at, one_bit_theorem, optimal_ridge
 
 MODEL = DeepRF(400, (800, 600), ("tanh", "relu"), "sign-scaled")
