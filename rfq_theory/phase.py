@@ -33,8 +33,9 @@ __all__ = ["PHASE_AXES", "PHASE_QUANTITIES", "AxisRange", "parse_range", "PhaseM
 
 PHASE_AXES = ("samples", "width", "widths", "ridge", "depth")
 PHASE_QUANTITIES = ("test_error", "train_error", "gap", "optimal_ridge", "optimal_error")
-#: most points along one axis
+#: most points along one axis, and in one map (memory is about 90 MiB per million points)
 MAX_POINTS = 10000
+MAX_MAP_POINTS = 10**7
 MAX_DEPTH = 64
 
 AXIS_LABELS = {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda", "depth": "depth L"}
@@ -277,6 +278,10 @@ def phase_map(
     ya = y if isinstance(y, AxisRange) else parse_range(y, "y")
     if xa.name == ya.name:
         raise InputError(f"x and y must be different axes, both are {xa.name!r}")
+    if xa.points * ya.points > MAX_MAP_POINTS:
+        raise InputError(
+            f"a map holds at most {MAX_MAP_POINTS} points, got {xa.points} x {ya.points} = {xa.points * ya.points}"
+        )
     if quantity not in PHASE_QUANTITIES:
         raise InputError(f"quantity must be one of {', '.join(PHASE_QUANTITIES)}, got {quantity!r}")
     names = {xa.name, ya.name}

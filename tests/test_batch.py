@@ -115,6 +115,7 @@ def _check_against_mpmath(model, size, seed, fallback="mpmath"):
     return res, worst
 
 
+@pytest.mark.slow
 def test_eight_lanes_within_1e9_of_30_digit_mpmath():
     res, _ = _check_against_mpmath(MODEL3, 8, seed=7)
     assert res.shape == (8,)

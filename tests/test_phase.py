@@ -133,6 +133,8 @@ def test_map_argument_errors():
         phase_map(MODEL, "ridge:0:1:3", "samples:1:2:3", quantity="optimal_error")
     with pytest.raises(InputError, match="quantity"):
         phase_map(MODEL, "samples:1:2:3", "width:1:2:3", quantity="loss")
+    with pytest.raises(InputError, match="at most"):
+        phase_map(MODEL, "samples:1:2:10000", "width:1:2:10000")
 
 
 def test_non_converged_points_are_nan_and_warned(monkeypatch):
