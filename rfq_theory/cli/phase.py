@@ -30,10 +30,11 @@ def register(sub):
     p = sub.add_parser(
         "phase",
         help="phase diagram: a quantity over two axes (npz, csv, heatmap)",
-        description="Map the asymptotic test error, train error, quantization gap or optimal ridge over a "
-        "plane of two axes, solving every point of the grid at once with the vectorized float solver "
-        "(ill-conditioned points are re-solved with mpmath). Writes the map as .npz, optionally as CSV "
-        "and as a heatmap with contour lines and the interpolation threshold.",
+        description="Map the asymptotic test error, train error, quantization gap or optimal ridge over a\n"
+        "plane of two axes, solving every point of the grid at once with the vectorized float\n"
+        "solver (ill-conditioned points are re-solved with mpmath, or in double-double with\n"
+        "--fallback dd). Writes the map as .npz, optionally as CSV and as a heatmap with contour\n"
+        "lines and the interpolation threshold.",
         epilog=EXAMPLES,
     )
     add_model_arguments(p, samples_required=False)
