@@ -46,7 +46,9 @@ The lanes' solved chain (:class:`LaneState`) is turned into errors by a loss
 function; the square loss (ridge regression) is built in.  Other losses that
 are functions of the same fixed point (for example classification errors of
 the ridge readout) plug in through :func:`register_loss`; see
-:data:`LossFunction`.
+:data:`LossFunction`.  Readouts with their own order parameters (convex
+classification losses: ``kappa_0``, ``m``, ``q``) use the vectorized walk
+directly through :func:`chain_functionals`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ from .model import DeepRF
 __all__ = [
     "ChainModel",
     "chain_model",
+    "ChainFunctionals",
+    "chain_functionals",
     "LaneState",
     "BatchResult",
     "OptimalRidgeResult",
@@ -335,6 +339,58 @@ def register_loss(name: str, evaluate: LossFunction) -> None:
     if not callable(evaluate):
         raise TypeError(f"evaluate must be callable, got {type(evaluate).__name__}")
     LOSSES[name] = evaluate
+
+
+@dataclass
+class ChainFunctionals:
+    """The chain's functionals at given ``kappa_0`` (arrays of one shape).
+
+    ``kappa`` (``kappa_L``), ``dkappa`` (``d kappa_L / d kappa_0``), ``df1``,
+    ``df2 = df1 + kappa df1'``, ``s = 1/(1 + kappa_0)`` (0 when a layer
+    erased the signal), ``s_prime = ds/dkappa_L``, ``s_plus = s + kappa s'``,
+    ``valid`` (every ``kappa_l > 0``), ``cancel`` (the rounding
+    amplification of the walk, compared with
+    :data:`rfq_theory.solver.FLOAT_AMPLIFICATION_LIMIT`) and ``rank``.
+    """
+
+    kappa: np.ndarray
+    dkappa: np.ndarray
+    df1: np.ndarray
+    df2: np.ndarray
+    s: np.ndarray
+    s_prime: np.ndarray
+    s_plus: np.ndarray
+    valid: np.ndarray
+    cancel: np.ndarray
+    rank: np.ndarray
+
+
+def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Optional[Sequence] = None) -> ChainFunctionals:
+    """Walk the layer equations from arrays of ``kappa_0`` (the seam for other readouts).
+
+    Implements, lane by lane, ``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l``
+    and ``df1_l = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})`` with their
+    derivatives (module docstring).  A readout whose equations couple the
+    chain only through ``kappa_0`` and these functionals (for example a
+    convex classification loss, with order parameters ``m``, ``q`` beside
+    ``kappa_0``) can iterate on arrays of lanes and call this function for
+    the feature side; the square loss is :func:`solve_batch`.
+    ``kappa0``, ``input_dim`` and the entries of ``widths`` broadcast.
+    """
+    ch = chain_model(model)
+    shape, k0, _, _, sizes = _lanes(model, kappa0, 0.0, 0.0, input_dim, widths)
+    cs = _chain_sizes(ch, sizes)
+    with np.errstate(all="ignore"):
+        wk = _walk(ch, cs, k0)
+        df2 = wk.df1 + wk.kappa * wk.ddf1 / wk.dkappa
+        if ch.signal:
+            s = 1.0 / (1.0 + k0)
+            sp = -(s * s) / wk.dkappa
+        else:
+            s = sp = np.zeros_like(k0)
+        splus = s + wk.kappa * sp
+    arrays = [wk.kappa, wk.dkappa, wk.df1, df2, s, sp, splus, wk.valid, wk.cancel, _rank(ch, sizes)]
+    return ChainFunctionals(*(a.reshape(shape) for a in arrays))
 
 
 # --------------------------------------------------------------------------

@@ -312,3 +312,18 @@ def test_double_double_tier_matches_30_digit_mpmath_on_ill_conditioned_lanes():
         if p.train_error != 0:
             assert _rel(res.train_error[i], p.train_error) < 1e-12
         assert _rel(res.effective_ridge[i], p.effective_ridge) < 1e-12
+
+
+def test_chain_functionals_at_the_solution_satisfy_the_ridge_equation():
+    from rfq_theory.batch import chain_functionals
+
+    n = np.array([600.0, 1800.0, 3000.0])
+    lam = np.array([1e-2, 1e-1, 1.0])
+    res = solve_batch(MODEL3, n, lam, 0.0)
+    cf = chain_functionals(MODEL3, res.kappa0)
+    assert cf.valid.all()
+    # lambda = kappa_L (1 - df1/n) at the solved kappa_0
+    assert np.allclose(cf.kappa * (1 - cf.df1 / n), lam, rtol=1e-12)
+    assert np.allclose(cf.df2, res.df2, rtol=1e-12)
+    assert np.allclose(cf.s, 1 / (1 + res.kappa0), rtol=1e-15)
+    assert np.allclose(cf.s_plus, cf.s + cf.kappa * cf.s_prime, rtol=1e-14)
