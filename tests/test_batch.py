@@ -63,6 +63,7 @@ def _random_lanes(rng, size, d):
 @settings(max_examples=15)
 @given(
     name=st.sampled_from(sorted(MODELS)),
+    fallback=st.sampled_from(["mpmath", "dd"]),
     lanes=st.lists(
         st.tuples(
             st.floats(0.05, 5.0),
@@ -74,7 +75,7 @@ def _random_lanes(rng, size, d):
         max_size=6,
     ),
 )
-def test_lanes_match_scalar_float_predict(name, lanes):
+def test_lanes_match_scalar_float_predict(name, fallback, lanes):
     model = MODELS[name]
     d = float(model.input_dim)
     n = np.array([x[0] * d for x in lanes])
@@ -84,7 +85,7 @@ def test_lanes_match_scalar_float_predict(name, lanes):
     widths = tuple(float(w) for w in model.widths[:-1]) + (kL,)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonConvergenceWarning)
-        res = solve_batch(model, n, lam, noise, widths=widths)
+        res = solve_batch(model, n, lam, noise, widths=widths, fallback=fallback)
     for i in range(len(lanes)):
         p = _scalar(model, d, kL[i], n[i], lam[i], noise[i])
         assert REGIMES[res.regime[i]] == p.regime
