@@ -49,6 +49,12 @@ _LAZY = {
     "LayerSpectrum": "spectrum",
     "Spectrum": "spectrum",
     "spectrum": "spectrum",
+    "BatchResult": "batch",
+    "OptimalRidgeResult": "batch",
+    "optimal_ridge_batch": "batch",
+    "solve_batch": "batch",
+    "PhaseMap": "phase",
+    "phase_map": "phase",
 }
 
 
@@ -90,6 +96,9 @@ _install_module_class()
 __all__ = [
     "Activation",
     "ActivationError",
+    "BatchResult",
+    "OptimalRidgeResult",
+    "PhaseMap",
     "Coefficients",
     "DeepRF",
     "ExpressionError",
@@ -114,10 +123,13 @@ __all__ = [
     "get_quantizer",
     "one_bit_theorem",
     "optimal_ridge",
+    "optimal_ridge_batch",
     "parse_expression",
+    "phase_map",
     "predict",
     "propagate",
     "propagate_exact",
     "spectrum",
+    "solve_batch",
     "sweep",
 ]

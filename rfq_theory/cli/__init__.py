@@ -24,7 +24,7 @@ from .common import EXIT_INPUT, EXIT_SOLVER, Parser, UsageError, short_repr
 __all__ = ["main", "build_parser", "THEORY_COMMANDS"]
 
 #: modules of this package whose ``register(subparsers)`` adds commands
-THEORY_COMMANDS = ("coefficients", "predict", "curve", "spectrum")
+THEORY_COMMANDS = ("coefficients", "predict", "curve", "spectrum", "phase")
 
 ENTRY_POINT_GROUP = "rfq.commands"
 
