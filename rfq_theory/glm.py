@@ -281,9 +281,9 @@ class _Quadrature:
             x, w = np.polynomial.legendre.leggauss(n)
             self.base = (x, w)
             self.T = 12.0
-            self.max_len = 2.0 / (1 + level)
+            self.max_len = 4.0 / (1 + level)
         else:
-            degree = (5 if dps <= 25 else 6 if dps <= 60 else 7) + level
+            degree = (5 if dps <= 45 else 6 if dps <= 90 else 7) + level
             key = (degree, dps)
             if key not in self._mp_cache:
                 from mpmath.calculus.quadrature import GaussLegendre
@@ -295,7 +295,7 @@ class _Quadrature:
                 )
             self.base = self._mp_cache[key]
             self.T = mpmath.sqrt(2 * mpmath.log(10) * (dps + 8)) + 1
-            self.max_len = mpmath.mpf(2) / (1 + level)
+            self.max_len = mpmath.mpf(4) / (1 + level)
 
     def nodes(self, breaks, q):
         """Nodes ``t`` and weights ``w phi(t)`` over ``[-T, T]`` split at ``breaks`` (and pieces of bounded length)."""
@@ -320,7 +320,8 @@ class _Quadrature:
         t = np.concatenate(xs)
         w = np.concatenate(ws)
         xp = ops(self.kind)
-        return t, w * xp.npdf(t)
+        norm = math.sqrt(2 * math.pi) if self.kind == "float" else mpmath.sqrt(2 * mpmath.pi)
+        return t, w * xp.exp(-t * t / 2) / norm
 
 
 def _sign_channel(loss, m, q, V, delta, quad, want_outputs=False):
@@ -333,11 +334,12 @@ def _sign_channel(loss, m, q, V, delta, quad, want_outputs=False):
         return None
     st = xp.sqrt(xp.asarray([st2]))[0]
     b = m / (sq * st)  # Z(y | t) = Phi(y b t)
-    breaks = [0 * one, one * 3, -one * 3, one * 6, -one * 6, one * 1.5, -one * 1.5]
+    breaks = [0 * one, one * 3, -one * 3]
     if b != 0:
         w0 = abs(1 / b)
-        for f in (1, 3, 6, 12):
-            breaks += [w0 * f, -w0 * f]
+        if w0 < 2:  # Z(y | t) changes on the scale w0 around t = 0
+            for f in (1, 3, 6, 12):
+                breaks += [w0 * f, -w0 * f]
     kinks = [one, one - V] if loss == "hinge" else []
     a0 = margin_threshold(loss, V)
     for kk in kinks + ([a0] if want_outputs else []):
@@ -351,7 +353,7 @@ def _sign_channel(loss, m, q, V, delta, quad, want_outputs=False):
     for y in (1, -1):
         Z = xp.ncdf(y * bt)
         a = y * omega
-        u = margin_prox(loss, a, V, xp)
+        u = margin_prox(loss, a, V, xp, guess=_float_guess(loss, a, V, xp))
         r = (u - a) / V
         du = margin_dprox(loss, u, a, V, xp)
         Vh += np.sum(w * Z * (1 - du)) / V
@@ -364,6 +366,15 @@ def _sign_channel(loss, m, q, V, delta, quad, want_outputs=False):
     if want_outputs:
         return Vh, mh, qh, out
     return Vh, mh, qh
+
+
+def _float_guess(loss, a, V, xp):
+    """Float-path proximal points as the starting point of the mp Newton iteration (logistic)."""
+    if loss != "logistic" or xp.kind == "float":
+        return None
+    fa = np.array([float(v) for v in a])
+    u = margin_prox(loss, fa, float(V), ops("float"))
+    return np.array([mpmath.mpf(float(v)) for v in u], dtype=object)
 
 
 def _regression_channel(m, q, V, var_y, c):
@@ -409,8 +420,14 @@ class _Problem:
             return Vh, mh, qh
         return _sign_channel(self.loss, m, q, V, self.delta, quad or self.quad, outputs)
 
-    def evaluate(self, x):
-        """Residuals ``(r1, r2, r3)`` at ``x = (log kappa_0, m, q)``, or ``None`` outside the domain."""
+    def gmap(self, x):
+        """The fixed-point map ``G(x)`` at ``x = (log kappa_0, m, q)`` and the quantities it used.
+
+        From ``kappa_0``: the chain gives ``kappa``, ``df1`` and ``V = df1 kappa / (2 n lambda)``;
+        the channel gives ``Vh, mh, qh``; the new ``kappa_0`` solves ``kappa_L(kappa_0) = 2 lambda / Vh``
+        and the new ``m``, ``q`` follow from the feature-side equations there.
+        Returns ``None`` outside the domain (``q <= m^2``, off the chain's branch).
+        """
         lk0, m, q = x
         if not q > m * m or not q > 0:
             return None
@@ -421,8 +438,7 @@ class _Problem:
         feat = self.features(kappa0)
         if feat is None:
             return None
-        k = feat.k
-        V = feat.df1 * k / (2 * self.n * self.lam)
+        V = feat.df1 * feat.k / (2 * self.n * self.lam)
         if not V > 0:
             return None
         h = self.hats(m, q, V)
@@ -431,86 +447,92 @@ class _Problem:
         Vh, mh, qh = h
         if not Vh > 0:
             return None
+        lk_new = self.invert(2 * self.lam / Vh, lk0)
+        if lk_new is None:
+            return None
+        f2 = self.features(self.exp(lk_new))
+        if f2 is None:
+            return None
         ratio = mh / Vh
-        r1 = self.log(Vh * k / (2 * self.lam))
-        r2 = m - ratio * feat.s
-        r3 = q - ratio * ratio * feat.s_plus - qh * feat.df2 / (self.n * Vh * Vh)
-        return (r1, r2, r3), (feat, V, Vh, mh, qh)
+        m_new = ratio * f2.s
+        q_new = ratio * ratio * f2.s_plus + qh * f2.df2 / (self.n * Vh * Vh)
+        return (lk_new, m_new, q_new), (feat, V, Vh, mh, qh)
+
+    def evaluate(self, x):
+        """Residual ``G(x) - x`` and the quantities at ``x`` (``None`` outside the domain)."""
+        g = self.gmap(x)
+        if g is None:
+            return None
+        new, aux = g
+        return tuple(a - b for a, b in zip(new, x)), aux
 
     def scaled_norm(self, r, x):
-        return max(abs(r[0]), abs(r[1]) / (abs(x[2]) ** 0.5 if self.kind == "float" else mpmath.sqrt(x[2])), abs(r[2]) / x[2])
+        sq = math.sqrt(x[2]) if self.kind == "float" else mpmath.sqrt(x[2])
+        return max(abs(r[0]), abs(r[1]) / sq, abs(r[2]) / x[2])
+
+    def invert(self, k_target, lk0):
+        """``log kappa_0`` with ``kappa_L(kappa_0) = k_target``: Newton in logs inside a bracket."""
+        lt = self.log(k_target)
+        tol = 1e-15 if self.kind == "float" else mpmath.mpf(10) ** (-(mpmath.mp.dps - 2))
+        lo = hi = None
+        x = lk0
+        for _ in range(500):
+            st = self.kappa_L(self.exp(x))
+            nx = None
+            if st is None or not st[0] > 0:
+                lo = x
+            else:
+                f = self.log(st[0]) - lt
+                if abs(f) <= tol:
+                    return x
+                if f < 0:
+                    lo = x
+                else:
+                    hi = x
+                d = st[1] * self.exp(x) / st[0]
+                if d > 0:
+                    nx = x - f / d
+            if lo is not None and hi is not None:
+                if hi - lo <= tol * max(1, abs(hi)):
+                    return hi
+                if nx is None or not lo < nx < hi:
+                    nx = (lo + hi) / 2
+            elif nx is None or (lo is not None and nx <= lo) or (hi is not None and nx >= hi):
+                nx = x + 1 if hi is None else x - 1
+            x = nx
+        return None
 
     def picard(self, x, damping=0.5, tol=1e-6, max_iter=_MAX_PICARD):
-        """Damped fixed-point steps ``x <- (1 - d) x + d G(x)`` (with the chain inverted for ``kappa_0``)."""
+        """Damped fixed-point steps ``x <- (1 - d) x + d G(x)``; returns ``(x, iterations, converged)``."""
         it = 0
         for it in range(1, max_iter + 1):
-            ev = self.evaluate(x)
-            if ev is None:
+            g = self.gmap(x)
+            if g is None:
                 return x, it, False
-            (r1, r2, r3), (feat, V, Vh, mh, qh) = ev
-            k_new = 2 * self.lam / Vh
-            lk0 = self._invert(k_new, x[0])
-            if lk0 is None:
-                return x, it, False
-            feat2 = self.features(math.exp(lk0))
-            ratio = mh / Vh
-            m_new = ratio * feat2.s
-            q_new = ratio * ratio * feat2.s_plus + qh * feat2.df2 / (self.n * Vh * Vh)
-            new = (lk0, m_new, q_new)
-            err = max(abs(new[0] - x[0]), abs(new[1] - x[1]) / math.sqrt(x[2]), abs(new[2] - x[2]) / x[2])
+            new = g[0]
+            err = self.scaled_norm(tuple(a - b for a, b in zip(new, x)), x)
             x = tuple((1 - damping) * a + damping * b for a, b in zip(x, new))
-            if x[2] <= x[1] ** 2:
+            if not x[2] > x[1] ** 2:
                 x = (x[0], x[1], x[1] ** 2 * 1.01 + 1e-12)
             if err < tol:
                 return x, it, True
         return x, it, False
 
-    def _invert(self, k_target, lk0):
-        """``log kappa_0`` with ``kappa_L(kappa_0) = k_target`` (float; Newton in log with bisection)."""
-        lo, hi = None, None
-        x = lk0
-        for _ in range(400):
-            st = self.kappa_L(math.exp(x))
-            if st is None or st[0] < k_target:
-                lo = x
-            else:
-                hi = x
-            if lo is not None and hi is not None:
-                break
-            x = x + 1.0 if hi is None else x - 1.0
-        else:
-            return None
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            st = self.kappa_L(math.exp(mid))
-            if st is None or st[0] < k_target:
-                lo = mid
-            else:
-                hi = mid
-            if st is not None and st[0] > 0:
-                # Newton from mid, accepted inside the bracket
-                f = st[0] - k_target
-                df = st[1] * math.exp(mid)
-                if df > 0:
-                    nx = mid - f / df
-                    if lo < nx < hi:
-                        s2 = self.kappa_L(math.exp(nx))
-                        if s2 is not None:
-                            if s2[0] < k_target:
-                                lo = nx
-                            else:
-                                hi = nx
-            if hi - lo < 1e-15 * max(1.0, abs(hi)):
-                return hi
-        return 0.5 * (lo + hi)
-
-    def jacobian(self, x, r, step):
+    def jacobian(self, x, r, step, central=False):
+        """Finite-difference Jacobian of the residual (forward, or central with ``central=True``)."""
         cols = []
         for i in range(3):
             h = step * max(1, abs(x[i])) if i != 2 else step * x[2]
             xx = list(x)
             xx[i] = x[i] + h
             ev = self.evaluate(tuple(xx))
+            if central:
+                xx[i] = x[i] - h
+                ev2 = self.evaluate(tuple(xx))
+                if ev is None or ev2 is None:
+                    return None
+                cols.append([(a - b) / (2 * h) for a, b in zip(ev[0], ev2[0])])
+                continue
             if ev is None:
                 xx[i] = x[i] - h
                 h = -h
@@ -520,7 +542,7 @@ class _Problem:
             cols.append([(a - b) / h for a, b in zip(ev[0], r)])
         return [[cols[j][i] for j in range(3)] for i in range(3)]
 
-    def newton(self, x, tol, max_iter=_MAX_NEWTON, step=1e-7, J=None, reuse=False):
+    def newton(self, x, tol, max_iter=_MAX_NEWTON, step=1e-7):
         """Newton steps with backtracking on the scaled residual; returns ``(x, iterations, norm)``."""
         ev = self.evaluate(x)
         if ev is None:
@@ -531,21 +553,20 @@ class _Problem:
         for it in range(1, max_iter + 1):
             if norm < tol:
                 return x, it - 1, norm
-            if J is None or not reuse:
-                J = self.jacobian(x, r, step)
-                if J is None:
-                    return x, it, norm
+            J = self.jacobian(x, r, step)
+            if J is None:
+                return x, it, norm
             dx = self._solve3(J, r)
             if dx is None:
                 return x, it, norm
             t = 1
             accepted = False
-            for _ in range(40):
+            for _ in range(30):
                 nx = tuple(a - t * b for a, b in zip(x, dx))
                 ev2 = self.evaluate(nx)
                 if ev2 is not None:
                     n2 = self.scaled_norm(ev2[0], nx)
-                    if n2 < norm * (1 - 1e-4 * t) or (reuse and n2 < norm):
+                    if n2 < norm * (1 - 1e-4 * t):
                         x, r, norm = nx, ev2[0], n2
                         accepted = True
                         break
@@ -553,6 +574,26 @@ class _Problem:
             if not accepted:
                 return x, it, norm
         return x, it, norm
+
+    def chord(self, x, J, tol, max_iter=12):
+        """Newton steps with a fixed Jacobian ``J`` (from the float path); returns ``(x, iterations, norm)``."""
+        norm = None
+        for it in range(max_iter + 1):
+            ev = self.evaluate(x)
+            if ev is None:
+                return x, it, None
+            r = ev[0]
+            new_norm = self.scaled_norm(r, x)
+            if norm is not None and not new_norm < norm:
+                return x, it, new_norm
+            norm = new_norm
+            if norm < tol:
+                return x, it, norm
+            dx = self._solve3(J, r)
+            if dx is None:
+                return x, it, norm
+            x = tuple(a - b for a, b in zip(x, dx))
+        return x, max_iter, norm
 
     def _solve3(self, J, r):
         if self.kind == "float":
@@ -597,13 +638,13 @@ def _initial_guess(prob: _Problem):
 
 
 def _float_solve(prob: _Problem, guess=None):
+    """Newton on ``G(x) - x`` from ``guess`` or the ridge solution; damped fixed-point steps if Newton stalls."""
     x0 = guess if guess is not None else _initial_guess(prob)
     total = 0
     x, it, norm = prob.newton(x0, _FLOAT_TOL)
     total += it
     if norm is None or not norm < _FLOAT_TOL:
-        # damped fixed-point steps from the ridge guess, then Newton again
-        x, it, _ = prob.picard(_initial_guess(prob), damping=0.5, tol=1e-5)
+        x, it, _ = prob.picard(x0 if norm is None else x, damping=0.5, tol=1e-4)
         total += it
         x, it, norm = prob.newton(x, _FLOAT_TOL)
         total += it
@@ -687,9 +728,15 @@ def predict_glm(
         prob = _make_problem(model, samples, ridge, noise, var_y_mp, c_mp, loss, labels, "mp", work)
         xm = (mpmath.mpf(x[0]), mpmath.mpf(x[1]), mpmath.mpf(x[2]))
         tol = mpmath.mpf(10) ** (-(work - 4))
-        step = mpmath.mpf(10) ** (-(work // 2))
-        xm, it, norm = prob.newton(xm, tol, max_iter=30, step=step)
-        iters += it
+        Jf = fprob.jacobian(x, None, 1e-5, central=True)
+        if Jf is not None:
+            J = [[mpmath.mpf(v) for v in row] for row in Jf]
+            xm, it, norm = prob.chord(xm, J, tol)
+            iters += it
+        if Jf is None or norm is None or not norm < tol:
+            step = mpmath.mpf(10) ** (-(work // 2))
+            xm, it, norm = prob.newton(xm, tol, max_iter=30, step=step)
+            iters += it
         if norm is None or not norm < tol:
             raise SolverError(
                 f"the mpmath saddle-point iteration did not converge at {work} digits "

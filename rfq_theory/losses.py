@@ -92,8 +92,8 @@ def _mp_ops():
         kind="mp",
         sigmoid=vec(_mp_sigmoid),
         softplus=vec(_mp_softplus),
-        ncdf=vec(mpmath.ncdf),
-        npdf=vec(mpmath.npdf),
+        ncdf=vec(lambda x: mpmath.erfc(-x / mpmath.sqrt(2)) / 2),
+        npdf=vec(lambda x: mpmath.exp(-x * x / 2) / mpmath.sqrt(2 * mpmath.pi)),
         exp=vec(mpmath.exp),
         sqrt=vec(mpmath.sqrt),
         asarray=lambda x: np.asarray(x, dtype=object),
@@ -115,12 +115,13 @@ def ops(kind: str):
     return _OPS[kind]
 
 
-def margin_prox(loss, a, V, xp, tol=None, max_iter=200):
+def margin_prox(loss, a, V, xp, tol=None, max_iter=200, guess=None):
     """Proximal point ``u`` of ``V ell`` at margins ``a`` (array): the root of ``u + V ell'(u) = a``.
 
     Exact for ``square`` and ``hinge``; Newton's method for ``logistic``
     (monotone, started at ``a + V sigmoid(-a)``, each iterate kept in
-    ``[a, a + V]``) until the step is below ``tol`` (default: 1e-15 on the
+    ``[a, a + V]``; ``guess`` replaces the start, e.g. float-path values
+    for the mp path) until the step is below ``tol`` (default: 1e-15 on the
     float path, ``10^-(dps+3)`` relative on the mp path).  Raises
     ``ArithmeticError`` if Newton's method does not converge.
     """
@@ -133,8 +134,8 @@ def margin_prox(loss, a, V, xp, tol=None, max_iter=200):
     if loss != "logistic":
         raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if tol is None:
-        tol = 1e-15 if xp.kind == "float" else mpmath.mpf(10) ** (-(mpmath.mp.dps + 3))
-    u = a + V * xp.sigmoid(-a)
+        tol = 1e-14 if xp.kind == "float" else mpmath.mpf(10) ** (-(mpmath.mp.dps - 3))
+    u = a + V * xp.sigmoid(-a) if guess is None else guess
     lo, hi = a, a + V
     for _ in range(max_iter):
         s = xp.sigmoid(-u)
