@@ -6,6 +6,7 @@ import csv
 import os
 
 from .common import add_model_arguments, check_output_path, model_from_args, parse_grid, split_list
+from .glm import add_glm_arguments, run_glm_curve, wants_glm
 
 EXAMPLES = """\
 examples:
@@ -52,6 +53,7 @@ def register(sub):
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--plot", default=None, help="PNG file for a plot ('.png' is added if the name has no suffix)")
     p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
+    add_glm_arguments(p)
     p.set_defaults(func=run_curve)
 
 
@@ -72,6 +74,8 @@ def _variants(args):
 
 def run_curve(args):
     """``rfq curve``."""
+    if wants_glm(args):
+        return run_glm_curve(args)
     import mpmath
 
     from ..checks import InputError

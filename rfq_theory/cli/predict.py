@@ -6,6 +6,7 @@ import json
 import sys
 
 from .common import add_model_arguments, fmt, model_from_args
+from .glm import add_glm_arguments, run_glm_predict, run_glm_theorem, wants_glm
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -37,6 +38,7 @@ def register(sub):
                    help="significant digits, solved with mpmath (default: float fast path, 15 digits shown)")
     p.add_argument("--optimal-ridge", action="store_true", help="use the error-minimising ridge instead of --ridge")
     p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings with every digit")
+    add_glm_arguments(p)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser(
@@ -51,6 +53,7 @@ def register(sub):
     p.add_argument("--digits", type=int, default=None,
                    help="significant digits, solved with mpmath (default: float fast path)")
     p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings")
+    add_glm_arguments(p)
     p.set_defaults(func=run_theorem)
 
 
@@ -67,6 +70,8 @@ def _notice_precision(digits):
 
 def run_predict(args):
     """``rfq predict``."""
+    if wants_glm(args):
+        return run_glm_predict(args)
     from ..solver import predict
     from ..sweeps import optimal_ridge
     from .coefficients import print_layers
@@ -127,6 +132,8 @@ def run_predict(args):
 
 def run_theorem(args):
     """``rfq theorem``."""
+    if wants_glm(args):
+        return run_glm_theorem(args)
     from ..sweeps import one_bit_theorem
 
     model = model_from_args(args)

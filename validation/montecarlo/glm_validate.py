@@ -270,6 +270,10 @@ def format_rows(rows) -> str:
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         c = r["config"]
+        if r["status"] == "error":
+            lines.append(f"| {_describe(c)} | {c['input_dim']} | {','.join(map(str, c['widths']))} | {c['samples']} | "
+                         f"error: {r['error']} |" + " |" * 8)
+            continue
         te, tl = r["test_error"], r["train_loss"]
         fs = "-" if te["finite_size"] is None else f"{te['finite_size']:.4f}"
         lines.append(
@@ -301,7 +305,10 @@ def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True)
             if cfg.key in done:
                 rows.append(done[cfg.key])
                 continue
-            row = validate_row(cfg, finite_size)
+            try:
+                row = validate_row(cfg, finite_size)
+            except (ArithmeticError, ValueError) as exc:  # recorded, not fatal: the table shows it
+                row = {"key": cfg.key, "config": asdict(cfg), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             rows.append(row)
