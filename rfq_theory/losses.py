@@ -119,8 +119,8 @@ def margin_prox(loss, a, V, xp, tol=None, max_iter=200, guess=None):
     """Proximal point ``u`` of ``V ell`` at margins ``a`` (array): the root of ``u + V ell'(u) = a``.
 
     Exact for ``square`` and ``hinge``; Newton's method for ``logistic``
-    (monotone, started at ``a + V sigmoid(-a)``, each iterate kept in
-    ``[a, a + V]``; ``guess`` replaces the start, e.g. float-path values
+    (monotone, started at ``a + V sigmoid(-a)``, inside a bracket of the root
+    that starts as ``[a, a + V]``, bisecting where a Newton step leaves it; ``guess`` replaces the start, e.g. float-path values
     for the mp path) until the step is below ``tol`` (default: 1e-15 on the
     float path, ``10^-(dps+3)`` relative on the mp path).  Raises
     ``ArithmeticError`` if Newton's method does not converge.
@@ -137,23 +137,31 @@ def margin_prox(loss, a, V, xp, tol=None, max_iter=200, guess=None):
         tol = 1e-14 if xp.kind == "float" else mpmath.mpf(10) ** (-(mpmath.mp.dps - 3))
     u = a + V * xp.sigmoid(-a) if guess is None else guess
     lo, hi = a, a + V
+    older = last = np.abs(hi - lo) * 4 + 1
     for _ in range(max_iter):
         s = xp.sigmoid(-u)
         g = u - V * s - a
         dg = 1 + V * s * (1 - s)
-        new = u - g / dg
-        new = np.where(new < lo, (u + lo) / 2, new)
-        new = np.where(new > hi, (u + hi) / 2, new)
-        step = np.abs(new - u)
-        u = new
+        # g is increasing: keep a bracket [lo, hi] of the root, bisect where Newton leaves it
+        lo = np.where(g < 0, u, lo)
+        hi = np.where(g > 0, u, hi)
+        newton = g / dg
+        step = np.abs(newton)  # the Newton correction at u: the error of u, to first order
         scale = np.abs(u) + 1
         if xp.kind == "float":
             if np.all(step <= tol * scale):
-                return u
+                return u - newton
         elif all(st <= tol * sc for st, sc in zip(step, scale)):
-            return u
+            return u - newton
+        new = u - newton
+        # bisect where Newton leaves the bracket or does not halve the step before last (rtsafe rule)
+        bad = (new < lo) | (new > hi) | (2 * step > older)
+        new = np.where(bad, (lo + hi) / 2, new)
+        new = np.where(step <= tol * scale, u - newton, new)  # converged points stay put
+        older, last = last, np.abs(new - u)
+        u = new
     if xp.kind == "float" and np.all(step <= 1e-12 * scale):
-        return u  # rounding-level oscillation of the last Newton steps
+        return u - newton  # rounding-level oscillation of the last Newton steps
     raise ArithmeticError(f"the logistic proximal operator did not converge in {max_iter} Newton steps")
 
 
