@@ -522,7 +522,8 @@ class _Problem:
         """Finite-difference Jacobian of the residual (forward, or central with ``central=True``)."""
         cols = []
         for i in range(3):
-            h = step * max(1, abs(x[i])) if i != 2 else step * x[2]
+            sq = math.sqrt(x[2]) if self.kind == "float" else mpmath.sqrt(x[2])
+            h = step * (max(1, abs(x[0])) if i == 0 else sq if i == 1 else x[2])
             xx = list(x)
             xx[i] = x[i] + h
             ev = self.evaluate(tuple(xx))
