@@ -272,14 +272,16 @@ class _Quadrature:
     """Gauss-Legendre nodes on pieces of ``[-T, T]`` (``t`` = ``omega / sqrt q``), float or mp."""
 
     _mp_cache: dict = {}
+    _float_cache: dict = {}
 
     def __init__(self, kind, dps=None, level=0):
         self.kind = kind
         self.level = level
         if kind == "float":
             n = _FLOAT_NODES * (2 if level else 1)
-            x, w = np.polynomial.legendre.leggauss(n)
-            self.base = (x, w)
+            if n not in self._float_cache:
+                self._float_cache[n] = np.polynomial.legendre.leggauss(n)
+            self.base = self._float_cache[n]
             self.T = 12.0
             self.max_len = 4.0 / (1 + level)
         else:

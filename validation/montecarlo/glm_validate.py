@@ -62,6 +62,7 @@ __all__ = [
     "finite_size_glm",
     "validate_row",
     "run_glm_validate",
+    "figure",
     "main",
 ]
 
@@ -340,6 +341,61 @@ def run_glm_validate(args) -> int:
     return 0 if all(r["status"] == "pass" for r in rows) else 1
 
 
+def figure(path, input_dim=300, widths=(450,), activations=("tanh",), loss="logistic", ridge=1e-2, noise=0.1,
+           grid=(0.5, 1.0, 2.0, 3.0), trials=5, test_samples=3000, seed=0, progress=True):
+    """Classification error vs ``n/d`` for full precision, sign and scaled sign: theory lines, Monte Carlo error bars.
+
+    Returns the plotted numbers (theory curves and Monte Carlo means/SEs).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rfq_theory.glm import glm_sweep
+
+    variants = ("none", "sign", "sign-scaled")
+    labels = {"none": "full precision", "sign": "one-bit (sign)", "sign-scaled": "one-bit (scaled sign)"}
+    styles = {"none": ("-", 3.0, 0.45, "o"), "sign": ("--", 1.6, 1.0, "s"), "sign-scaled": (":", 2.0, 1.0, "^")}
+    xs = np.linspace(min(grid) * 0.8, max(grid) * 1.05, 80)
+    data = {"grid": list(grid), "x": list(xs), "theory": {}, "mc": {}}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(variants) * len(grid), desc="glm figure", disable=not progress)
+    for k, var in enumerate(variants):
+        model = DeepRF(input_dim, tuple(widths), tuple(activations), var)
+        preds = glm_sweep(model, "samples", [x * input_dim for x in xs], None, ridge, noise, "linear", "sign", loss,
+                          progress=False)
+        th = [float(p.test_error) for p in preds]
+        data["theory"][var] = th
+        ls, lw, alpha, marker = styles[var]
+        line, = ax.plot(xs, th, ls, lw=lw, alpha=alpha, label=labels[var])
+        means, ses = [], []
+        for g in grid:
+            cfg = GLMConfig(input_dim, tuple(widths), tuple(activations), var, loss, int(round(g * input_dim)), ridge,
+                            noise, "sign", trials, test_samples, seed)
+            mc = simulate_glm(cfg)
+            means.append(mc["test_error"])
+            ses.append(mc["test_error_se"])
+            bar.update()
+        data["mc"][var] = {"mean": means, "se": ses}
+        offset = (k - 1) * 0.02 * (max(grid) - min(grid))
+        ax.errorbar(np.array(grid) + offset, means, yerr=3 * np.array(ses), fmt=marker, ms=4, capsize=3,
+                    color=line.get_color())
+    bar.close()
+    ax.set_xlabel("n / d")
+    ax.set_ylabel("test classification error")
+    ax.set_title(f"{loss} loss, d {input_dim}, widths {'x'.join(map(str, widths))}, {'/'.join(activations)}, "
+                 f"ridge {ridge:g}, Delta {noise:g}; bars: MC mean +- 3 SE ({trials} draws)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return data
+
+
 def main(argv=None) -> int:
     """Run :data:`DEFAULT_CONFIGS` and print the markdown table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -348,7 +404,13 @@ def main(argv=None) -> int:
     p.add_argument("--only", type=int, nargs="*", default=None, help="indices of DEFAULT_CONFIGS to run")
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--no-finite-size", action="store_true")
+    p.add_argument("--figure", default=None, help="draw the error-vs-n/d figure to this PNG instead of the table")
     args = p.parse_args(argv)
+    if args.figure:
+        data = figure(args.figure, trials=args.trials or 5)
+        with open(str(Path(args.figure).with_suffix(".json")), "w") as fh:
+            json.dump(data, fh, indent=1)
+        return 0
     configs = [c for i, c in enumerate(DEFAULT_CONFIGS) if args.only is None or i in args.only]
     if args.trials:
         from dataclasses import replace
