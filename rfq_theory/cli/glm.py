@@ -23,8 +23,9 @@ def add_glm_arguments(parser):
     parser.add_argument(
         "--labels",
         choices=LABEL_CHOICES,
-        default="regression",
-        help="regression: y = f*(g) - E f* + noise (default); sign: y = sign(g + sqrt(noise) xi), +-1 labels",
+        default=None,
+        help="regression: y = f*(g) - E f* + noise (the default with --loss square); "
+        "sign: y = sign(g + sqrt(noise) xi), +-1 labels (the default with --loss logistic or hinge)",
     )
     parser.add_argument(
         "--loss",
@@ -37,8 +38,11 @@ def add_glm_arguments(parser):
 
 
 def wants_glm(args) -> bool:
-    """Whether the options ask for the convex-loss solver."""
-    return getattr(args, "labels", "regression") != "regression" or getattr(args, "loss", "square") != "square"
+    """Whether the options ask for the convex-loss solver (fills in the default ``--labels``)."""
+    loss = getattr(args, "loss", "square")
+    if getattr(args, "labels", None) is None:
+        args.labels = "regression" if loss == "square" else "sign"
+    return args.labels != "regression" or loss != "square"
 
 
 def _digits(args):

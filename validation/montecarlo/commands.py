@@ -51,6 +51,8 @@ def register(sub) -> None:
 
 
 def _run_validate(args):
+    if args.labels is None:
+        args.labels = "regression" if args.loss == "square" else "sign"
     if args.labels != "regression" or args.loss != "square":
         from .glm_validate import run_glm_validate
 
@@ -92,7 +94,8 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--resume", action="store_true", help="skip rows already in OUT/results.jsonl")
     a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
     a("--json", action="store_true", help="print the report as JSON instead of a table")
-    a("--labels", choices=("regression", "sign"), default="regression", help="labels (default regression; sign: +-1)")
+    a("--labels", choices=("regression", "sign"), default=None,
+      help="labels: regression (default with --loss square) or sign (+-1; default with --loss logistic/hinge)")
     a("--loss", choices=("square", "logistic", "hinge"), default="square", help="readout loss (default square)")
     a("--no-progress", action="store_true", help="hide the progress bar")
     return parser
