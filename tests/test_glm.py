@@ -228,3 +228,35 @@ def test_theory_matches_real_classifiers(loss):
     assert row["train_loss"]["status"] == "pass", row["train_loss"]
     # the finite-size route on the drawn spectrum is close to the limit
     assert abs(row["test_error"]["finite_size"] - row["test_error"]["theory"]) < 0.02
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.floats(0.0, 2.0), extra=st.floats(0.05, 4.0), V=st.floats(0.01, 20.0), delta=st.floats(0.0, 1.0))
+def test_sign_channel_quadrature_matches_gaussian_moments_for_square_loss(m, extra, V, delta):
+    """Square loss on y = sign(g + sqrt(Delta) xi): the quadrature channel equals its closed form.
+
+    With c = E[y g] = sqrt(2/(pi (1 + Delta))): V_hat = 2/(1+2V), m_hat = 2c/(1+2V),
+    q_hat = 4 (1 - 2 c m + q)/(1+2V)^2 and test_loss = 1 - 2 c m + q.
+    """
+    q = m * m + extra
+    c = math.sqrt(2 / (math.pi * (1 + delta)))
+    quad = G._Quadrature("float")
+    Vh, mh, qh, out = G._sign_channel("square", m, q, V, delta, quad, want_outputs=True)
+    assert Vh == pytest.approx(2 / (1 + 2 * V), rel=1e-10)
+    assert mh == pytest.approx(2 * c / (1 + 2 * V), rel=1e-9, abs=1e-12)
+    mse = 1 - 2 * c * m + q
+    assert qh == pytest.approx(4 * mse / (1 + 2 * V) ** 2, rel=1e-9)
+    assert out["test_loss"] == pytest.approx(mse, rel=1e-9)
+    assert out["train_loss"] == pytest.approx(mse / (1 + 2 * V) ** 2, rel=1e-9)
+
+
+def test_cli_curve_with_a_loss(tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    rc, res = _cli(["curve", "--input-dim", "300", "--widths", "450", "--activations", "relu", "--vary", "samples",
+                    "--grid", "0.5,1,2", "--ridge", "0.01", "--noise", "0.1", "--loss", "hinge", "--out", str(out)],
+                   capsys)
+    assert rc == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 1 + 3 * 3 and "test_error" in rows[0]
+    errs = [float(r.split(",")[6]) for r in rows[1:4]]
+    assert errs[0] > errs[1] > errs[2]
