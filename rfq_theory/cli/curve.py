@@ -14,6 +14,7 @@ from .common import (
     short_repr,
     split_list,
 )
+from .glm import add_glm_arguments, run_glm_curve, wants_glm
 
 EXAMPLES = """\
 examples:
@@ -68,6 +69,7 @@ def register(sub):
                    "without suffix; must differ from --out)")
     p.add_argument("--progress", action="store_true", default=None,
                    help="show a progress bar even when standard error is not a terminal")
+    add_glm_arguments(p)
     p.set_defaults(func=run_curve)
 
 
@@ -92,6 +94,8 @@ def _variants(args):
 
 def run_curve(args):
     """``rfq curve``."""
+    if wants_glm(args):
+        return run_glm_curve(args)
     import mpmath
 
     from ..checks import InputError

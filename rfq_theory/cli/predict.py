@@ -6,6 +6,7 @@ import json
 import sys
 
 from .common import add_model_arguments, fmt, model_from_args, names
+from .glm import add_glm_arguments, run_glm_predict, run_glm_theorem, wants_glm
 
 EXAMPLES_PREDICT = """\
 examples:
@@ -46,6 +47,7 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: the errors, effective ridges and per-layer coefficients, "
                    "numbers as strings with every requested digit")
+    add_glm_arguments(p)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser(
@@ -62,6 +64,7 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: the three twins' predictions and both differences, "
                    "numbers as strings")
+    add_glm_arguments(p)
     p.set_defaults(func=run_theorem)
 
 
@@ -88,6 +91,8 @@ def _notice_precision(digits, command):
 
 def run_predict(args):
     """``rfq predict``."""
+    if wants_glm(args):
+        return run_glm_predict(args)
     from ..solver import predict
     from ..sweeps import optimal_ridge
     from .coefficients import print_layers
@@ -151,6 +156,8 @@ def run_predict(args):
 
 def run_theorem(args):
     """``rfq theorem``."""
+    if wants_glm(args):
+        return run_glm_theorem(args)
     from ..sweeps import one_bit_theorem
 
     model = model_from_args(args)

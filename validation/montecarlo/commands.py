@@ -55,6 +55,12 @@ def register(sub) -> None:
 
 
 def _run_validate(args):
+    if args.labels is None:
+        args.labels = "regression" if args.loss == "square" else "sign"
+    if args.labels != "regression" or args.loss != "square":
+        from .glm_validate import run_glm_validate
+
+        return run_glm_validate(args)
     from .compare import run_validate
 
     return run_validate(args)
@@ -97,6 +103,9 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
       help="run draws on an existing Dask scheduler, e.g. tcp://host:8786")
     a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
     a("--json", action="store_true", help="print the report as JSON instead of a table")
+    a("--labels", choices=("regression", "sign"), default=None,
+      help="labels: regression (default with --loss square) or sign (+-1; default with --loss logistic/hinge)")
+    a("--loss", choices=("square", "logistic", "hinge"), default="square", help="readout loss (default square)")
     a("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 

@@ -1,0 +1,229 @@
+"""``--labels`` / ``--loss`` options of ``rfq predict``, ``rfq theorem`` and ``rfq curve``.
+
+With ``--labels sign`` or a loss other than ``square`` the commands solve
+the saddle-point equations of :mod:`rfq_theory.glm` instead of the ridge
+equations.  Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .common import fmt, model_from_args
+
+__all__ = ["add_glm_arguments", "wants_glm", "run_glm_predict", "run_glm_theorem", "run_glm_curve"]
+
+LABEL_CHOICES = ("regression", "sign")
+LOSS_CHOICES = ("square", "logistic", "hinge")
+
+
+def add_glm_arguments(parser):
+    """Add ``--labels {regression,sign}`` and ``--loss {square,logistic,hinge}`` to ``parser``."""
+    parser.add_argument(
+        "--labels",
+        choices=LABEL_CHOICES,
+        default=None,
+        help="regression: y = f*(g) - E f* + noise (the default with --loss square); "
+        "sign: y = sign(g + sqrt(noise) xi), +-1 labels (the default with --loss logistic or hinge)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=LOSS_CHOICES,
+        default="square",
+        help="readout loss: square (default), logistic or hinge (the last two need --labels sign); "
+        "the readout minimises mean loss + ridge ||w||^2",
+    )
+    return parser
+
+
+def wants_glm(args) -> bool:
+    """Whether the options ask for the convex-loss solver (fills in the default ``--labels``)."""
+    loss = getattr(args, "loss", "square")
+    if getattr(args, "labels", None) is None:
+        args.labels = "regression" if loss == "square" else "sign"
+    return args.labels != "regression" or loss != "square"
+
+
+def _digits(args):
+    from ..checks import check_digits
+
+    return check_digits(args.digits) if getattr(args, "digits", None) is not None else None
+
+
+def optimal_ridge_glm(model, samples, noise, target, labels, loss, digits=None, bounds=(1e-6, 1e3)):
+    """The ridge minimising the test (classification) error: bounded Brent search in ``log lambda`` on the float path.
+
+    Returns ``(lambda_star, prediction at digits)``.
+    """
+    import math
+
+    from scipy.optimize import minimize_scalar
+
+    from ..glm import predict_glm
+
+    def err(log_lam):
+        return float(predict_glm(model, samples, 10.0**log_lam, noise, target, labels, loss).test_error)
+
+    res = minimize_scalar(err, bounds=(math.log10(bounds[0]), math.log10(bounds[1])), method="bounded",
+                          options={"xatol": 1e-6})
+    lam = 10.0 ** float(res.x)
+    return lam, predict_glm(model, samples, repr(lam), noise, target, labels, loss, digits)
+
+
+def _header(args, model):
+    return (
+        f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
+        f"activations={','.join(model.activations)}, quantizers={','.join(model.quantizers)}"
+    )
+
+
+def run_glm_predict(args):
+    """``rfq predict --labels ... --loss ...``: one prediction as a table or JSON."""
+    from ..glm import predict_glm
+
+    model = model_from_args(args)
+    digits = _digits(args)
+    shown = digits or 15
+    if getattr(args, "optimal_ridge", False):
+        lam, pred = optimal_ridge_glm(model, args.samples, args.noise, args.target, args.labels, args.loss, digits)
+        ridge_text = fmt(lam, shown)
+    else:
+        pred = predict_glm(model, args.samples, args.ridge, args.noise, args.target, args.labels, args.loss, digits)
+        ridge_text = str(args.ridge)
+    if args.json:
+        out = pred.as_dict(shown)
+        out.update(
+            {
+                "input_dim": args.input_dim,
+                "widths": [str(w) for w in model.widths],
+                "activations": list(model.activations),
+                "quantizers": list(model.quantizers),
+                "samples": args.samples,
+                "ridge": ridge_text,
+                "noise": args.noise,
+                "target": args.target,
+                "digits": digits,
+                "path": "float" if digits is None else "mpmath",
+            }
+        )
+        print(json.dumps(out, indent=2))
+        return 0
+    print(_header(args, model))
+    print(f"samples={args.samples}, ridge={ridge_text}, noise={args.noise}, labels={args.labels}, loss={args.loss}")
+    rows = [
+        ("test_error", pred.test_error),
+        ("test_loss", pred.test_loss),
+        ("train_loss", pred.train_loss),
+        ("train_error", pred.train_error),
+        ("m", pred.m),
+        ("q", pred.q),
+        ("V", pred.V),
+        ("m_hat", pred.m_hat),
+        ("q_hat", pred.q_hat),
+        ("V_hat", pred.V_hat),
+    ] + [(f"ridge_eff_{i}", k) for i, k in enumerate(pred.effective_ridges)]
+    for key, val in rows:
+        print(f"  {key:<12} = {fmt(val, shown)}")
+    print(f"  residuals    = {', '.join(fmt(r, 3) for r in pred.residuals)}  "
+          f"(iterations {pred.iterations}, quadrature change {fmt(pred.quad_error, 3)})")
+    if args.labels == "sign":
+        print("  (test_error / train_error: classification errors; losses without the penalty)")
+    return 0
+
+
+def run_glm_theorem(args):
+    """``rfq theorem --loss ...``: full precision, sign and scaled sign side by side."""
+    from ..glm import glm_theorem
+
+    model = model_from_args(args)
+    digits = _digits(args)
+    shown = digits or 15
+    res = glm_theorem(model, args.samples, args.ridge, args.noise, args.target, args.labels, args.loss, digits)
+    same = res.difference_sign == 0
+    if args.json:
+        out = {
+            "full_precision": res.full.as_dict(shown),
+            "sign": res.sign.as_dict(shown),
+            "sign_scaled": res.sign_scaled.as_dict(shown),
+            "difference_sign": fmt(res.difference_sign, shown),
+            "difference_sign_scaled": fmt(res.difference_scaled, shown),
+            "labels": args.labels,
+            "loss": args.loss,
+            "digits": digits,
+        }
+        print(json.dumps(out, indent=2))
+        return 0 if same else 1
+    print(f"one-bit theorem check, {args.loss} loss, {args.labels} labels "
+          f"({'float path' if digits is None else f'{digits} digits'})")
+    w = shown + 10
+    print(f"  {'twin':<16}{'test_error':>{w}}{'train_loss':>{w}}{'difference vs full':>{w + 4}}")
+    for name, p, diff in (("full precision", res.full, None), ("sign", res.sign, res.difference_sign),
+                          ("sign-scaled", res.sign_scaled, res.difference_scaled)):
+        d = "" if diff is None else fmt(diff, shown)
+        print(f"  {name:<16}{fmt(p.test_error, shown):>{w}}{fmt(p.train_loss, shown):>{w}}{d:>{w + 4}}")
+    print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")
+    return 0 if same else 1
+
+
+def run_glm_curve(args):
+    """``rfq curve --labels ... --loss ...``: the test error over a grid, CSV (and a plot)."""
+    import csv
+    import math
+    import os
+
+    from ..checks import InputError
+    from ..glm import glm_sweep
+    from .common import check_output_path, parse_grid, split_list
+    from .curve import VARIANT_LABELS, _variants
+
+    out_path = check_output_path(args.out, "out")
+    plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
+    if plot_path is not None and os.path.abspath(plot_path) == os.path.abspath(out_path):
+        raise InputError("--plot and --out name the same file")
+    variants = _variants(args)
+    args.quantizers = variants[0]
+    model = model_from_args(args)
+    grid = parse_grid(args.grid)
+    d = float(model.sizes(20)[0])
+    values = [g * d for g in grid] if args.vary in ("samples", "width") else grid
+    if args.vary != "samples" and args.samples is None:
+        raise InputError("--samples is required unless --vary samples")
+    rows, results = [], {}
+    for variant in variants:
+        m = model.with_quantizers(tuple(split_list(variant, "compare")))
+        preds = glm_sweep(m, args.vary, values, args.samples, args.ridge, args.noise, args.target, args.labels,
+                          args.loss, progress=args.progress)
+        results[variant] = preds
+        for g, v, p in zip(grid, values, preds):
+            rows.append({"vary": args.vary, "x": g, "value": v, "quantizers": variant, "labels": args.labels,
+                         "loss": args.loss, "test_error": float(p.test_error), "test_loss": float(p.test_loss),
+                         "train_loss": float(p.train_loss), "train_error": float(p.train_error),
+                         "m": float(p.m), "q": float(p.q), "V": float(p.V)})
+    with open(out_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    print(f"wrote {len(rows)} rows to {out_path}")
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for variant, preds in results.items():
+            ax.plot(grid, [float(p.test_error) for p in preds], label=VARIANT_LABELS.get(variant, variant))
+        ax.set_xlabel({"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary])
+        ax.set_ylabel("test classification error" if args.labels == "sign" else "test error")
+        if args.vary == "ridge":
+            ax.set_xscale("log")
+        ax.set_title(f"{args.loss} loss, {args.labels} labels", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=120)
+        plt.close(fig)
+        print(f"wrote {plot_path}")
+    return 0
