@@ -14,8 +14,8 @@ import sys
 import torch
 import triton
 
-from validation.timing.onebit import pack_signs_torch
 from validation.timing import triton_onebit as tob
+from validation.timing.onebit import pack_signs_torch
 
 STRATEGIES = {1: ["gemv", "gemv2", "gemm2"], 16: ["gemm", "gemm2", "gemv2"], 256: ["gemm", "gemm2", "unpack"],
               1024: ["gemm2", "unpack"], 4096: ["gemm2", "unpack"]}
@@ -37,7 +37,7 @@ def main(widths):
             x = torch.randn(n, width, device="cuda", dtype=torch.float16)
             ref = torch.relu(x.double() @ signs[0].double().t() * alpha)
 
-            def dense_fn():
+            def dense_fn(dense=dense):
                 for d in dense:
                     torch.addmm(zero, x, d.t(), beta=0, alpha=alpha).relu_()
 
@@ -59,7 +59,7 @@ def main(widths):
                     continue
                 err = float((y - ref).norm() / ref.norm())
 
-                def fn(st=st):
+                def fn(st=st, words=words):
                     for w in words:
                         tob.onebit_linear(x, w, width, alpha, "relu", strategy=st)
 
@@ -76,7 +76,7 @@ def main(widths):
             print(" | ".join(row), flush=True)
         for name, k in tob._tuned_kernels().items():
             print(f"  w={width} {name} best config: {getattr(k, 'best_config', None)}", flush=True)
-        t_unpack = triton.testing.do_bench(lambda: [tob.unpack_signs_triton(w, width, torch.float16) for w in words],
+        t_unpack = triton.testing.do_bench(lambda words=words: [tob.unpack_signs_triton(w, width, torch.float16) for w in words],
                                            return_mode="median") / layers
         print(f"  unpack alone {1e3 * t_unpack:.1f} us/layer; bytes {width * width * 2.125 / 1e6:.0f} MB "
               f"-> {width * width * 2.125 / t_unpack / 1e9:.0f} GB/s", flush=True)

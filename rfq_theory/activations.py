@@ -23,16 +23,16 @@ Look activations up with :func:`get_activation`, which accepts
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Optional, Tuple
 
 import numpy as np
 import sympy as sp
 from scipy import special as _special
 
 from .caches import register_cache
-from .expressions import U, ExpressionError, parse_expression
+from .expressions import ExpressionError, U, parse_expression
 from .precision import SYMPY_LOCK, context, lambdify
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
 #: Symbol for the preactivation variance in closed forms.
 V = sp.Symbol("v", positive=True)
 
-Moments = Tuple[Optional[sp.Expr], Optional[sp.Expr], Optional[sp.Expr]]
+Moments = tuple[sp.Expr | None, sp.Expr | None, sp.Expr | None]
 
 
 class ActivationError(ValueError):
@@ -77,8 +77,8 @@ class Activation:
     name: str
     expr: sp.Expr
     numpy: Callable[[np.ndarray], np.ndarray]
-    closed_form: Optional[Callable[[sp.Expr], Moments]] = None
-    kinks: Tuple[float, ...] = ()
+    closed_form: Callable[[sp.Expr], Moments] | None = None
+    kinks: tuple[float, ...] = ()
     builtin: bool = True
     _cache: dict = field(default_factory=dict, repr=False)
 

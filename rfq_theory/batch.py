@@ -55,9 +55,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -300,10 +300,10 @@ class LaneState:
 #: A loss maps a :class:`LaneState` to ``{"test_error": array, "train_error": array, ...}``
 #: (arrays of the lanes' length; ``inf`` where the error diverges).  Register one
 #: with :func:`register_loss` and select it with ``solve_batch(..., loss=name)``.
-LossFunction = Callable[[LaneState], Dict[str, np.ndarray]]
+LossFunction = Callable[[LaneState], dict[str, np.ndarray]]
 
 
-def square_loss(st: LaneState) -> Dict[str, np.ndarray]:
+def square_loss(st: LaneState) -> dict[str, np.ndarray]:
     """Square loss of the ridge readout: ``E_test`` and ``E_train`` (module docstring)."""
     s_minus = st.s - st.kappa * st.s_prime
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -320,7 +320,7 @@ def square_loss(st: LaneState) -> Dict[str, np.ndarray]:
 
 
 #: registered losses, name -> :data:`LossFunction`
-LOSSES: Dict[str, LossFunction] = {"square": square_loss}
+LOSSES: dict[str, LossFunction] = {"square": square_loss}
 
 
 def register_loss(name: str, evaluate: LossFunction) -> None:
@@ -365,7 +365,7 @@ class ChainFunctionals:
     rank: np.ndarray
 
 
-def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Optional[Sequence] = None) -> ChainFunctionals:
+def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence | None = None) -> ChainFunctionals:
     """Walk the layer equations from arrays of ``kappa_0`` (the seam for other readouts).
 
     Implements, lane by lane, ``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l``
@@ -441,7 +441,7 @@ class BatchResult:
     iterations: np.ndarray
     fallback: np.ndarray
     residual: np.ndarray
-    double_double: Optional[np.ndarray] = None
+    double_double: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
 
@@ -796,11 +796,11 @@ def solve_batch(
     target="linear",
     *,
     input_dim=None,
-    widths: Optional[Sequence] = None,
+    widths: Sequence | None = None,
     loss: str = "square",
     fallback: str = "mpmath",
     max_iter: int = 200,
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
     warn: bool = True,
 ) -> BatchResult:
     """Asymptotic errors of ``model`` at many points at once (float, vectorized).
@@ -850,7 +850,7 @@ def solve_batch(
     res["converged"] = np.empty(N, dtype=bool)
     res["fallback"] = np.empty(N, dtype=bool)
     res["iterations"] = np.empty(N, dtype=np.int32)
-    outs: Dict[str, np.ndarray] = {}
+    outs: dict[str, np.ndarray] = {}
     chunks = range(0, N, CHUNK)
     show = progress if progress is not None else (N > 4 * CHUNK and _isatty())
     if show and len(chunks) > 1:
@@ -1031,13 +1031,13 @@ def optimal_ridge_batch(
     target="linear",
     *,
     input_dim=None,
-    widths: Optional[Sequence] = None,
+    widths: Sequence | None = None,
     loss: str = "square",
     bounds=RIDGE_BOUNDS,
     tol: float = 1e-9,
     fallback: str = "mpmath",
     max_iter: int = 200,
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
     warn: bool = True,
 ) -> OptimalRidgeResult:
     """The ridge ``lambda*`` minimising the test error, per lane (vectorized).

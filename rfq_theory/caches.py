@@ -8,11 +8,11 @@ a cold call or to free memory after a large sweep.
 
 from __future__ import annotations
 
-from typing import Callable, List
+from collections.abc import Callable
 
 __all__ = ["clear_caches", "register_cache"]
 
-_CLEARERS: List[Callable[[], None]] = []
+_CLEARERS: list[Callable[[], None]] = []
 
 
 def register_cache(clear: Callable[[], None]) -> Callable[[], None]:

@@ -12,7 +12,8 @@ import re
 from fractions import Fraction
 from numbers import Real
 
-from .precision import SYMPY_LOCK, is_mpf, mp as mpmath
+from .precision import SYMPY_LOCK, is_mpf
+from .precision import mp as mpmath
 
 __all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_scalar", "format_number"]
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .precision import mp as mpmath
 import sympy as sp
 
+from .activations import Activation, V, get_activation
 from .caches import register_cache
-from .activations import V, Activation, get_activation
+from .checks import MAX_WORKING_DIGITS, InputError, check_digits, to_mpf_exactly
 from .expressions import U
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
-from .checks import MAX_WORKING_DIGITS, InputError, check_digits, to_mpf_exactly
 from .precision import SYMPY_LOCK, context, freeze
+from .precision import mp as mpmath
 
 __all__ = ["Coefficients", "coefficients", "closed_forms", "exact_coefficients", "NotExactError", "gaussian_moments"]
 
@@ -210,7 +210,7 @@ def _series_coefficients(act, v, digits):
         with SYMPY_LOCK:
             p = sp.Poly(poly.as_expr(), U)
             mom = lambda q: sp.expand(sum(c * gaussian_monomial_moment(m[0], V) for m, c in zip(q.monoms(), q.coeffs())))
-            trunc = lambda ex: sum(ex.coeff(V, k) * V**k for k in range(0, K + 1))
+            trunc = lambda ex, K=K: sum(ex.coeff(V, k) * V**k for k in range(0, K + 1))
             m0, m1, m2 = mom(p), mom(p * sp.Poly(U, U)), mom(p**2)
             star = sp.expand(trunc(sp.expand(m2)) - trunc(sp.expand(m0**2)) - trunc(sp.expand(sp.expand(m1**2) / V)))
             star_poly = sp.Poly(star, V) if star != 0 else None

@@ -1,4 +1,4 @@
-"""Layer propagation of the Gaussian-equivalent description (theory notes, section 2).
+"""Layer propagation of the Gaussian-equivalent description (``docs/theory.md``, section 2).
 
 With ``q_0 = 1`` (inputs ``x ~ N(0, I_d)``) and for ``l = 1..L``:
 
@@ -14,18 +14,18 @@ with ``F_l`` of unit-variance entries over ``sqrt(k_{l-1})``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from .precision import mp as mpmath
 import sympy as sp
 
 from .activations import Activation, get_activation
 from .checks import MAX_WORKING_DIGITS, InputError, check_digits
 from .coefficients import NotExactError, coefficients, exact_coefficients
 from .gaussian import GUARD_DIGITS
-from .quantizers import get_quantizer
 from .precision import freeze
+from .precision import mp as mpmath
+from .quantizers import get_quantizer
 
 __all__ = ["LayerCoefficients", "propagate", "propagate_exact", "broadcast_layers"]
 

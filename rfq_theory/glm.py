@@ -42,15 +42,14 @@ those of :func:`rfq_theory.solver.predict` (tested to 20 digits).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Optional, Tuple
+from dataclasses import dataclass, field
 
 import mpmath
 import numpy as np
 
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .gaussian import GUARD_DIGITS
-from .losses import LOSSES, check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
+from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
 from .solver import SolverError, build_chain, target_moments, walk
 
@@ -111,7 +110,7 @@ class GLMPrediction:
     m_hat: object
     q_hat: object
     V_hat: object
-    effective_ridges: Tuple
+    effective_ridges: tuple
     df1: object
     df2: object
     s: object
@@ -122,12 +121,12 @@ class GLMPrediction:
     loss: str
     labels: str
     target: str
-    digits: Optional[int]
-    residuals: Tuple = ()
+    digits: int | None
+    residuals: tuple = ()
     iterations: int = 0
     converged: bool = True
     quad_error: object = 0
-    layers: Tuple = ()
+    layers: tuple = ()
     kappa0: object = field(default=None, repr=False)
 
     @property
@@ -667,7 +666,7 @@ def predict_glm(
     target="linear",
     labels="sign",
     loss="logistic",
-    digits: Optional[int] = None,
+    digits: int | None = None,
     guess=None,
 ) -> GLMPrediction:
     """Asymptotic test/train error and loss of a convex-loss readout on ``model``'s features.
@@ -886,7 +885,7 @@ class GLMTheorem:
     sign_scaled: GLMPrediction
     difference_sign: object
     difference_scaled: object
-    digits: Optional[int]
+    digits: int | None
 
 
 def glm_theorem(model: DeepRF, samples, ridge, noise=0, target="linear", labels="sign", loss="logistic", digits=None):

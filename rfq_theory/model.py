@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Tuple
 
-from .precision import mp as mpmath
-
-from .caches import register_cache
 from .activations import get_activation
+from .caches import register_cache
 from .checks import InputError, check_positive
 from .equivalence import broadcast_layers, propagate
+from .precision import mp as mpmath
 from .quantizers import get_quantizer
 
 __all__ = ["DeepRF"]
@@ -27,7 +25,7 @@ def _size(value, name):
 
 @dataclass(frozen=True)
 class DeepRF:
-    """A deep random-features model (theory notes, section 1).
+    """A deep random-features model (``docs/theory.md``, section 1).
 
     Parameters
     ----------
@@ -56,9 +54,9 @@ class DeepRF:
     """
 
     input_dim: object
-    widths: Tuple
-    activations: Tuple[str, ...]
-    quantizers: Tuple[str, ...] = ("none",)
+    widths: tuple
+    activations: tuple[str, ...]
+    quantizers: tuple[str, ...] = ("none",)
     activation_objects: tuple = field(default=(), init=False, repr=False, compare=False)
     quantizer_objects: tuple = field(default=(), init=False, repr=False, compare=False)
 
@@ -95,11 +93,11 @@ class DeepRF:
         """Per-layer Gaussian-equivalent coefficients (cached)."""
         return _layers_cached(self.activation_objects, self.quantizer_objects, digits)
 
-    def with_quantizers(self, quantizers) -> "DeepRF":
+    def with_quantizers(self, quantizers) -> DeepRF:
         """The same model with other quantizers (e.g. its one-bit twin)."""
         return DeepRF(self.input_dim, self.widths, self.activation_objects, quantizers)
 
-    def with_widths(self, widths) -> "DeepRF":
+    def with_widths(self, widths) -> DeepRF:
         """The same model with other widths."""
         return DeepRF(self.input_dim, widths, self.activation_objects, self.quantizer_objects)
 

@@ -22,8 +22,6 @@ Every function works with Python floats and with mpmath numbers alike.
 
 from __future__ import annotations
 
-from typing import Tuple
-
 __all__ = ["target_moments", "error_terms", "train_error", "regime", "REGIMES"]
 
 #: The regimes a prediction can be in.
@@ -42,7 +40,7 @@ def target_moments(target, digits: int = 15):
     return c.mu1**2, c.variance_of_sigma
 
 
-def error_terms(var_f, noise, rho, s_minus_ks, df2, n) -> Tuple[object, object, object]:
+def error_terms(var_f, noise, rho, s_minus_ks, df2, n) -> tuple[object, object, object]:
     """``(bias, noise_part, test_error)`` with ``E_test = [Var f* + Delta - rho (s - kappa s')] / (1 - df2/n)``.
 
     ``var_f`` is ``Var f*(g)`` (noise excluded) and ``noise`` is ``Delta``.

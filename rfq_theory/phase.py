@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 import numpy as np
 
@@ -241,7 +240,7 @@ def phase_map(
     target="linear",
     *,
     fallback: str = "mpmath",
-    progress: Optional[bool] = None,
+    progress: bool | None = None,
     warn: bool = True,
 ) -> PhaseMap:
     """Map ``quantity`` over the plane of axes ``x`` and ``y``.
@@ -329,7 +328,7 @@ def phase_map(
     return PhaseMap(xv, yv, xa, ya, quantity, values, threshold, n_failed, n_fallback, messages, settings)
 
 
-def plot_phase(pm: PhaseMap, path, title: Optional[str] = None):
+def plot_phase(pm: PhaseMap, path, title: str | None = None):
     """Heatmap of ``pm`` with contour lines and the interpolation threshold ``n = rank(Omega_L)``.
 
     The colour scale is logarithmic when every finite value is positive and

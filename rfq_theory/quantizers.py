@@ -35,18 +35,18 @@ expression written in code).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Optional, Sequence
 
-from .precision import mp as mpmath
 import numpy as np
 import sympy as sp
 
 from .caches import register_cache
-from .expressions import U, ExpressionError, parse_expression
+from .expressions import ExpressionError, U, parse_expression
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
 from .precision import SYMPY_LOCK, context, freeze, lambdify
+from .precision import mp as mpmath
 
 __all__ = ["Quantizer", "QuantizerError", "get_quantizer", "builtin_quantizers", "G"]
 
@@ -149,17 +149,17 @@ class Quantizer:
     name: str
     expr: sp.Expr
     numpy: Callable[[np.ndarray], np.ndarray]
-    exact_mean_expr: Optional[sp.Expr] = None
-    exact_second_expr: Optional[sp.Expr] = None
+    exact_mean_expr: sp.Expr | None = None
+    exact_second_expr: sp.Expr | None = None
     kinks: tuple = ()
-    steps: Optional[tuple] = None
-    spec: Optional[str] = None
+    steps: tuple | None = None
+    spec: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # -- construction helpers ------------------------------------------------
 
     @classmethod
-    def piecewise(cls, name: str, breakpoints: Sequence, levels: Sequence, spec: Optional[str] = None) -> "Quantizer":
+    def piecewise(cls, name: str, breakpoints: Sequence, levels: Sequence, spec: str | None = None) -> Quantizer:
         """Step quantizer: ``Q(g) = levels[i]`` for ``breakpoints[i-1] < g <= breakpoints[i]``.
 
         ``len(levels) == len(breakpoints) + 1``; breakpoints strictly
@@ -195,7 +195,7 @@ class Quantizer:
         return cls(name, expr, apply, None, None, tuple(float(b) for b in bps), (bps, lvls), spec)
 
     @classmethod
-    def from_expression(cls, text: str, name: Optional[str] = None) -> "Quantizer":
+    def from_expression(cls, text: str, name: str | None = None) -> Quantizer:
         """Quantizer from a user expression in ``g`` (or ``w``), parsed safely; ``spec`` is ``expr:<text>``."""
         try:
             expr = parse_expression(text, variables=("g", "w"), what="quantizer")
@@ -206,7 +206,7 @@ class Quantizer:
         return q
 
     @classmethod
-    def custom(cls, name: str, expr: sp.Expr, numpy_fn: Optional[Callable] = None) -> "Quantizer":
+    def custom(cls, name: str, expr: sp.Expr, numpy_fn: Callable | None = None) -> Quantizer:
         """Quantizer from a SymPy expression in ``u`` (and an optional NumPy callable).
 
         ``expr`` is trusted code, not user text: parse user text with

@@ -1,4 +1,4 @@
-"""Multi-layer fixed-point solver (theory notes, sections 3-4; ``docs/theory.md``).
+"""Multi-layer fixed-point solver (``docs/theory.md``, sections 3-4).
 
 Unknowns: the effective ridges ``kappa_0, ..., kappa_L > 0``.  With
 ``a_l = kappa1_l^2`` and ``c_l = kappastar_l^2`` the equations are
@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Tuple, Union
-
-from .precision import mp as mpmath
+from typing import Union
 
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
-from .precision import freeze
 from .observables import error_terms, target_moments, train_error
+from .precision import freeze
+from .precision import mp as mpmath
 
 __all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]  # target_moments: re-exported from observables
 
@@ -129,7 +128,7 @@ class WalkState:
     cancellation: object = 1
 
 
-def walk(chain: Chain, kappa0) -> Optional[WalkState]:
+def walk(chain: Chain, kappa0) -> WalkState | None:
     """Walk the layer equations upward from ``kappa_0``.
 
     Implements, for each layer,
@@ -289,11 +288,11 @@ class Prediction:
 
     test_error: Number
     train_error: Number
-    effective_ridges: Tuple[Optional[Number], ...]
+    effective_ridges: tuple[Number | None, ...]
     df1: Number
     df2: Number
-    s: Optional[Number]
-    s_prime: Optional[Number]
+    s: Number | None
+    s_prime: Number | None
     bias: Number
     noise_part: Number
     var_y: Number
@@ -302,9 +301,9 @@ class Prediction:
     ridge: Number
     noise: Number
     regime: str
-    digits: Optional[int]
-    residuals: Tuple = ()
-    layers: Tuple = ()
+    digits: int | None
+    residuals: tuple = ()
+    layers: tuple = ()
     message: str = ""
     precision_fallback: bool = False
     kappa0: object = field(default=None, repr=False)
@@ -354,7 +353,7 @@ def predict(
     ridge=0,
     noise=0,
     target="linear",
-    digits: Optional[int] = None,
+    digits: int | None = None,
     guess=None,
 ) -> Prediction:
     """Asymptotic test and train error of ``model`` trained on ``samples`` points.

@@ -41,8 +41,8 @@ via ``mpmath.workdps``; the global precision is never read or set here).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 import mpmath
 import numpy as np
@@ -87,7 +87,7 @@ def _check_samples(samples, dps=30):
     return check_positive(samples, "samples", dps)
 
 
-def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: Optional[int] = None) -> Chain:
+def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None = None) -> Chain:
     """The layer chain whose top matrix is ``Omega_layer`` (or the kernel when ``samples`` is given).
 
     ``layer`` is ``0..L``; the coefficients of layers ``1..layer`` enter (a
@@ -133,7 +133,7 @@ def _atoms(chain):
     if not chain.layers:
         return [(chain.base_scale, chain.base_scale * 0 + 1)]
     rank = chain.base_dim
-    for k_prev, k, a, c in chain.layers[:-1]:
+    for _k_prev, k, _a, c in chain.layers[:-1]:
         rank = k if c > 0 else min(k, rank)
     k_prev, k, a, c = chain.layers[-1]
     if rank < k:
@@ -172,7 +172,7 @@ def _moments_from_cumulants(r):
     )
 
 
-def spectral_moments(chain) -> Tuple:
+def spectral_moments(chain) -> tuple:
     """``M_j = (1/k) tr Omega^j``, ``j = 1..4``, of the chain's top matrix (exact).
 
     Recursion: ``M_j(0) = c_0^j``; free cumulants of ``B_l = F_l Omega_{l-1} F_l^T``
@@ -401,16 +401,16 @@ class LayerSpectrum:
 
     layer: object
     size: object
-    moments: Tuple
-    support: Tuple
-    atoms: Tuple
-    x: Tuple
-    density: Tuple
+    moments: tuple
+    support: tuple
+    atoms: tuple
+    x: tuple
+    density: tuple
     mass: float
     converged: bool
     max_residual: float
     eta: float
-    digits: Optional[int]
+    digits: int | None
     continuation_steps: int = 0
 
     @property
@@ -447,10 +447,10 @@ class LayerSpectrum:
 class Spectrum:
     """Spectra of the selected layers and, given ``samples``, of the conjugate kernel."""
 
-    layers: Tuple[LayerSpectrum, ...]
-    gram: Optional[LayerSpectrum]
+    layers: tuple[LayerSpectrum, ...]
+    gram: LayerSpectrum | None
     samples: object
-    digits: Optional[int]
+    digits: int | None
 
     def as_dict(self, digits=None):
         """JSON-ready dict in the format of ``rfq spectrum --json``."""
@@ -723,8 +723,8 @@ def _check_x(x):
     return arr
 
 
-def spectrum(model: DeepRF, samples=None, layers: Optional[Sequence[int]] = None, points: int = 400,
-             digits: Optional[int] = None, x=None) -> Spectrum:
+def spectrum(model: DeepRF, samples=None, layers: Sequence[int] | None = None, points: int = 400,
+             digits: int | None = None, x=None) -> Spectrum:
     """Limiting spectra of ``Omega_l`` for the selected layers and of the kernel ``Z Z^T / k_L``.
 
     Parameters
@@ -771,7 +771,7 @@ def spectrum(model: DeepRF, samples=None, layers: Optional[Sequence[int]] = None
     return Spectrum(tuple(out), gram, samples, digits)
 
 
-def layer_spectrum(model: DeepRF, layer: int, samples=None, points: int = 400, digits: Optional[int] = None,
+def layer_spectrum(model: DeepRF, layer: int, samples=None, points: int = 400, digits: int | None = None,
                    x=None) -> LayerSpectrum:
     """Spectrum of ``Omega_layer`` or, with ``samples = n``, of the kernel ``Z_l Z_l^T / k_layer``.
 
@@ -813,7 +813,7 @@ def cdf(spec: LayerSpectrum, values):
     return out
 
 
-def stieltjes(model: DeepRF, z, layer: Optional[int] = None, samples=None, digits: int = 30):
+def stieltjes(model: DeepRF, z, layer: int | None = None, samples=None, digits: int = 30):
     """``m(z) = (1/k) tr (M - z)^-1`` at one complex ``z`` with ``Im z > 0`` (mpmath, any precision).
 
     ``M`` is ``Omega_layer`` (default the top layer) or, with ``samples``,
@@ -852,7 +852,7 @@ def stieltjes(model: DeepRF, z, layer: Optional[int] = None, samples=None, digit
         return +m
 
 
-def density_at(model: DeepRF, x, layer: Optional[int] = None, samples=None, digits: Optional[int] = 30):
+def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits: int | None = 30):
     """Density ``Im m(x + i0) / pi`` of the continuous part at one point ``x > 0``.
 
     ``digits=None`` gives a float; otherwise an mpf with ``digits`` correct

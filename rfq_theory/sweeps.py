@@ -7,8 +7,8 @@ point from the previous solution.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from scipy.optimize import minimize_scalar
 
@@ -52,8 +52,8 @@ def sweep(
     ridge=0,
     noise=0,
     target="linear",
-    digits: Optional[int] = None,
-    progress: Optional[bool] = None,
+    digits: int | None = None,
+    progress: bool | None = None,
 ):
     """Predictions over a grid of sample sizes, last-layer widths or ridges.
 
@@ -123,7 +123,7 @@ class OptimalRidge:
 
     ridge: float
     prediction: Prediction
-    at_bound: Optional[str]
+    at_bound: str | None
     bounds: tuple
     message: str
     function_calls: int
@@ -145,7 +145,7 @@ def optimal_ridge(
     samples,
     noise=0,
     target="linear",
-    digits: Optional[int] = None,
+    digits: int | None = None,
     bounds=(1e-10, 1e4),
 ) -> OptimalRidge:
     """The ridge ``lambda*`` that minimises the asymptotic test error.
@@ -203,10 +203,10 @@ class TheoremResult:
     sign_scaled: Prediction
     difference_sign: object
     difference_scaled: object
-    digits: Optional[int]
+    digits: int | None
 
 
-def one_bit_theorem(model: DeepRF, samples, ridge=0, noise=0, target="linear", digits: Optional[int] = None):
+def one_bit_theorem(model: DeepRF, samples, ridge=0, noise=0, target="linear", digits: int | None = None):
     """Compare ``model`` with every random layer at full precision, ``sign`` and ``sign-scaled``.
 
     The readout is untouched.  Universality of the weight law makes the

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-import validation.montecarlo.compare as compare
 from rfq_theory import DeepRF
+from validation.montecarlo.commands import add_validate_arguments
 from validation.montecarlo.compare import (
     ValidationConfig,
     config_from_args,
@@ -16,7 +16,6 @@ from validation.montecarlo.compare import (
     run_validate,
     run_validation,
 )
-from validation.montecarlo.commands import add_validate_arguments
 from validation.montecarlo.simulate import simulate
 from validation.montecarlo.tolerance import (
     MIN_VERDICT_DRAWS,
@@ -372,7 +371,8 @@ def test_quantizer_objects_and_expr_specs_are_kept_as_given():
     assert cfg.as_dict()["variants"] == ["tern-half", "expr:sign(g)"]
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @given(st.sampled_from(["samples", "width", "widths", "ridge"]), st.floats(0.05, 20))

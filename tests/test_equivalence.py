@@ -1,4 +1,4 @@
-"""Layer propagation (theory notes section 2)."""
+"""Layer propagation (docs/theory.md, section 2)."""
 
 import mpmath
 import pytest

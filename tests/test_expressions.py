@@ -3,7 +3,7 @@
 import pytest
 import sympy as sp
 
-from rfq_theory.expressions import U, ExpressionError, parse_expression
+from rfq_theory.expressions import ExpressionError, U, parse_expression
 
 MALICIOUS = [
     "__import__('os').system('echo pwned')",

@@ -1,4 +1,4 @@
-"""Finite-size route (theory notes, section 6) on realized networks."""
+"""Finite-size route on realized networks (the section-3 formulas of docs/theory.md)."""
 
 import math
 

@@ -6,7 +6,8 @@ import math
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rfq_theory import DeepRF, InputError, SolverError, predict
 from rfq_theory import glm as G

@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from validation.timing.onebit import (OneBitLayer, as_bytes, pack_signs, packed_nbytes, packed_words,
-                               unpack_signs)
+from validation.timing.onebit import OneBitLayer, as_bytes, pack_signs, packed_nbytes, packed_words, unpack_signs
 
 ODD_SHAPES = [(1, 1), (3, 31), (2, 32), (5, 33), (4, 70)]
 

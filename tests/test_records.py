@@ -5,7 +5,8 @@ import json
 import math
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import validation.montecarlo.records as records
 from validation.montecarlo.compare import ValidationConfig, run_validation

@@ -65,8 +65,9 @@ def test_quantizer_levels_refuse_code(bad):
 
 
 def test_piecewise_accepts_numbers_and_safe_text():
-    import sympy as sp
     from fractions import Fraction
+
+    import sympy as sp
 
     from rfq_theory import Quantizer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfq_theory import DeepRF, coefficients, get_activation, predict
+from rfq_theory import DeepRF, get_activation, predict
 from validation.montecarlo.backends import get_backend
 from validation.montecarlo.simulate import (
     _Network,
@@ -20,7 +20,7 @@ from validation.montecarlo.simulate import (
 )
 from validation.montecarlo.tolerance import critical_z, verdict
 
-REFERENCE = Path(__file__).parents[2] / "shared/reference/predictions.json"
+REFERENCE = Path(__file__).parent / "data" / "reference_predictions.json"
 
 
 # ---------------------------------------------------------------- definition
@@ -220,8 +220,6 @@ def test_monte_carlo_matches_theory(case):
 
 
 def _reference_cases():
-    if not REFERENCE.exists():
-        return []
     data = json.loads(REFERENCE.read_text())
     # two cheap cases: a ReLU net narrower than d, and a sign-scaled tanh net
     return [c for c in data["cases"] if c["widths"] == [250] or c["quantizers"] == ["sign-scaled"]][:2]
@@ -231,8 +229,7 @@ def _reference_cases():
 @pytest.mark.parametrize("index", [0, 1])
 def test_reference_monte_carlo_means(index):
     cases = _reference_cases()
-    if len(cases) <= index:
-        pytest.skip("shared/reference/predictions.json not available")
+    assert len(cases) > index, "tests/data/reference_predictions.json lacks the two cheap cases"
     c = cases[index]
     model = DeepRF(c["input_dim"], c["widths"], c["activations"], c["quantizers"])
     mc = simulate(model, c["samples"], float(c["ridge"]), float(c["noise"]), c["target"], trials=6,

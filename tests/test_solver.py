@@ -8,8 +8,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rfq_theory import DeepRF, InputError, predict
-from rfq_theory.solver import SolverError
-
 
 # ---------------------------------------------------------------- reference
 

@@ -22,7 +22,6 @@ from rfq_theory.spectrum import (
     stieltjes,
 )
 
-
 # ---------------------------------------------------------------- helpers
 
 

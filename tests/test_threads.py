@@ -32,7 +32,7 @@ def test_concurrent_equals_serial_to_every_digit():
         results = [None] * len(JOBS)
         errors = []
 
-        def work(i):
+        def work(i, results=results, errors=errors):
             try:
                 results[i] = _run(JOBS[i])
             except Exception as exc:  # pragma: no cover - reported below

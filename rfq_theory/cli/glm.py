@@ -8,7 +8,6 @@ equations.  Nothing heavy is imported at module level.
 from __future__ import annotations
 
 import json
-import sys
 
 from .common import fmt, model_from_args
 
@@ -169,7 +168,6 @@ def run_glm_theorem(args):
 def run_glm_curve(args):
     """``rfq curve --labels ... --loss ...``: the test error over a grid, CSV (and a plot)."""
     import csv
-    import math
     import os
 
     from ..checks import InputError

@@ -14,7 +14,7 @@ NumPy implementation (a round trip through host memory).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import sympy as sp

@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -102,15 +102,15 @@ class ValidationConfig:
     """
 
     input_dim: int
-    widths: Tuple[int, ...]
-    activations: Tuple = ("tanh",)
-    variants: Tuple = ("none", "sign", "sign-scaled")
-    samples: Optional[int] = None
+    widths: tuple[int, ...]
+    activations: tuple = ("tanh",)
+    variants: tuple = ("none", "sign", "sign-scaled")
+    samples: int | None = None
     ridge: float = 1e-2
     noise: float = 0.1
     target: object = "linear"
     vary: str = "samples"
-    grid: Tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
+    grid: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
     trials: int = 8
     test_samples: int = 4000
     seed: int = 0
@@ -173,7 +173,7 @@ class ValidationConfig:
 
     # ---------------------------------------------------------------- labels
     @property
-    def labels(self) -> Tuple[str, ...]:
+    def labels(self) -> tuple[str, ...]:
         """Names of the variants (their spec strings)."""
         return tuple(spec_label(q) for q in self.variants)
 
@@ -185,7 +185,7 @@ class ValidationConfig:
     def _shape(self) -> DeepRF:
         return DeepRF(self.input_dim, self.widths, self.activations, "none")
 
-    def point(self, value: float) -> Tuple[Tuple[int, ...], int, float]:
+    def point(self, value: float) -> tuple[tuple[int, ...], int, float]:
         """``(widths, samples, ridge)`` at grid value ``value`` (whole sizes for a simulation)."""
         d = self.input_dim
         axis_value = {"samples": max(1, int(round(value * d))), "width": max(1, int(round(value * d)))}.get(
@@ -241,8 +241,8 @@ def describe_model(config: ValidationConfig) -> str:
             f"{ridge}, noise {config.noise:g}, target {spec_label(config.target)}, {config.trials} draws per point")
 
 
-def theory_curves(config: ValidationConfig, points: int = 120, lo: Optional[float] = None,
-                  hi: Optional[float] = None) -> Dict[str, dict]:
+def theory_curves(config: ValidationConfig, points: int = 120, lo: float | None = None,
+                  hi: float | None = None) -> dict[str, dict]:
     """Dense theory test/train curves per variant (for figures), abscissa as in :meth:`ValidationConfig.x_of`.
 
     The range defaults to the grid's (slightly widened); ``lo``/``hi`` set it
@@ -312,7 +312,7 @@ def check_memory(config: ValidationConfig, workers: int = 1, local_draws: bool =
     return need
 
 
-def _row(config: ValidationConfig, label: str, value: float, draws: Dict[int, dict], spectra: dict,
+def _row(config: ValidationConfig, label: str, value: float, draws: dict[int, dict], spectra: dict,
          theory_cache: dict) -> dict:
     """Summarise the finished draws of one row (theory, finite-size route, Monte Carlo, verdict)."""
     from .finite_size import finite_size_spectrum
@@ -399,8 +399,8 @@ def _executor_for(workers, scheduler, executor, log):
 
 def run_validation(config: ValidationConfig, out=None, resume: bool = False, progress: bool = True,
                    figure: bool = True, *, executor=None, client=None, workers: int = 1,
-                   scheduler: Optional[str] = None, on_draw: Optional[Callable[[dict], None]] = None,
-                   log: Optional[Callable[[str], None]] = None) -> dict:
+                   scheduler: str | None = None, on_draw: Callable[[dict], None] | None = None,
+                   log: Callable[[str], None] | None = None) -> dict:
     """Run every draw of every (variant, grid value) row and return the report dict.
 
     Parameters
@@ -441,8 +441,8 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
     try:
         items = [(label, g, row_key(label, g)) for label in config.labels for g in config.grid]
         by_key = {key: (label, g) for label, g, key in items}
-        rows: Dict[str, dict] = {}
-        draws: Dict[str, Dict[int, dict]] = {key: {} for _, _, key in items}
+        rows: dict[str, dict] = {}
+        draws: dict[str, dict[int, dict]] = {key: {} for _, _, key in items}
         if store is not None:
             rows = {k: r for k, r in store.rows.items() if k in by_key}
             for (key, t), rec in store.draws.items():
@@ -464,7 +464,7 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
             if store is not None:
                 store.write_csv(rows[k] for _, _, k in items if k in rows)
 
-        tasks: List[DrawTask] = []
+        tasks: list[DrawTask] = []
         for label, g, key in items:
             if key in rows:
                 continue
@@ -476,7 +476,7 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
                     tasks.append(DrawTask(key, t, model, n, lam, config.noise, config.target, config.seed,
                                           config.test_samples, config.backend, config.device, config.dtype,
                                           blas_threads=None))
-        for label, g, key in items:  # rows whose draws were all stored before an interruption
+        for _label, _g, key in items:  # rows whose draws were all stored before an interruption
             if key not in rows and len(draws[key]) >= config.trials:
                 finish_row(key)
         total = config.trials * len(items)
@@ -551,7 +551,7 @@ def figure_title(config: ValidationConfig, report: dict) -> str:
             f"{s['inconclusive']} inconclusive, {s['n/a']} n/a of {s['expected_rows']} rows)")
 
 
-def summarize(config: ValidationConfig, rows: List[dict], fp: str = "") -> dict:
+def summarize(config: ValidationConfig, rows: list[dict], fp: str = "") -> dict:
     """Report dict: configuration, tolerance, rows, summary counts and overall verdict.
 
     The overall verdict is ``pass`` when every row is there, none fails or

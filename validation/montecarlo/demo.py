@@ -57,8 +57,8 @@ def run_demo(args) -> int:
     if not args.json:
         print(f"model: {describe_model(config)}; quantizers {', '.join(config.labels)}", flush=True)
     report = run_validation(config, out=None, progress=not args.no_progress, figure=False)
-    from .plotting import plot_comparison
     from .compare import figure_title
+    from .plotting import plot_comparison
 
     fig = out / "demo.png"
     try:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Tuple
 
 from rfq_theory.checks import InputError
 
@@ -70,10 +70,10 @@ class DrawTask:
     backend: str = "numpy"
     device: str = "cpu"
     dtype: str = "float64"
-    blas_threads: Optional[int] = None
+    blas_threads: int | None = None
 
 
-def _limited(threads: Optional[int]):
+def _limited(threads: int | None):
     """A context limiting BLAS threads to ``threads`` (no-op when ``None`` or threadpoolctl is missing)."""
     import contextlib
 
@@ -105,8 +105,8 @@ class ExecutionInfo:
 
     kind: str = "in-process"
     workers: int = 1
-    dashboard: Optional[str] = None
-    address: Optional[str] = None
+    dashboard: str | None = None
+    address: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -132,7 +132,7 @@ def describe(executor) -> ExecutionInfo:
     return ExecutionInfo(type(executor).__name__, int(n))
 
 
-def execute(tasks: List[DrawTask], on_done: Callable[[DrawTask, dict], None], executor=None,
+def execute(tasks: list[DrawTask], on_done: Callable[[DrawTask, dict], None], executor=None,
             retries: int = 2) -> None:
     """Run ``tasks`` and call ``on_done(task, result)`` in the caller as each finishes.
 

@@ -1,4 +1,4 @@
-"""Finite-size route (theory notes, section 6): section 3 on one realized network.
+"""Finite-size route: the ridge formulas of ``docs/theory.md`` (section 3) on one realized network.
 
 For one drawn network (the matrices of :func:`validation.montecarlo.simulate.draw_weights`,
 same ``(seed, trial)`` -> same matrices) with unit-variance rescaled
@@ -28,8 +28,8 @@ threshold (infinite error).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
@@ -65,7 +65,7 @@ class FiniteSizePrediction:
         return dict(self.__dict__)
 
 
-def unit_variance_matrices(model: DeepRF, weights: Sequence[np.ndarray]) -> List[np.ndarray]:
+def unit_variance_matrices(model: DeepRF, weights: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))`` with ``s_l^2 = E Q_l(g)^2`` (theory value)."""
     sizes = network_sizes(model)
     out = []

@@ -42,7 +42,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -75,8 +74,8 @@ class GLMConfig:
     """One validation row: a model, the readout and the data."""
 
     input_dim: int
-    widths: Tuple[int, ...]
-    activations: Tuple[str, ...]
+    widths: tuple[int, ...]
+    activations: tuple[str, ...]
     quantizer: str
     loss: str
     samples: int
@@ -215,7 +214,7 @@ def simulate_glm(config: GLMConfig, first_trial: int = 0) -> dict:
     return out
 
 
-def finite_size_glm(config: GLMConfig, trial: int = 0) -> Optional[dict]:
+def finite_size_glm(config: GLMConfig, trial: int = 0) -> dict | None:
     """The saddle point solved on the realized ``Omega_L`` spectrum of draw ``trial``.
 
     Uses :func:`validation.montecarlo.finite_size.finite_size_spectrum` and
@@ -246,7 +245,6 @@ def validate_row(config: GLMConfig, finite_size: bool = True) -> dict:
     t0 = time.perf_counter()
     mc = simulate_glm(config)
     t_mc = time.perf_counter() - t0
-    sizes = (config.input_dim,) + tuple(config.widths) + (config.samples,)
     row = {"key": config.key, "config": asdict(config), "theory_seconds": t_theory, "mc_seconds": t_mc,
            "warnings": regime_warnings(config.input_dim, config.widths, config.samples)}
     for key in METRICS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
 
 import matplotlib
 
@@ -26,7 +25,7 @@ def _finite(values):
     return [v if (v is not None and math.isfinite(v)) else float("nan") for v in values]
 
 
-def plot_comparison(rows: List[dict], curves: Dict[str, dict], vary: str, path, title: str = "") -> None:
+def plot_comparison(rows: list[dict], curves: dict[str, dict], vary: str, path, title: str = "") -> None:
     """Theory lines, finite-size crosses and Monte Carlo points (mean +- SE) per variant.
 
     ``curves[variant] = {"x": [...], "test": [...], "train": [...]}`` (dense theory);
@@ -68,7 +67,7 @@ def plot_comparison(rows: List[dict], curves: Dict[str, dict], vary: str, path, 
     plt.close(fig)
 
 
-def plot_scaling(points: List[dict], diffs: List[dict], path, title: str = "") -> None:
+def plot_scaling(points: list[dict], diffs: list[dict], path, title: str = "") -> None:
     """Scaling check: ``|MC - theory|`` vs ``d`` per variant, and paired one-bit minus full-precision MC gaps."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     variants = sorted({p["variant"] for p in points}, key=[p["variant"] for p in points].index)

@@ -38,9 +38,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterable
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
 
 from rfq_theory.checks import InputError
 
@@ -169,7 +169,7 @@ def _is_int(x) -> bool:
     return isinstance(x, Integral) and not isinstance(x, bool)
 
 
-def check_record(rec) -> Optional[str]:
+def check_record(rec) -> str | None:
     """``None`` when ``rec`` is a valid draw or row record, else what is wrong with it."""
     if not isinstance(rec, dict):
         return f"not an object but {type(rec).__name__}"
@@ -235,11 +235,11 @@ class ResultStore:
         self.lock_path = self.dir / "results.lock"
         self.fp = row_fingerprint
         self.draw_fp = draw_fingerprint
-        self.draws: Dict[Tuple[str, int], dict] = {}
-        self.rows: Dict[str, dict] = {}
+        self.draws: dict[tuple[str, int], dict] = {}
+        self.rows: dict[str, dict] = {}
         self.damaged = 0
-        self.damage_reasons: List[str] = []
-        self.moved_to: Optional[Path] = None
+        self.damage_reasons: list[str] = []
+        self.moved_to: Path | None = None
         self._lock_fh = None
         self._lock()
         try:
@@ -304,8 +304,8 @@ class ResultStore:
                 _fsync_dir(self.dir)
             return
         raw = self.jsonl.read_bytes()
-        good: List[str] = []
-        bad: List[str] = []
+        good: list[str] = []
+        bad: list[str] = []
         lines = raw.split(b"\n")
         torn_tail = lines[-1] != b""  # the last write did not finish its line
         for i, bline in enumerate(lines):

@@ -23,8 +23,8 @@ too (``rms``): it shrinks like ``1/sqrt(d)`` without sampling noise of its own.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 import numpy as np
 
@@ -48,8 +48,8 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
     if not factors or any(not (0 < f <= 1e3) for f in factors):
         raise ValueError(f"factors must be positive numbers, got {factors!r}")
     ref = "none" if "none" in config.labels else config.labels[0]
-    points: List[dict] = []
-    diffs: List[dict] = []
+    points: list[dict] = []
+    diffs: list[dict] = []
     try:
         from tqdm import tqdm
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def _as_int(value, name, minimum=1):
     return int(f)
 
 
-def network_sizes(model: DeepRF) -> Tuple[int, ...]:
+def network_sizes(model: DeepRF) -> tuple[int, ...]:
     """``(d, k_1, ..., k_L)`` of ``model`` as Python ints (a simulation needs whole sizes)."""
     if not isinstance(model, DeepRF):
         raise ValueError(f"model must be a rfq_theory.DeepRF, got {type(model).__name__}")
@@ -98,7 +98,7 @@ def trial_generators(seed: int, trial: int) -> dict:
     return {name: np.random.default_rng(ss) for name, ss in zip(_STREAMS, children)}
 
 
-def draw_weights(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+def draw_weights(model: DeepRF, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Quantized weight matrices ``Q_l(W_l)`` (float64, shape ``k_l x k_{l-1}``) of draw ``trial``.
 
     ``W_l`` has i.i.d. ``N(0, 1)`` entries drawn layer by layer from the
@@ -121,8 +121,8 @@ class MonteCarloResult:
     ``test_se`` / ``train_se`` their standard errors ``std(ddof=1)/sqrt(draws)``.
     """
 
-    test_errors: Tuple[float, ...]
-    train_errors: Tuple[float, ...]
+    test_errors: tuple[float, ...]
+    train_errors: tuple[float, ...]
     samples: int
     ridge: float
     noise: float
@@ -265,7 +265,7 @@ def simulate_trial(
     dtype="float64",
     chunk_size: int = 2048,
     weights=None,
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """Test and train error of one draw (see the module docstring for the definition).
 
     ``backend`` is a name (``numpy``/``torch``) or a :class:`~validation.montecarlo.backends.Backend`.
@@ -358,7 +358,7 @@ def draw_memory_bytes(sizes: Sequence[int], samples: int, test_samples: int = 40
     return 8 * weights + itemsize * (train + gram + test) + 8 * n * d
 
 
-def available_memory() -> Optional[int]:
+def available_memory() -> int | None:
     """Bytes this process can still allocate: ``MemAvailable`` bounded by ``ulimit -v`` (``None``: unknown)."""
     avail = None
     try:

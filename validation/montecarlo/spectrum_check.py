@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -106,7 +105,7 @@ class SpectrumRow:
         }
 
 
-def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of the realized ``Omega_1 .. Omega_L`` of draw ``(seed, trial)`` (ascending)."""
     F = unit_variance_matrices(model, draw_weights(model, seed, trial))
     omega = np.eye(network_sizes(model)[0])
@@ -119,7 +118,7 @@ def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> List[np.n
     return out
 
 
-def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> List[np.ndarray]:
+def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of ``K_l = Z_l Z_l^T / k_l`` (``n x n``) of the real features, layers ``1..L``."""
     sizes = network_sizes(model)
     weights = draw_weights(model, seed, trial)

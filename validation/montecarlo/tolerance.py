@@ -32,9 +32,10 @@ and the scaling check both call it.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
-from scipy.stats import norm, t as student_t
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
 __all__ = ["Z_GAUSS", "C_FINITE_SIZE", "MIN_VERDICT_DRAWS", "critical_z", "finite_size_allowance", "verdict",
            "regime_warnings"]
@@ -60,7 +61,7 @@ def finite_size_allowance(theory: float, sizes: Sequence[float], c: float = C_FI
 
 
 def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float],
-            scale: Optional[float] = None) -> dict:
+            scale: float | None = None) -> dict:
     """Apply the rule: ``{"z", "z_crit", "allowance", "status"}``.
 
     ``status`` is ``pass`` or ``fail``; ``inconclusive`` with fewer than
@@ -83,7 +84,7 @@ def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequ
     return {"z": z, "z_crit": zc, "allowance": allow, "status": status}
 
 
-def regime_warnings(input_dim: float, widths: Sequence[float], samples: float) -> List[str]:
+def regime_warnings(input_dim: float, widths: Sequence[float], samples: float) -> list[str]:
     """Warnings for sizes far from the proportional regime: ``>= d^2/10`` or ``<= 10``."""
     d = float(input_dim)
     out = []

@@ -60,8 +60,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["run_bench", "register_variant", "VARIANTS",
            "TARGETS", "BenchError"]
@@ -317,7 +318,6 @@ def _torch_dtype(name: str):
 
 
 def _act_inplace(z, activation: str):
-    import torch
 
     if activation == "relu":
         return z.relu_()

@@ -155,7 +155,7 @@ class OneBitLayer:
     scale: float = 1.0
 
     @classmethod
-    def from_dense(cls, w: Any, scale: float = 1.0) -> "OneBitLayer":
+    def from_dense(cls, w: Any, scale: float = 1.0) -> OneBitLayer:
         """Pack a dense ``(k, m)`` numpy array or torch tensor."""
         if not math.isfinite(scale):
             raise ValueError(f"scale must be finite, got {scale!r}")
