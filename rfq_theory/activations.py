@@ -82,6 +82,21 @@ class Activation:
     builtin: bool = True
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __reduce__(self):
+        """Pickle as the spec string (rebuilt by :func:`get_activation`), e.g. for worker processes.
+
+        Only activations that :func:`get_activation` can rebuild from their
+        name pickle; one built in code raises ``TypeError`` naming it.
+        """
+        try:
+            same = get_activation(self.name).expr == self.expr
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            raise TypeError(f"activation {self.name!r} was built in code and cannot be pickled; "
+                            "give it as a spec string (name, name:param or expression in u)")
+        return (get_activation, (self.name,))
+
     def moments_exact(self, v) -> Moments:
         """Closed forms ``(E sigma, E u sigma, E sigma^2)`` at variance ``v``.
 

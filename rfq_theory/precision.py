@@ -88,12 +88,25 @@ def frozen_context(dps: int):
             if entry is None:
                 ctx = mpmath.MPContext()
                 ctx.dps = dps
-                cls = type("mpf", (mpmath.mpf,), {})
+                cls = type("mpf", (mpmath.mpf,), {"__reduce__": _reduce_frozen, "__module__": __name__})
                 cls._ctxdata = [cls, object.__new__, ctx._prec_rounding]
                 cls.context = ctx
                 entry = (ctx, cls)
                 _FROZEN[dps] = entry
     return entry
+
+
+def _reduce_frozen(x):
+    """Pickle a frozen number as its exact value and precision (rebuilt by :func:`_restore_frozen`)."""
+    return (_restore_frozen, (x._mpf_, x.context.dps))
+
+
+def _restore_frozen(value, dps):
+    """The frozen number of precision ``dps`` with the exact mpmath value tuple ``value``."""
+    _ctx, cls = frozen_context(dps)
+    out = object.__new__(cls)
+    out._mpf_ = value
+    return out
 
 
 def freeze(x, dps: int):

@@ -156,6 +156,20 @@ class Quantizer:
     spec: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __reduce__(self):
+        """Pickle as the spec string (rebuilt by :func:`get_quantizer`) or the steps of a step quantizer.
+
+        A quantizer built in code with :meth:`custom` raises ``TypeError``
+        naming it: give it as an ``expr:`` spec to send it to another process.
+        """
+        if self.spec is not None:
+            return (get_quantizer, (self.spec,))
+        if self.steps is not None:
+            breakpoints, levels = self.steps
+            return (Quantizer.piecewise, (self.name, tuple(breakpoints), tuple(levels)))
+        raise TypeError(f"quantizer {self.name!r} was built in code and cannot be pickled; "
+                        "give it as an 'expr:' spec string")
+
     # -- construction helpers ------------------------------------------------
 
     @classmethod

@@ -329,7 +329,7 @@ def test_cli_run_and_json(capsys, tmp_path):
 def test_scaling_check(tmp_path):
     from validation.montecarlo.scaling import format_scaling, run_scaling
 
-    cfg = ValidationConfig(**dict(TINY, input_dim=80, widths=(120, 100), samples=160, trials=4, test_samples=800))
+    cfg = ValidationConfig(**dict(TINY, input_dim=80, widths=(120, 100), samples=160, trials=6, test_samples=800))
     res = run_scaling(cfg, factors=(0.5, 1.0), out=tmp_path, progress=False)
     assert {p["input_dim"] for p in res["points"]} == {40, 80}
     assert [x["pair"] for x in res["differences"]] == ["sign - none"] * 2
