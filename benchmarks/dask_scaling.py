@@ -30,8 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def cpu_model() -> str:
@@ -59,8 +65,19 @@ def versions() -> dict:
 
 def run(argv, workers: int, outdir: Path) -> dict:
     env = dict(os.environ, **{k: "1" for k in BLAS_ENV})
-    cmd = [sys.executable, "-c", "import sys; from rfq_theory.cli import main; sys.exit(main())", "validate",
-           *argv, "--workers", str(workers), "--out", str(outdir), "--no-progress", "--json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from rfq_theory.cli import main; sys.exit(main())",
+        "validate",
+        *argv,
+        "--workers",
+        str(workers),
+        "--out",
+        str(outdir),
+        "--no-progress",
+        "--json",
+    ]
     load = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -68,10 +85,16 @@ def run(argv, workers: int, outdir: Path) -> dict:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"rfq validate --workers {workers} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
     report = json.loads(proc.stdout)
-    return {"workers": workers, "wall_s": wall, "run_wall_s": report["execution"]["wall_s"],
-            "draws": report["execution"]["draws_run"], "verdict": report["summary"]["verdict"],
-            "load_before": list(load), "load_after": list(os.getloadavg()),
-            "mc_test": [r["mc_test"] for r in report["rows"]]}
+    return {
+        "workers": workers,
+        "wall_s": wall,
+        "run_wall_s": report["execution"]["wall_s"],
+        "draws": report["execution"]["draws_run"],
+        "verdict": report["summary"]["verdict"],
+        "load_before": list(load),
+        "load_after": list(os.getloadavg()),
+        "mc_test": [r["mc_test"] for r in report["rows"]],
+    }
 
 
 def main(argv=None) -> int:
@@ -81,9 +104,22 @@ def main(argv=None) -> int:
     p.add_argument("--trials", default="8")
     p.add_argument("--json-out", default=str(Path(__file__).parent / "results" / "dask_scaling.json"))
     a = p.parse_args(argv)
-    example = ["--input-dim", a.input_dim, "--widths", a.widths, "--activations", "tanh,relu",
-               "--quantizers", "none,sign,sign-scaled", "--vary", "samples", "--grid", "0.5,1,1.5,2,3",
-               "--trials", a.trials]
+    example = [
+        "--input-dim",
+        a.input_dim,
+        "--widths",
+        a.widths,
+        "--activations",
+        "tanh,relu",
+        "--quantizers",
+        "none,sign,sign-scaled",
+        "--vary",
+        "samples",
+        "--grid",
+        "0.5,1,1.5,2,3",
+        "--trials",
+        a.trials,
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         one = run(example, 1, Path(tmp, "w1"))
         two = run(example, 2, Path(tmp, "w2"))
@@ -91,14 +127,20 @@ def main(argv=None) -> int:
     result = {
         "command": "rfq validate " + " ".join(example),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "versions": versions(),
-        "runs": [one, two], "speedup": one["wall_s"] / two["wall_s"], "identical_rows": same,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "versions": versions(),
+        "runs": [one, two],
+        "speedup": one["wall_s"] / two["wall_s"],
+        "identical_rows": same,
     }
     print(f"machine: {result['cpu']}, {result['cores']} cores; {result['date']}")
     print(f"command: {result['command']} (BLAS threads 1)")
     print(f"{'workers':>7} {'wall s':>9} {'draws':>6} {'load avg (1 min) before/after':>31}")
     for r in result["runs"]:
-        print(f"{r['workers']:>7} {r['wall_s']:>9.1f} {r['draws']:>6} {r['load_before'][0]:>15.2f} / {r['load_after'][0]:.2f}")
+        print(
+            f"{r['workers']:>7} {r['wall_s']:>9.1f} {r['draws']:>6} {r['load_before'][0]:>15.2f} / {r['load_after'][0]:.2f}"
+        )
     print(f"speed-up workers 2 vs 1: {result['speedup']:.2f}x; rows identical: {same}")
     if a.json_out:
         Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -79,8 +79,9 @@ def run(repeats=7):
     med, lo, hi = _median_time(lambda: predict_glm(*args, loss="logistic", digits=30), 3)
     out["digits30_logistic_point_s"] = {"median": med, "min": lo, "max": hi}
     grid = list(np.linspace(0.2, 4, 100) * 1000)
-    med, lo, hi = _median_time(lambda: glm_sweep(model, "samples", grid, None, 1e-2, 0.1, "linear", "sign",
-                                                 "logistic", progress=False), 3)
+    med, lo, hi = _median_time(
+        lambda: glm_sweep(model, "samples", grid, None, 1e-2, 0.1, "linear", "sign", "logistic", progress=False), 3
+    )
     out["curve100_logistic_float_s"] = {"median": med, "min": lo, "max": hi}
     out["load_average_after"] = list(os.getloadavg())
     out["targets"] = {"float_logistic_point_ms": 50, "digits30_logistic_point_s": 10, "curve100_logistic_float_s": 3}

@@ -7,6 +7,7 @@ Usage: python benchmarks/kernel_micro.py [width ...]   (env MICRO_BATCHES=1,16,2
 MICRO_GRAPH=1 times CUDA-graph replays, without it eager calls, which at small sizes
 measure the Python/autotuner launch overhead rather than the kernels)
 """
+
 import math
 import os
 import sys
@@ -17,8 +18,13 @@ import triton
 from validation.timing import triton_onebit as tob
 from validation.timing.onebit import pack_signs_torch
 
-STRATEGIES = {1: ["gemv", "gemv2", "gemm2"], 16: ["gemm", "gemm2", "gemv2"], 256: ["gemm", "gemm2", "unpack"],
-              1024: ["gemm2", "unpack"], 4096: ["gemm2", "unpack"]}
+STRATEGIES = {
+    1: ["gemv", "gemv2", "gemm2"],
+    16: ["gemm", "gemm2", "gemv2"],
+    256: ["gemm", "gemm2", "unpack"],
+    1024: ["gemm2", "unpack"],
+    4096: ["gemm2", "unpack"],
+}
 
 
 def main(widths):
@@ -76,10 +82,18 @@ def main(widths):
             print(" | ".join(row), flush=True)
         for name, k in tob._tuned_kernels().items():
             print(f"  w={width} {name} best config: {getattr(k, 'best_config', None)}", flush=True)
-        t_unpack = triton.testing.do_bench(lambda words=words: [tob.unpack_signs_triton(w, width, torch.float16) for w in words],
-                                           return_mode="median") / layers
-        print(f"  unpack alone {1e3 * t_unpack:.1f} us/layer; bytes {width * width * 2.125 / 1e6:.0f} MB "
-              f"-> {width * width * 2.125 / t_unpack / 1e9:.0f} GB/s", flush=True)
+        t_unpack = (
+            triton.testing.do_bench(
+                lambda words=words: [tob.unpack_signs_triton(w, width, torch.float16) for w in words],
+                return_mode="median",
+            )
+            / layers
+        )
+        print(
+            f"  unpack alone {1e3 * t_unpack:.1f} us/layer; bytes {width * width * 2.125 / 1e6:.0f} MB "
+            f"-> {width * width * 2.125 / t_unpack / 1e9:.0f} GB/s",
+            flush=True,
+        )
         del dense, words, signs
         tob.clear_scratch()
         tob._tuned.clear()

@@ -12,6 +12,7 @@ Usage (from the repository root):
   python benchmarks/onebit_v1.py --device cuda --widths 4096,8192,16384 --batches 1,16,256,4096 \\
       --variants dense-fp16,onebit-fp16,onebit-v1-fp16 --json v1.json
 """
+
 import math
 import os
 import sys
@@ -38,8 +39,16 @@ def _v1_factory(dtype_name: str):
 
         def layer(i, z):
             strategy = choose_strategy(z.shape[0], "auto", gmb, umb, dtype=dtype_name)
-            return onebit_linear(z, words[i], ms[i], alphas[i], model.activation, gemv_max_batch=gmb,
-                                 unpack_min_batch=umb, strategy=V1_STRATEGIES.get(strategy, strategy))
+            return onebit_linear(
+                z,
+                words[i],
+                ms[i],
+                alphas[i],
+                model.activation,
+                gemv_max_batch=gmb,
+                unpack_min_batch=umb,
+                strategy=V1_STRATEGIES.get(strategy, strategy),
+            )
 
         return bench._make_impl(layer, len(words), a, dt, sum(w.numel() * 4 for w in words))
 
@@ -49,8 +58,16 @@ def _v1_factory(dtype_name: str):
 def register_v1() -> None:
     """Add the ``onebit-v1-*`` variants to :data:`validation.timing.bench.VARIANTS`."""
     for d in ("fp32", "fp16", "bf16"):
-        bench.register_variant(bench.VariantSpec(f"onebit-v1-{d}", "onebit", d, _v1_factory(d), needs_cuda=True,
-                                                 note="the Triton one-bit path needs a CUDA GPU"))
+        bench.register_variant(
+            bench.VariantSpec(
+                f"onebit-v1-{d}",
+                "onebit",
+                d,
+                _v1_factory(d),
+                needs_cuda=True,
+                note="the Triton one-bit path needs a CUDA GPU",
+            )
+        )
 
 
 if __name__ == "__main__":

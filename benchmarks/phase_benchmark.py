@@ -168,8 +168,15 @@ def accuracy(lanes=1000, seed=1):
     for i in range(lanes):
         m = model.with_widths((2000, 1500, x(float(kL[i]))))
         p = predict(m, x(float(n[i])), x(float(lam[i])), x(float(noise[i])), digits=30)
-        group = ("near_threshold" if kind[i] == 1 else "ridgeless" if lam[i] == 0
-                 else "ridge_below_1e-6" if lam[i] < 1e-6 else "other")
+        group = (
+            "near_threshold"
+            if kind[i] == 1
+            else "ridgeless"
+            if lam[i] == 0
+            else "ridge_below_1e-6"
+            if lam[i] < 1e-6
+            else "other"
+        )
         for mode, res in results.items():
             for key in ("test_error", "train_error"):
                 got, want = getattr(res, key)[i], getattr(p, key)
@@ -192,8 +199,12 @@ def accuracy(lanes=1000, seed=1):
             "double_double_lanes": int(np.count_nonzero(res.double_double)),
             "failed_lanes": res.n_failed,
         }
-    out["regimes"] = {name: int(np.count_nonzero(results["dd"].regime == k)) for k, name in enumerate(
-        ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold"))}
+    out["regimes"] = {
+        name: int(np.count_nonzero(results["dd"].regime == k))
+        for k, name in enumerate(
+            ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold")
+        )
+    }
     out["load_after"] = _load()
     return out
 
@@ -233,8 +244,15 @@ def memory(sides=(100, 316, 1000)):
     for side in sides:
         r = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(side)], capture_output=True, text=True, check=True)
         pts, rss, t, failed, fb = r.stdout.split()
-        out["runs"].append({"points": int(pts), "peak_rss_mib": int(rss) / 1024, "seconds": float(t),
-                            "failed": int(failed), "fallback": int(fb)})
+        out["runs"].append(
+            {
+                "points": int(pts),
+                "peak_rss_mib": int(rss) / 1024,
+                "seconds": float(t),
+                "failed": int(failed),
+                "fallback": int(fb),
+            }
+        )
     runs = out["runs"]
     if len(runs) >= 2:
         a, b = runs[-2], runs[-1]
@@ -282,7 +300,8 @@ def run(side=316, scalar_points=400, lanes=1000, repeats=3):
         "fixed_map_300_under_1s": mp["fixed_ridge_map_s"] < 1.0,
         "optimal_within_10x": mp["optimal_over_fixed"] <= 10,
         "all_lanes_within_1e-9": (acc["mpmath"]["lanes_over_1e9"] == 0 and acc["dd"]["lanes_over_1e9"] == 0)
-        if acc else None,
+        if acc
+        else None,
         "million_points_under_24GiB": out["memory"]["runs"][-1]["peak_rss_mib"] < 24 * 1024,
     }
     return out

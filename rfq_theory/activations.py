@@ -93,8 +93,10 @@ class Activation:
         except (ValueError, TypeError):
             same = False
         if not same:
-            raise TypeError(f"activation {self.name!r} was built in code and cannot be pickled; "
-                            "give it as a spec string (name, name:param or expression in u)")
+            raise TypeError(
+                f"activation {self.name!r} was built in code and cannot be pickled; "
+                "give it as a spec string (name, name:param or expression in u)"
+            )
         return (get_activation, (self.name,))
 
     def moments_exact(self, v) -> Moments:
@@ -470,8 +472,7 @@ def _make_activation(spec) -> Activation:
     except ExpressionError as exc:
         if text.isidentifier():
             raise ActivationError(
-                f"unknown activation {text!r}; built-ins: {', '.join(builtin_activations())}, "
-                "or an expression in u"
+                f"unknown activation {text!r}; built-ins: {', '.join(builtin_activations())}, or an expression in u"
             ) from None
         raise ActivationError(str(exc)) from None
     closed = _polynomial_closed_form(expr) if _is_polynomial(expr) else _symmetry_closed_form(expr)

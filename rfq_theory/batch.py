@@ -35,10 +35,11 @@ A lane that does not converge is ``NaN`` and counted (:class:`BatchResult`).
 A lane whose walk amplifies rounding errors beyond
 :data:`rfq_theory.solver.FLOAT_AMPLIFICATION_LIMIT`, or where
 ``|1 - df2/n| < 1e-6`` (the cancellation rule of the scalar float path), is
-re-solved with the scalar mpmath path, ``predict(..., digits=FALLBACK_DIGITS)``,
-and flagged in ``BatchResult.fallback``; with ``fallback="dd"`` they are first
-re-solved together in double-double arithmetic (:mod:`rfq_theory._ddwalk`)
-and only the lanes that stay ill-conditioned at that precision go to mpmath.
+flagged in ``BatchResult.fallback`` and re-solved: by default
+(``fallback="dd"``) together in double-double arithmetic
+(:mod:`rfq_theory._ddwalk`), only the lanes that stay ill-conditioned at that
+precision going to the scalar mpmath path, ``predict(..., digits=FALLBACK_DIGITS)``;
+with ``fallback="mpmath"`` every flagged lane goes to mpmath.
 
 Losses
 ------
@@ -523,8 +524,12 @@ def _lanes(model, samples, ridge, noise, input_dim, widths):
     widths = list(widths) if not isinstance(widths, np.ndarray) or widths.ndim else [widths]
     if len(widths) != model.depth:
         raise InputError(f"widths must hold {model.depth} entries (one per layer), got {len(widths)}")
-    arrays = [_as_array(samples, "samples", True), _as_array(ridge, "ridge", False), _as_array(noise, "noise", False),
-              _as_array(input_dim, "input_dim", True)]
+    arrays = [
+        _as_array(samples, "samples", True),
+        _as_array(ridge, "ridge", False),
+        _as_array(noise, "noise", False),
+        _as_array(input_dim, "input_dim", True),
+    ]
     arrays += [_as_array(w, f"widths[{i}]", True) for i, w in enumerate(widths)]
     try:
         arrays = np.broadcast_arrays(*arrays)
@@ -675,8 +680,20 @@ def _solve_chunk(ch, n, lam, delta, sizes, loss, max_iter):
         fallback = (~at_edge) & (~thr) & conv & ((wk.cancel > _limit()) | (np.abs(denom) < 1e-6))
         fallback |= (~at_edge) & (~thr) & (~(denom > 0)) & (np.abs(denom) < 1e-6)
         residual = _residual(ch, cs, kappa0, n, lam, regime)
-    return dict(out=out, kappa=state.kappa, kappa0=kappa0, df1=state.df1, df2=state.df2, rank=rank, regime=regime, converged=conv,
-                iterations=iters, fallback=fallback, residual=residual, cancel=wk.cancel)
+    return dict(
+        out=out,
+        kappa=state.kappa,
+        kappa0=kappa0,
+        df1=state.df1,
+        df2=state.df2,
+        rank=rank,
+        regime=regime,
+        converged=conv,
+        iterations=iters,
+        fallback=fallback,
+        residual=residual,
+        cancel=wk.cancel,
+    )
 
 
 def _state(ch, cs, kappa0, n, lam, delta, rank, regime):
@@ -745,21 +762,33 @@ def _refine_dd(model, target, ch, n, lam, delta, sizes, lanes, res, outs, loss):
     for start in range(0, lanes.size, CHUNK):
         part = np.arange(start, min(start + CHUNK, lanes.size))
         idx = lanes[part]
-        over = (lam[idx] == 0)
+        over = lam[idx] == 0
         cs = [s[idx] for s in _chain_sizes(ch, sizes)]
-        r = _ddwalk.refine(model, target, ch.first, ch.signal, cs, n[idx], lam[idx], delta[idx], over,
-                           res["kappa0"][idx])
-        ok = (r["converged"] & r["valid"] & (r["denom"] > DD_MIN_DENOM)
-              & (res["cancel"][idx] <= DD_AMPLIFICATION_LIMIT))
+        r = _ddwalk.refine(
+            model, target, ch.first, ch.signal, cs, n[idx], lam[idx], delta[idx], over, res["kappa0"][idx]
+        )
+        ok = r["converged"] & r["valid"] & (r["denom"] > DD_MIN_DENOM) & (res["cancel"][idx] <= DD_AMPLIFICATION_LIMIT)
         sel = idx[ok]
         if loss == "square":
             outs["test_error"][sel] = r["test_error"][ok]
             outs["train_error"][sel] = r["train_error"][ok]
         else:
             k = ok.nonzero()[0]
-            st = LaneState(r["kappa0"][k], r["kappa"][k], r["df1"][k], r["df2"][k], r["s"][k], r["s_prime"][k],
-                           r["denom"][k], n[sel], lam[sel], delta[sel],
-                           np.where(over[k], OVER, RIDGE), ch.rho, ch.var_f)
+            st = LaneState(
+                r["kappa0"][k],
+                r["kappa"][k],
+                r["df1"][k],
+                r["df2"][k],
+                r["s"][k],
+                r["s_prime"][k],
+                r["denom"][k],
+                n[sel],
+                lam[sel],
+                delta[sel],
+                np.where(over[k], OVER, RIDGE),
+                ch.rho,
+                ch.var_f,
+            )
             for key, v in LOSSES[loss](st).items():
                 outs[key][sel] = v
         for key in ("kappa", "kappa0", "df1", "df2"):
@@ -798,7 +827,7 @@ def solve_batch(
     input_dim=None,
     widths: Sequence | None = None,
     loss: str = "square",
-    fallback: str = "mpmath",
+    fallback: str = "dd",
     max_iter: int = 200,
     progress: bool | None = None,
     warn: bool = True,
@@ -821,7 +850,7 @@ def solve_batch(
         A registered loss (:data:`LOSSES`, default ``"square"``).
     fallback:
         ``"mpmath"`` re-solves ill-conditioned lanes with
-        ``predict(..., digits=FALLBACK_DIGITS)``; ``"dd"`` re-solves them
+        ``predict(..., digits=FALLBACK_DIGITS)``; ``"dd"`` (the default) re-solves them
         first, vectorized, in double-double arithmetic (about 32 digits, with
         34-digit coefficients) and passes to mpmath only the lanes whose
         amplification exceeds :data:`DD_AMPLIFICATION_LIMIT` or whose
@@ -877,8 +906,9 @@ def solve_batch(
         messages.append(f"{int(done.sum())} ill-conditioned lane(s) re-solved in double-double arithmetic")
         lanes = lanes[~done]
     if lanes.size and fallback in ("mpmath", "dd"):
-        solved = _fallback_lanes(model, target, n, lam, delta, sizes, lanes.tolist(),
-                                 progress if progress is not None else _isatty())
+        solved = _fallback_lanes(
+            model, target, n, lam, delta, sizes, lanes.tolist(), progress if progress is not None else _isatty()
+        )
         for i, p in solved.items():
             if p is None:
                 conv[i] = False
@@ -1035,7 +1065,7 @@ def optimal_ridge_batch(
     loss: str = "square",
     bounds=RIDGE_BOUNDS,
     tol: float = 1e-9,
-    fallback: str = "mpmath",
+    fallback: str = "dd",
     max_iter: int = 200,
     progress: bool | None = None,
     warn: bool = True,
@@ -1072,8 +1102,14 @@ def optimal_ridge_batch(
     ch = chain_model(model, target)
     shape, n, _, delta, sizes = _lanes(model, samples, 0.0, noise, input_dim, widths)
     N = n.shape[0]
-    res = {"ridge": np.empty(N), "test_error": np.empty(N), "rank": np.empty(N),
-           "converged": np.empty(N, bool), "fallback": np.empty(N, bool), "iterations": np.empty(N, np.int32)}
+    res = {
+        "ridge": np.empty(N),
+        "test_error": np.empty(N),
+        "rank": np.empty(N),
+        "converged": np.empty(N, bool),
+        "fallback": np.empty(N, bool),
+        "iterations": np.empty(N, np.int32),
+    }
     chunks = range(0, N, CHUNK)
     show = progress if progress is not None else (N > CHUNK and _isatty())
     if show and len(chunks) > 1:
@@ -1089,8 +1125,16 @@ def optimal_ridge_batch(
     messages = []
     lanes = np.flatnonzero(fb)
     if lanes.size and fallback in ("mpmath", "dd"):
-        solved = _fallback_lanes(model, target, n, res["ridge"], delta, sizes, lanes.tolist(),
-                                 progress if progress is not None else _isatty())
+        solved = _fallback_lanes(
+            model,
+            target,
+            n,
+            res["ridge"],
+            delta,
+            sizes,
+            lanes.tolist(),
+            progress if progress is not None else _isatty(),
+        )
         for i, p in solved.items():
             if p is None:
                 conv[i] = False

@@ -15,7 +15,15 @@ from numbers import Real
 from .precision import SYMPY_LOCK, is_mpf
 from .precision import mp as mpmath
 
-__all__ = ["InputError", "check_digits", "to_mpf_exactly", "check_positive", "check_nonnegative", "check_scalar", "format_number"]
+__all__ = [
+    "InputError",
+    "check_digits",
+    "to_mpf_exactly",
+    "check_positive",
+    "check_nonnegative",
+    "check_scalar",
+    "format_number",
+]
 
 #: Most significant digits a prediction may ask for (a two-layer tanh model
 #: takes about 40 s at 200 digits on one core; the cost grows steeply).
@@ -72,8 +80,10 @@ def check_digits(digits, maximum=None) -> int:
     calls them with its guard digits added.
     """
     maximum = MAX_DIGITS if maximum is None else maximum
-    if isinstance(digits, bool) or not isinstance(digits, (int,)) and not (
-        isinstance(digits, float) and digits.is_integer()
+    if (
+        isinstance(digits, bool)
+        or not isinstance(digits, (int,))
+        and not (isinstance(digits, float) and digits.is_integer())
     ):
         raise TypeError(f"digits must be an integer between 1 and {maximum}, got {digits!r}")
     digits = int(digits)

@@ -135,7 +135,9 @@ def _mu_star_squared(act, variance, digits):
     extra = 0
     while True:
         work = digits + extra
-        v_text = mpmath.nstr(to_mpf_exactly(variance, "variance", work + GUARD_DIGITS), work + GUARD_DIGITS, strip_zeros=False)
+        v_text = mpmath.nstr(
+            to_mpf_exactly(variance, "variance", work + GUARD_DIGITS), work + GUARD_DIGITS, strip_zeros=False
+        )
         (m0, m1, m2), _ = _moments_cached(act, v_text, work)
         with mpmath.workdps(work + GUARD_DIGITS):
             v = to_mpf_exactly(variance, "variance", work + GUARD_DIGITS)
@@ -209,7 +211,9 @@ def _series_coefficients(act, v, digits):
         K = (order + 1) // 2 - 1  # moments exact through v^K
         with SYMPY_LOCK:
             p = sp.Poly(poly.as_expr(), U)
-            mom = lambda q: sp.expand(sum(c * gaussian_monomial_moment(m[0], V) for m, c in zip(q.monoms(), q.coeffs())))
+            mom = lambda q: sp.expand(
+                sum(c * gaussian_monomial_moment(m[0], V) for m, c in zip(q.monoms(), q.coeffs()))
+            )
             trunc = lambda ex, K=K: sum(ex.coeff(V, k) * V**k for k in range(0, K + 1))
             m0, m1, m2 = mom(p), mom(p * sp.Poly(U, U)), mom(p**2)
             star = sp.expand(trunc(sp.expand(m2)) - trunc(sp.expand(m0**2)) - trunc(sp.expand(sp.expand(m1**2) / V)))
@@ -314,14 +318,25 @@ def _closed_forms(act, variance):
         raise InputError(f"variance must be > 0, got {variance}")
     m0, m1, m2 = act.moments_exact(variance)
     out = {
-        "mu0": None if m0 is None else sp.simplify(m0),
-        "mu1": None if m1 is None else sp.simplify(m1 / variance),
+        "mu0": None if m0 is None else _tidy(m0),
+        "mu1": None if m1 is None else _tidy(m1 / variance),
         "mu_star": None,
-        "second_moment": None if m2 is None else sp.simplify(m2),
+        "second_moment": None if m2 is None else _tidy(m2),
     }
     if None not in (m0, m1, m2):
-        out["mu_star"] = sp.sqrt(sp.simplify(m2 - out["mu0"] ** 2 - out["mu1"] ** 2 * variance))
+        out["mu_star"] = sp.sqrt(_tidy(m2 - out["mu0"] ** 2 - out["mu1"] ** 2 * variance))
     return out
+
+
+def _tidy(expr):
+    """``expr`` in its simplest form: expanded for polynomials (and rational functions) of the
+    variance, where ``simplify`` costs minutes at high degree, ``sp.simplify`` otherwise."""
+    symbols = expr.free_symbols
+    if not symbols or expr.is_polynomial(*symbols):
+        return sp.expand(expr)
+    if expr.is_rational_function(*symbols):
+        return sp.cancel(expr)
+    return sp.simplify(expr)
 
 
 def exact_coefficients(activation, variance=V):

@@ -223,7 +223,9 @@ class _Builder:
                 if left.is_number and left != 0 and right.is_number:
                     size = abs(float(right)) * abs(_log10_abs(left))
                     if size > _MAX_NUMBER_DIGITS:
-                        self.fail(f"a power of numbers would have about {size:.3g} digits (at most {_MAX_NUMBER_DIGITS})")
+                        self.fail(
+                            f"a power of numbers would have about {size:.3g} digits (at most {_MAX_NUMBER_DIGITS})"
+                        )
             if isinstance(node.op, ast.Div) and right.is_number and right == 0:
                 self.fail("division by zero")
             result = op(left, right)
@@ -234,9 +236,7 @@ class _Builder:
                 self.fail("only plain function names may be called (no attributes or lambdas)")
             name = node.func.id
             if name not in ALLOWED_FUNCTIONS:
-                self.fail(
-                    f"function {name!r} is not allowed (allowed: {', '.join(sorted(set(ALLOWED_FUNCTIONS)))})"
-                )
+                self.fail(f"function {name!r} is not allowed (allowed: {', '.join(sorted(set(ALLOWED_FUNCTIONS)))})")
             if node.keywords:
                 self.fail(f"keyword arguments are not allowed in {name}()")
             lo, hi = _ARITY.get(name, (1, 1))

@@ -145,7 +145,9 @@ def gaussian_expectation(fn, variance, digits=15, kinks=(), what="activation"):
                 "(a strongly oscillating or very steep integrand); ask for fewer digits or a smoother function"
             ) from None
         except (MemoryError, OverflowError) as exc:
-            raise GaussianIntegralError(f"the {what} overflows under the Gaussian integral ({type(exc).__name__})") from None
+            raise GaussianIntegralError(
+                f"the {what} overflows under the Gaussian integral ({type(exc).__name__})"
+            ) from None
         value *= norm * size
         err *= norm * size
         scale = max(abs(value), norm * size)

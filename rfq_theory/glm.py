@@ -53,7 +53,16 @@ from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_t
 from .model import DeepRF
 from .solver import SolverError, build_chain, target_moments, walk
 
-__all__ = ["LABELS", "GLMPrediction", "GLMTheorem", "predict_glm", "glm_theorem", "glm_sweep", "label_constants", "predict_glm_spectrum"]
+__all__ = [
+    "LABELS",
+    "GLMPrediction",
+    "GLMTheorem",
+    "predict_glm",
+    "glm_theorem",
+    "glm_sweep",
+    "label_constants",
+    "predict_glm_spectrum",
+]
 
 #: Label models: ``regression`` (``y = f*(g) - E f* + eps``) and ``sign`` (``y = sign(f*(g) + sqrt(Delta) xi)``).
 LABELS = ("regression", "sign")
@@ -199,9 +208,7 @@ def label_constants(labels, target="linear", noise=0, digits=30):
             raise InputError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
         if not _is_linear(target):
             _check_sign_labels_not_constant(target, delta)
-            raise InputError(
-                f"--labels sign is implemented for the linear target f*(g) = g; got target {target!r}"
-            )
+            raise InputError(f"--labels sign is implemented for the linear target f*(g) = g; got target {target!r}")
         return mpmath.mpf(1), mpmath.sqrt(2 / (mpmath.pi * (1 + delta)))
 
 
@@ -800,8 +807,9 @@ def predict_glm_spectrum(omega, r, input_dim, samples, ridge, noise=0, labels="s
     check_loss(loss)
     lam = float(check_positive(ridge, "ridge"))
     var_y, c = label_constants(labels, "linear", noise, 30)
-    prob = _SpectrumProblem(omega, r, input_dim, float(samples), lam, float(noise), float(var_y), float(c),
-                            loss, labels, "float")
+    prob = _SpectrumProblem(
+        omega, r, input_dim, float(samples), lam, float(noise), float(var_y), float(c), loss, labels, "float"
+    )
     x, iters, _ = _float_solve(prob)
     return _finish(prob, x, iters, None, "linear")
 
@@ -836,7 +844,13 @@ def _finish(prob: _Problem, x, iters, digits, target):
             raise SolverError(
                 f"the channel quadrature did not reach the requested accuracy (change on refinement {quad_err})"
             )
-    residuals = (abs(r[0]), abs(r[1]) / max(abs(m), prob.one * 1e-300 if prob.kind == "float" else mpmath.mpf(10) ** -300) if m != 0 else abs(r[1]), abs(r[2]) / q)
+    residuals = (
+        abs(r[0]),
+        abs(r[1]) / max(abs(m), prob.one * 1e-300 if prob.kind == "float" else mpmath.mpf(10) ** -300)
+        if m != 0
+        else abs(r[1]),
+        abs(r[2]) / q,
+    )
     chain = prob.chain
     kappas = tuple([None] * chain.first + list(feat.kappas)) if chain is not None else (feat.k,)
     return GLMPrediction(
@@ -894,12 +908,24 @@ def glm_theorem(model: DeepRF, samples, ridge, noise=0, target="linear", labels=
         predict_glm(model.with_quantizers(qz), samples, ridge, noise, target, labels, loss, digits)
         for qz in ("none", "sign", "sign-scaled")
     ]
-    return GLMTheorem(res[0], res[1], res[2], res[1].test_error - res[0].test_error,
-                      res[2].test_error - res[0].test_error, digits)
+    return GLMTheorem(
+        res[0], res[1], res[2], res[1].test_error - res[0].test_error, res[2].test_error - res[0].test_error, digits
+    )
 
 
-def glm_sweep(model: DeepRF, vary, values, samples=None, ridge=None, noise=0, target="linear",
-              labels="sign", loss="logistic", digits=None, progress=None):
+def glm_sweep(
+    model: DeepRF,
+    vary,
+    values,
+    samples=None,
+    ridge=None,
+    noise=0,
+    target="linear",
+    labels="sign",
+    loss="logistic",
+    digits=None,
+    progress=None,
+):
     """:func:`predict_glm` over a grid of one axis (``samples``, ``width``, ``widths``, ``ridge``), warm-started.
 
     The axes are those of :func:`rfq_theory.sweeps.model_at`.

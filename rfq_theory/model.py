@@ -65,14 +65,14 @@ class DeepRF:
         if isinstance(widths, (int, float, str)):
             widths = (widths,)
         if not isinstance(widths, (tuple, list)):
-            raise TypeError(f"widths must be a number or a list/tuple of numbers, got {widths!r} of type {type(widths).__name__}")
+            raise TypeError(
+                f"widths must be a number or a list/tuple of numbers, got {widths!r} of type {type(widths).__name__}"
+            )
         widths = tuple(widths)
         if not widths:
             raise InputError("widths must list at least one layer width")
         object.__setattr__(self, "input_dim", _size(self.input_dim, "input_dim"))
-        object.__setattr__(
-            self, "widths", tuple(_size(w, f"widths[{i}]") for i, w in enumerate(widths))
-        )
+        object.__setattr__(self, "widths", tuple(_size(w, f"widths[{i}]") for i, w in enumerate(widths)))
         L = len(widths)
         acts = broadcast_layers(self.activations, L, "activations")
         quants = broadcast_layers(self.quantizers, L, "quantizers")

@@ -37,7 +37,13 @@ MAX_POINTS = 10000
 MAX_MAP_POINTS = 10**7
 MAX_DEPTH = 64
 
-AXIS_LABELS = {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda", "depth": "depth L"}
+AXIS_LABELS = {
+    "samples": "n / d",
+    "width": "k_L / d",
+    "widths": "widths factor",
+    "ridge": "ridge lambda",
+    "depth": "depth L",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,9 @@ def model_with_depth(model: DeepRF, depth: int) -> DeepRF:
             seq = seq * L
         return seq[:depth] if depth <= L else seq + (seq[-1],) * (depth - L)
 
-    return replace(model, widths=take(model.widths), activations=take(model.activations), quantizers=take(model.quantizers))
+    return replace(
+        model, widths=take(model.widths), activations=take(model.activations), quantizers=take(model.quantizers)
+    )
 
 
 @dataclass
@@ -239,7 +247,7 @@ def phase_map(
     noise=0.0,
     target="linear",
     *,
-    fallback: str = "mpmath",
+    fallback: str = "dd",
     progress: bool | None = None,
     warn: bool = True,
 ) -> PhaseMap:
@@ -305,7 +313,9 @@ def phase_map(
         nonlocal n_failed, n_fallback
         # apply "width" before "widths" so that the factor scales the set width
         order = sorted(axes_vals, key=lambda k: {"width": 0, "widths": 1}.get(k, 2))
-        v, thr, r = _solve_model(m, d, {k: axes_vals[k] for k in order}, n, lam, delta, target, quantity, fallback, progress)
+        v, thr, r = _solve_model(
+            m, d, {k: axes_vals[k] for k in order}, n, lam, delta, target, quantity, fallback, progress
+        )
         shape = (len(range(yv.size)[rows]), len(range(xv.size)[cols]))
         values[rows, cols] = np.broadcast_to(v, shape)
         threshold[rows, cols] = np.broadcast_to(thr, shape)
@@ -322,8 +332,11 @@ def phase_map(
     else:
         run(model, {xa.name: xv[None, :], ya.name: yv[:, None]}, slice(None), slice(None))
     if n_failed and warn:
-        warnings.warn(f"{n_failed} of {values.size} point(s) did not converge; they are NaN in the map",
-                      NonConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"{n_failed} of {values.size} point(s) did not converge; they are NaN in the map",
+            NonConvergenceWarning,
+            stacklevel=2,
+        )
     settings = dict(model=model, samples=samples, ridge=lam, noise=delta, target=target)
     return PhaseMap(xv, yv, xa, ya, quantity, values, threshold, n_failed, n_fallback, messages, settings)
 

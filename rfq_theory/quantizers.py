@@ -167,8 +167,9 @@ class Quantizer:
         if self.steps is not None:
             breakpoints, levels = self.steps
             return (Quantizer.piecewise, (self.name, tuple(breakpoints), tuple(levels)))
-        raise TypeError(f"quantizer {self.name!r} was built in code and cannot be pickled; "
-                        "give it as an 'expr:' spec string")
+        raise TypeError(
+            f"quantizer {self.name!r} was built in code and cannot be pickled; give it as an 'expr:' spec string"
+        )
 
     # -- construction helpers ------------------------------------------------
 
@@ -230,15 +231,19 @@ class Quantizer:
         from .activations import _kinks, _numpy_from_expr, gaussian_monomial_moment
 
         if not isinstance(expr, sp.Expr) or isinstance(expr, str):
-            raise TypeError(f"Quantizer.custom needs a SymPy expression, got {type(expr).__name__}; "
-                            "parse text with Quantizer.from_expression")
+            raise TypeError(
+                f"Quantizer.custom needs a SymPy expression, got {type(expr).__name__}; "
+                "parse text with Quantizer.from_expression"
+            )
         with SYMPY_LOCK:
             if numpy_fn is None:
                 numpy_fn = _numpy_from_expr(expr)
             mean = second = None
             if expr.is_polynomial(U):
                 poly = sp.Poly(expr, U)
-                mom = lambda p: sp.expand(sum(c * gaussian_monomial_moment(m[0], 1) for m, c in zip(p.monoms(), p.coeffs())))
+                mom = lambda p: sp.expand(
+                    sum(c * gaussian_monomial_moment(m[0], 1) for m, c in zip(p.monoms(), p.coeffs()))
+                )
                 mean, second = mom(poly), mom(poly**2)
             kinks = _kinks(expr)
         return cls(name, expr, numpy_fn, mean, second, kinks)
@@ -295,7 +300,9 @@ class Quantizer:
                     b = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in bps]
                     lv = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in lvls]
                 edges = [None] + b + [None]
-                value = ctx.fsum(lv[i] ** k * _interval_probability(ctx, edges[i], edges[i + 1]) for i in range(len(lv)))
+                value = ctx.fsum(
+                    lv[i] ** k * _interval_probability(ctx, edges[i], edges[i + 1]) for i in range(len(lv))
+                )
             else:
                 exact = self.exact_mean_expr if k == 1 else self.exact_second_expr
                 if exact is not None:
@@ -365,7 +372,11 @@ def _uniform(bits_text, clip_text):
         bits = check_scalar(bits_text[:40], "uniform quantizer bits", int, min_val=1, max_val=16)
     except (TypeError, ValueError) as exc:
         raise QuantizerError(str(exc)) from None
-    clip = _exact_number(clip_text, "uniform quantizer clip") if clip_text is not None else sp.Integer(DEFAULT_UNIFORM_CLIP)
+    clip = (
+        _exact_number(clip_text, "uniform quantizer clip")
+        if clip_text is not None
+        else sp.Integer(DEFAULT_UNIFORM_CLIP)
+    )
     if not clip > 0:
         raise QuantizerError(f"uniform quantizer clip must be > 0, got {clip_text!r}")
     half = 2 ** (bits - 1)

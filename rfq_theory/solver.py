@@ -40,7 +40,15 @@ from .observables import error_terms, target_moments, train_error
 from .precision import freeze
 from .precision import mp as mpmath
 
-__all__ = ["Prediction", "SolverError", "predict", "walk", "Chain", "build_chain", "target_moments"]  # target_moments: re-exported from observables
+__all__ = [
+    "Prediction",
+    "SolverError",
+    "predict",
+    "walk",
+    "Chain",
+    "build_chain",
+    "target_moments",
+]  # target_moments: re-exported from observables
 
 #: When cancellations in the walk amplify rounding errors by more than this
 #: factor (about 5 of the 16 float digits lost), the float path re-solves the
@@ -564,7 +572,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         df1 = df2 = chain.rank
         s = one / (one + kappa0) if chain.signal else 0 * one
         s_minus = s
-        s_prime = -(one / (one + kappa0)) ** 2 / state.dkappas[-1] if chain.signal else 0 * one
+        s_prime = -((one / (one + kappa0)) ** 2) / state.dkappas[-1] if chain.signal else 0 * one
         kappas[-1] = kappa_L
     else:
         kappa_L = kappas[-1]
@@ -579,9 +587,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         s_minus = s - kappa_L * s_prime
     denom = one - df2 / n
     if not denom > 0:
-        raise SolverError(
-            f"1 - df2/n = {_fmt(denom)} <= 0 at the solution: the solver left the physical branch"
-        )
+        raise SolverError(f"1 - df2/n = {_fmt(denom)} <= 0 at the solution: the solver left the physical branch")
     bias, noise_part, test = error_terms(var_f, delta, rho_eff, s_minus, df2, n)
     train = train_error(test, n, lam, kappa_L, chain.rank)
 

@@ -607,8 +607,21 @@ def _layer_float(chain, label, points, x_user):
     else:
         dens, res, conv, eta, steps = np.array([]), 0.0, True, 0.0, 0
     mass = _mass(x, dens, support, atoms) if x_user is None else float("nan")
-    return LayerSpectrum(label, size, moments, tuple(support), tuple(atoms), tuple(x.tolist()), tuple(dens.tolist()),
-                         mass, conv, res, eta, None, steps)
+    return LayerSpectrum(
+        label,
+        size,
+        moments,
+        tuple(support),
+        tuple(atoms),
+        tuple(x.tolist()),
+        tuple(dens.tolist()),
+        mass,
+        conv,
+        res,
+        eta,
+        None,
+        steps,
+    )
 
 
 def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
@@ -635,8 +648,21 @@ def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
         dens.append(d if d > 0 else mpmath.mpf(0))
         eta_max = max(eta_max, eta)
     support = tuple(_refine_edges(chain_mp, base.support, lo, scale, dps))
-    return LayerSpectrum(label, size, moments, support, atoms, tuple(x), tuple(dens), base.mass, base.converged,
-                         res, eta_max, digits, base.continuation_steps)
+    return LayerSpectrum(
+        label,
+        size,
+        moments,
+        support,
+        atoms,
+        tuple(x),
+        tuple(dens),
+        base.mass,
+        base.converged,
+        res,
+        eta_max,
+        digits,
+        base.continuation_steps,
+    )
 
 
 def _refine_edges(chain, support, lower_bound, scale, dps=None):
@@ -689,8 +715,14 @@ def _critical_edge(chain, chain_f, edge, scale, dps):
 
 def _float_chain(chain):
     f = float
-    return Chain(f(chain.base_dim), f(chain.base_scale), chain.signal,
-                 tuple(tuple(f(v) for v in lay) for lay in chain.layers), chain.first, f(chain.rank))
+    return Chain(
+        f(chain.base_dim),
+        f(chain.base_scale),
+        chain.signal,
+        tuple(tuple(f(v) for v in lay) for lay in chain.layers),
+        chain.first,
+        f(chain.rank),
+    )
 
 
 def _check_points(points):
@@ -723,8 +755,14 @@ def _check_x(x):
     return arr
 
 
-def spectrum(model: DeepRF, samples=None, layers: Sequence[int] | None = None, points: int = 400,
-             digits: int | None = None, x=None) -> Spectrum:
+def spectrum(
+    model: DeepRF,
+    samples=None,
+    layers: Sequence[int] | None = None,
+    points: int = 400,
+    digits: int | None = None,
+    x=None,
+) -> Spectrum:
     """Limiting spectra of ``Omega_l`` for the selected layers and of the kernel ``Z Z^T / k_L``.
 
     Parameters
@@ -766,13 +804,20 @@ def spectrum(model: DeepRF, samples=None, layers: Sequence[int] | None = None, p
         ]
         gram = None
         if samples is not None:
-            gram = _layer_mp(spectrum_chain(model, model.depth, samples),
-                             spectrum_chain(model, model.depth, samples, digits=digits), "gram", points, xs, digits)
+            gram = _layer_mp(
+                spectrum_chain(model, model.depth, samples),
+                spectrum_chain(model, model.depth, samples, digits=digits),
+                "gram",
+                points,
+                xs,
+                digits,
+            )
     return Spectrum(tuple(out), gram, samples, digits)
 
 
-def layer_spectrum(model: DeepRF, layer: int, samples=None, points: int = 400, digits: int | None = None,
-                   x=None) -> LayerSpectrum:
+def layer_spectrum(
+    model: DeepRF, layer: int, samples=None, points: int = 400, digits: int | None = None, x=None
+) -> LayerSpectrum:
     """Spectrum of ``Omega_layer`` or, with ``samples = n``, of the kernel ``Z_l Z_l^T / k_layer``.
 
     ``Z_l`` holds ``n`` feature vectors of layer ``layer`` (``0..L``); see
@@ -787,8 +832,14 @@ def layer_spectrum(model: DeepRF, layer: int, samples=None, points: int = 400, d
         return _layer_float(spectrum_chain(model, layer, samples), label, points, xs)
     digits = check_digits(digits)
     with mpmath.workdps(digits + GUARD):
-        return _layer_mp(spectrum_chain(model, layer, samples), spectrum_chain(model, layer, samples, digits=digits),
-                         label, points, xs, digits)
+        return _layer_mp(
+            spectrum_chain(model, layer, samples),
+            spectrum_chain(model, layer, samples, digits=digits),
+            label,
+            points,
+            xs,
+            digits,
+        )
 
 
 def cdf(spec: LayerSpectrum, values):

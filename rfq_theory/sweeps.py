@@ -20,7 +20,6 @@ from .solver import Prediction, predict
 __all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "OptimalRidge", "one_bit_theorem", "TheoremResult", "model_at"]
 
 
-
 def model_at(model: DeepRF, vary: str, value, samples, ridge):
     """The ``(model, samples, ridge)`` of one grid point: the one definition of each axis.
 
@@ -182,12 +181,16 @@ def optimal_ridge(
         message = "the ridgeless estimator (lambda = 0) has the lowest test error"
     elif float(res.x) >= b - tol or err(b) <= best:
         at_bound, lam_star = "upper", float(hi)
-        message = (f"the test error still decreases at the upper search bound lambda = {hi:g}: "
-                   "the optimum lies at or beyond it (widen bounds)")
+        message = (
+            f"the test error still decreases at the upper search bound lambda = {hi:g}: "
+            "the optimum lies at or beyond it (widen bounds)"
+        )
     elif float(res.x) <= a + tol:
         at_bound = "lower"
-        message = (f"the test error still decreases at the lower search bound lambda = {lo:g}: "
-                   "the optimum lies at or below it (widen bounds)")
+        message = (
+            f"the test error still decreases at the lower search bound lambda = {lo:g}: "
+            "the optimum lies at or below it (widen bounds)"
+        )
     else:
         message = f"interior minimum at lambda = {lam_star:.8g}"
     pred = predict(model, samples, repr(lam_star), noise, target, digits=digits)
@@ -217,6 +220,7 @@ def one_bit_theorem(model: DeepRF, samples, ridge=0, noise=0, target="linear", d
     full = predict(model.with_quantizers("none"), samples, ridge, noise, target, digits=digits)
     sign = predict(model.with_quantizers("sign"), samples, ridge, noise, target, digits=digits)
     scaled = predict(model.with_quantizers("sign-scaled"), samples, ridge, noise, target, digits=digits)
+
     def diff(a, b):
         if a.test_error == b.test_error:  # also inf == inf at the interpolation threshold
             return 0 * a.var_y

@@ -288,8 +288,12 @@ def test_double_double_arithmetic_against_mpmath():
     a = d.quick_two_sum(*a)
     b = d.quick_two_sum(*b)
     with mpmath.workdps(50):
-        for op, ref in ((d.add, lambda x, y: x + y), (d.sub, lambda x, y: x - y), (d.mul, lambda x, y: x * y),
-                        (d.div, lambda x, y: x / y)):
+        for op, ref in (
+            (d.add, lambda x, y: x + y),
+            (d.sub, lambda x, y: x - y),
+            (d.mul, lambda x, y: x * y),
+            (d.div, lambda x, y: x / y),
+        ):
             hi, lo = op(a, b)
             for i in range(0, 200, 7):
                 x = mpmath.mpf(a[0][i]) + mpmath.mpf(a[1][i])

@@ -19,7 +19,9 @@ def run(argv, capsys):
 
 
 def test_gelu_40_digits_json(capsys):
-    code, out, err = run(["coefficients", "--activation", "gelu", "--variance", "0.7", "--digits", "40", "--json"], capsys)
+    code, out, err = run(
+        ["coefficients", "--activation", "gelu", "--variance", "0.7", "--digits", "40", "--json"], capsys
+    )
     assert code == 0 and not err
     obj = json.loads(out)
     # independent route: quadrature of u Phi(u) written as an expression
@@ -37,8 +39,21 @@ def test_user_expression_table(capsys):
 
 
 def test_quantizer_scales_the_variance(capsys):
-    code, out, _ = run(["coefficients", "--activation", "relu", "--variance", "2", "--quantizer", "sign-scaled",
-                        "--json", "--digits", "20"], capsys)
+    code, out, _ = run(
+        [
+            "coefficients",
+            "--activation",
+            "relu",
+            "--variance",
+            "2",
+            "--quantizer",
+            "sign-scaled",
+            "--json",
+            "--digits",
+            "20",
+        ],
+        capsys,
+    )
     obj = json.loads(out)
     with mpmath.workdps(30):
         assert abs(mpmath.mpf(obj["s2"]) - 2 / mpmath.pi) < mpmath.mpf(10) ** -19
@@ -63,8 +78,21 @@ def test_exact_prints_latex(capsys):
         ["predict", "--input-dim", "10", "--widths", "20", "--activations", "relu", "--samples", "-5"],
         ["predict", "--input-dim", "10", "--widths", "20,30", "--activations", "relu,tanh,erf", "--samples", "5"],
         ["predict", "--input-dim", "10", "--widths", "20", "--activations", "nope", "--samples", "5"],
-        ["curve", "--input-dim", "10", "--widths", "20", "--activations", "relu", "--vary", "samples", "--grid",
-         "1:2:x", "--out", "x.csv"],
+        [
+            "curve",
+            "--input-dim",
+            "10",
+            "--widths",
+            "20",
+            "--activations",
+            "relu",
+            "--vary",
+            "samples",
+            "--grid",
+            "1:2:x",
+            "--out",
+            "x.csv",
+        ],
         ["frobnicate"],
     ],
 )
@@ -79,17 +107,41 @@ def test_bad_input_one_line_exit_2(argv, capsys, tmp_path, monkeypatch):
 def test_malicious_expression_in_subprocess_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     proc = subprocess.run(
-        [sys.executable, "-m", "rfq_theory", "coefficients", "--activation",
-         f"__import__('os').system('touch {marker}')"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "rfq_theory",
+            "coefficients",
+            "--activation",
+            f"__import__('os').system('touch {marker}')",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert not marker.exists()
 
 
 def test_predict_json_digits(capsys):
-    argv = ["predict", "--input-dim", "1000", "--widths", "2000,1500", "--activations", "tanh,relu", "--quantizers",
-            "sign", "--samples", "1200", "--ridge", "1e-3", "--digits", "30", "--json"]
+    argv = [
+        "predict",
+        "--input-dim",
+        "1000",
+        "--widths",
+        "2000,1500",
+        "--activations",
+        "tanh,relu",
+        "--quantizers",
+        "sign",
+        "--samples",
+        "1200",
+        "--ridge",
+        "1e-3",
+        "--digits",
+        "30",
+        "--json",
+    ]
     code, out, _ = run(argv, capsys)
     obj = json.loads(out)
     assert code == 0
@@ -105,14 +157,32 @@ def test_predict_json_digits(capsys):
 
 
 def test_predict_threshold_note(capsys):
-    code, out, err = run(["predict", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--samples",
-                          "200"], capsys)
+    code, out, err = run(
+        ["predict", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--samples", "200"], capsys
+    )
     assert code == 0 and "inf" in out and "interpolation threshold" in err
 
 
 def test_theorem_sign_equal(capsys):
-    code, out, _ = run(["theorem", "--input-dim", "100", "--widths", "200,150", "--activations", "tanh,relu",
-                        "--samples", "120", "--ridge", "0.01", "--digits", "30", "--json"], capsys)
+    code, out, _ = run(
+        [
+            "theorem",
+            "--input-dim",
+            "100",
+            "--widths",
+            "200,150",
+            "--activations",
+            "tanh,relu",
+            "--samples",
+            "120",
+            "--ridge",
+            "0.01",
+            "--digits",
+            "30",
+            "--json",
+        ],
+        capsys,
+    )
     obj = json.loads(out)
     assert code == 0
     assert obj["full_precision"]["test_error"] == obj["sign"]["test_error"]
@@ -122,9 +192,28 @@ def test_theorem_sign_equal(capsys):
 
 def test_curve_csv_and_plot(capsys, tmp_path):
     out_csv, png = tmp_path / "c.csv", tmp_path / "c.png"
-    code, out, _ = run(["curve", "--input-dim", "100", "--widths", "200,150", "--activations", "tanh,relu",
-                        "--vary", "samples", "--grid", "0.2:3:25", "--ridge", "1e-3", "--out", str(out_csv),
-                        "--plot", str(png)], capsys)
+    code, out, _ = run(
+        [
+            "curve",
+            "--input-dim",
+            "100",
+            "--widths",
+            "200,150",
+            "--activations",
+            "tanh,relu",
+            "--vary",
+            "samples",
+            "--grid",
+            "0.2:3:25",
+            "--ridge",
+            "1e-3",
+            "--out",
+            str(out_csv),
+            "--plot",
+            str(png),
+        ],
+        capsys,
+    )
     assert code == 0
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 75 and {r["quantizers"] for r in rows} == {"none", "sign", "sign-scaled"}
@@ -251,8 +340,9 @@ def test_curve_quantizers_option_wins_over_the_default_set(capsys, tmp_path):
 
 
 def test_curve_compare_and_quantizers_together_is_an_error(capsys, tmp_path):
-    code, _, err = run(_curve(tmp_path, "--quantizers", "sign", "--compare", "none;sign", "--out",
-                              str(tmp_path / "x.csv")), capsys)
+    code, _, err = run(
+        _curve(tmp_path, "--quantizers", "sign", "--compare", "none;sign", "--out", str(tmp_path / "x.csv")), capsys
+    )
     assert code == 2 and "--compare" in err and not (tmp_path / "x.csv").exists()
 
 
@@ -293,8 +383,12 @@ def test_curve_unwritable_output_one_line_exit_2(where, option, capsys, tmp_path
 
     if where == "dev-full" and not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
-    bad = {"missing-folder": str(tmp_path / "nope" / "c.out"), "folder": str(tmp_path), "empty": "",
-           "dev-full": "/dev/full"}[where]
+    bad = {
+        "missing-folder": str(tmp_path / "nope" / "c.out"),
+        "folder": str(tmp_path),
+        "empty": "",
+        "dev-full": "/dev/full",
+    }[where]
     paths = {"--out": str(tmp_path / "c.csv"), "--plot": str(tmp_path / "c.png")}
     paths[option] = bad
     before = set(os.listdir(tmp_path))
@@ -323,8 +417,22 @@ def test_high_precision_notice_comes_before_the_solve(capsys, monkeypatch):
 
 
 def test_predict_output_names_effective_ridges_and_explains_them(capsys):
-    code, out, _ = run(["predict", "--input-dim", "100", "--widths", "200,150", "--activations", "tanh,relu",
-                        "--samples", "120", "--ridge", "0.01"], capsys)
+    code, out, _ = run(
+        [
+            "predict",
+            "--input-dim",
+            "100",
+            "--widths",
+            "200,150",
+            "--activations",
+            "tanh,relu",
+            "--samples",
+            "120",
+            "--ridge",
+            "0.01",
+        ],
+        capsys,
+    )
     assert code == 0
     lines = out.splitlines()
     labels = [line.split("=")[0].strip() for line in lines if line.startswith("  ") and "=" in line]
@@ -342,16 +450,21 @@ def _closed_pipe_run(argv):
     r, w = os.pipe()
     os.close(r)
     try:
-        return subprocess.run([sys.executable, "-m", "rfq_theory", *argv], stdout=w, stderr=subprocess.PIPE,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "rfq_theory", *argv], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(w)
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["list"], ["--help"], ["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"],
-     ["layers", "--activations", "tanh,relu", "--json"]],
+    [
+        ["list"],
+        ["--help"],
+        ["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"],
+        ["layers", "--activations", "tanh,relu", "--json"],
+    ],
 )
 def test_broken_pipe_is_quiet(argv):
     proc = _closed_pipe_run(argv)
@@ -364,8 +477,10 @@ def test_predict_into_head_in_a_shell(tmp_path):
 
     if not shutil.which("sh") or not shutil.which("head"):
         pytest.skip("no POSIX shell")
-    cmd = (f"'{sys.executable}' -m rfq_theory predict --input-dim 100 --widths 200 --activations tanh "
-           "--samples 150 --ridge 1e-3 | head -1")
+    cmd = (
+        f"'{sys.executable}' -m rfq_theory predict --input-dim 100 --widths 200 --activations tanh "
+        "--samples 150 --ridge 1e-3 | head -1"
+    )
     proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith("deep RF:") and len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -201,3 +201,22 @@ def test_tiny_mu_star_keeps_its_digits(variance):
         assert abs(c.mu_star / want - 1) < 10 * v  # the O(v) correction
     assert coefficients("linear", "0.3", 30).mu_star == 0
     assert coefficients("2*u - 1", "5", 30).mu_star == 0
+
+
+def test_high_degree_polynomial_closed_forms_are_fast_and_exact():
+    """Degree-64 and Hermite-40 closed forms (expanded, not simplified: simplify took minutes) vs direct moments."""
+    import math
+
+    import sympy as sp
+
+    from rfq_theory.coefficients import closed_forms
+
+    forms = closed_forms("(u+1)**64", variance=sp.Rational(1, 3))
+    # E (u+1)^64 = sum_k C(64, 2k) (2k-1)!! v^k for u ~ N(0, v)
+    direct = sum(math.comb(64, 2 * k) * sp.factorial2(2 * k - 1) * sp.Rational(1, 3) ** k for k in range(33))
+    assert forms["mu0"] == direct
+    # E u (u+1)^64 / v = sum_k C(64, 2k+1) (2k+1)!! v^k
+    direct1 = sum(math.comb(64, 2 * k + 1) * sp.factorial2(2 * k + 1) * sp.Rational(1, 3) ** k for k in range(32))
+    assert forms["mu1"] == direct1
+    hermite = closed_forms("hermite:40")
+    assert hermite["mu_star"] is not None and hermite["second_moment"].is_polynomial()

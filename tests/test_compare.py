@@ -25,14 +25,26 @@ from validation.montecarlo.tolerance import (
     verdict,
 )
 
-TINY = dict(input_dim=40, widths=(60, 50), activations=("tanh", "relu"), variants=("none", "sign"),
-            vary="samples", grid=(0.5, 2.0), trials=6, test_samples=300, ridge=1e-2, noise=0.1)
+TINY = dict(
+    input_dim=40,
+    widths=(60, 50),
+    activations=("tanh", "relu"),
+    variants=("none", "sign"),
+    vary="samples",
+    grid=(0.5, 2.0),
+    trials=6,
+    test_samples=300,
+    ridge=1e-2,
+    noise=0.1,
+)
 
 
 def _strict_load(text):
     """json.loads that refuses NaN/Infinity (what a strict JSON parser does)."""
+
     def bad(name):
         raise ValueError(f"non-standard JSON constant {name}")
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -41,8 +53,18 @@ def _lines(path):
 
 
 def _same_numbers(a, b):
-    keys = ("key", "mc_test", "mc_test_se", "mc_train", "mc_test_draws", "mc_train_draws", "theory_test",
-            "finite_size_test", "status", "z")
+    keys = (
+        "key",
+        "mc_test",
+        "mc_test_se",
+        "mc_train",
+        "mc_test_draws",
+        "mc_train_draws",
+        "theory_test",
+        "finite_size_test",
+        "status",
+        "z",
+    )
     return [{k: r[k] for k in keys} for r in a] == [{k: r[k] for k in keys} for r in b]
 
 
@@ -80,8 +102,9 @@ def test_grid_axes_mean_what_model_at_means():
     cfg = ValidationConfig(**dict(TINY, vary="ridge", grid=(0.0, 1e-3), samples=30))
     assert cfg.point(1e-3) == ((60, 50), 30, 1e-3)
     assert ValidationConfig(**TINY).point(0.5) == ((60, 50), 20, 1e-2)
-    rep = run_validation(ValidationConfig(**dict(TINY, vary="ridge", grid=(1e-3, 1.0), samples=30, variants=("sign",))),
-                         progress=False)
+    rep = run_validation(
+        ValidationConfig(**dict(TINY, vary="ridge", grid=(1e-3, 1.0), samples=30, variants=("sign",))), progress=False
+    )
     assert [r["ridge"] for r in rep["rows"]] == [1e-3, 1.0]
 
 
@@ -89,8 +112,9 @@ def test_rows_assembled_from_draws_equal_the_simulator(tmp_path):
     """Row numbers are the mean/SE of draws 0..T-1 of simulate() (an independent, sequential route)."""
     cfg = ValidationConfig(**dict(TINY, grid=(2.0,), variants=("sign",)))
     rep = run_validation(cfg, out=None, progress=False)
-    mc = simulate(DeepRF(40, (60, 50), ("tanh", "relu"), "sign"), 80, 1e-2, 0.1, "linear", trials=6,
-                  test_samples=300, seed=0)
+    mc = simulate(
+        DeepRF(40, (60, 50), ("tanh", "relu"), "sign"), 80, 1e-2, 0.1, "linear", trials=6, test_samples=300, seed=0
+    )
     row = rep["rows"][0]
     assert row["mc_test_draws"] == list(mc.test_errors) and row["mc_test"] == mc.test_mean
     assert row["mc_test_se"] == mc.test_se and row["mc_train"] == mc.train_mean
@@ -107,6 +131,7 @@ def _interrupt_after(k):
         seen["n"] += 1
         if seen["n"] == k:
             raise KeyboardInterrupt  # the driver is killed after its k-th stored draw
+
     return on_draw
 
 
@@ -125,7 +150,8 @@ def test_resume_after_interruption_loses_no_draw(tmp_path):
     draws = [(r["key"], r["trial"]) for r in recs if r["record"] == "draw"]
     assert len(draws) == len(set(draws)) == 24  # every draw once
     assert sorted(r["key"] for r in recs if r["record"] == "row") == sorted(
-        f"{v}|{g!r}" for v in ("none", "sign") for g in (0.5, 2.0))
+        f"{v}|{g!r}" for v in ("none", "sign") for g in (0.5, 2.0)
+    )
     assert (tmp_path / "results.damaged.jsonl").read_text().startswith('{"record": "draw", "key": "sign|2.0", "torn')
     fresh = run_validation(cfg, out=None, progress=False)
     assert _same_numbers(fresh["rows"], rep["rows"])
@@ -163,18 +189,57 @@ def test_too_few_draws_give_no_verdict(tmp_path, capsys):
     assert verdict(1.0 + 17.9 * 0.01, 0.01, 1.0, 2, (1000,))["status"] == "inconclusive"
     assert verdict(1.0 + 17.9 * 0.01, 0.01, 1.0, MIN_VERDICT_DRAWS, (1000,))["status"] == "fail"
     assert critical_z(MIN_VERDICT_DRAWS) < 2 * 3.0 < critical_z(MIN_VERDICT_DRAWS - 1)
-    code = run_validate(_parse(["--input-dim", "30", "--widths", "40", "--activations", "tanh", "--quantizers", "sign",
-                                "--grid", "1", "--trials", "2", "--test-samples", "100", "--out", str(tmp_path),
-                                "--no-progress"]))
+    code = run_validate(
+        _parse(
+            [
+                "--input-dim",
+                "30",
+                "--widths",
+                "40",
+                "--activations",
+                "tanh",
+                "--quantizers",
+                "sign",
+                "--grid",
+                "1",
+                "--trials",
+                "2",
+                "--test-samples",
+                "100",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+    )
     out = capsys.readouterr().out
     assert code == 1 and "verdict: INCONCLUSIVE" in out and "inconclusive" in out.splitlines()[3]
 
 
 def test_json_outputs_are_strict_at_the_interpolation_threshold(tmp_path, capsys):
     # ridge 0 and n = k_L: the theory and the finite-size route are infinite
-    argv = ["--input-dim", "40", "--widths", "50", "--activations", "tanh", "--quantizers", "none",
-            "--grid", "1.25", "--ridge", "0", "--trials", "6", "--test-samples", "100", "--out", str(tmp_path),
-            "--no-progress", "--json"]
+    argv = [
+        "--input-dim",
+        "40",
+        "--widths",
+        "50",
+        "--activations",
+        "tanh",
+        "--quantizers",
+        "none",
+        "--grid",
+        "1.25",
+        "--ridge",
+        "0",
+        "--trials",
+        "6",
+        "--test-samples",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--json",
+    ]
     run_validate(_parse(argv))
     rep = _strict_load(capsys.readouterr().out)
     row = rep["rows"][0]
@@ -188,8 +253,7 @@ def test_figure_title_is_clean_and_states_the_verdict(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(plotting, "plot_comparison", lambda rows, curves, vary, path, title: seen.update(title=title))
-    rep = run_validation(ValidationConfig(**dict(TINY, grid=(2.0,), variants=("none",))), out=tmp_path,
-                         progress=False)
+    rep = run_validation(ValidationConfig(**dict(TINY, grid=(2.0,), variants=("none",))), out=tmp_path, progress=False)
     title = seen["title"]
     assert "[" not in title and "'" not in title and "(" in title
     assert "widths 60, 50" in title and "activations tanh, relu" in title
@@ -261,10 +325,33 @@ def test_memory_refusal_names_the_estimate_and_the_available_memory(capsys, tmp_
 def test_unwritable_out_prints_one_line_and_returns_2(kind, capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "o" / "results.jsonl").mkdir(parents=True)
-    out = {"empty": "", "file": str(tmp_path / "afile"), "missing-parent": str(tmp_path / "no" / "such"),
-           "dev-full": "/dev/full", "store-folder": str(tmp_path / "o")}[kind]
-    argv = ["--input-dim", "20", "--widths", "30", "--activations", "tanh", "--quantizers", "none", "--grid", "1",
-            "--trials", "2", "--test-samples", "50", "--out", out, "--no-progress", "--resume"]
+    out = {
+        "empty": "",
+        "file": str(tmp_path / "afile"),
+        "missing-parent": str(tmp_path / "no" / "such"),
+        "dev-full": "/dev/full",
+        "store-folder": str(tmp_path / "o"),
+    }[kind]
+    argv = [
+        "--input-dim",
+        "20",
+        "--widths",
+        "30",
+        "--activations",
+        "tanh",
+        "--quantizers",
+        "none",
+        "--grid",
+        "1",
+        "--trials",
+        "2",
+        "--test-samples",
+        "50",
+        "--out",
+        out,
+        "--no-progress",
+        "--resume",
+    ]
     code = run_validate(_parse(argv))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("rfq validate: error:")
@@ -280,8 +367,25 @@ def test_disk_full_during_a_run_is_one_line(capsys, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(records.os, "fsync", full)
-    argv = ["--input-dim", "20", "--widths", "30", "--activations", "tanh", "--quantizers", "none", "--grid", "1",
-            "--trials", "2", "--test-samples", "50", "--out", str(tmp_path / "o"), "--no-progress"]
+    argv = [
+        "--input-dim",
+        "20",
+        "--widths",
+        "30",
+        "--activations",
+        "tanh",
+        "--quantizers",
+        "none",
+        "--grid",
+        "1",
+        "--trials",
+        "2",
+        "--test-samples",
+        "50",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
     assert run_validate(_parse(argv)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left" in err[0]
@@ -291,8 +395,25 @@ def test_second_run_on_one_out_is_refused(capsys, tmp_path):
     from validation.montecarlo.records import ResultStore
 
     with ResultStore(tmp_path, "a", "b"):
-        argv = ["--input-dim", "20", "--widths", "30", "--activations", "tanh", "--quantizers", "none", "--grid", "1",
-                "--trials", "2", "--test-samples", "50", "--out", str(tmp_path), "--no-progress"]
+        argv = [
+            "--input-dim",
+            "20",
+            "--widths",
+            "30",
+            "--activations",
+            "tanh",
+            "--quantizers",
+            "none",
+            "--grid",
+            "1",
+            "--trials",
+            "2",
+            "--test-samples",
+            "50",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
         assert run_validate(_parse(argv)) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "another run" in err[0]
@@ -300,8 +421,20 @@ def test_second_run_on_one_out_is_refused(capsys, tmp_path):
 
 
 def test_list_options_keep_commas_inside_parentheses():
-    args = _parse(["--input-dim", "40", "--widths", "60", "--activations", "Max(u,0.1*u)",
-                   "--quantizers", "none,expr:sign(g)*Min(abs(g),1)", "--grid", "1,2"])
+    args = _parse(
+        [
+            "--input-dim",
+            "40",
+            "--widths",
+            "60",
+            "--activations",
+            "Max(u,0.1*u)",
+            "--quantizers",
+            "none,expr:sign(g)*Min(abs(g),1)",
+            "--grid",
+            "1,2",
+        ]
+    )
     cfg = config_from_args(args)
     assert cfg.activations == ("Max(u,0.1*u)",)
     # spec strings pass through unchanged (the model gets them as written)
@@ -309,16 +442,52 @@ def test_list_options_keep_commas_inside_parentheses():
 
 
 def test_leaky_activation_with_a_comma_runs(tmp_path, capsys):
-    argv = ["--input-dim", "30", "--widths", "40", "--activations", "Max(u,0.1*u)", "--quantizers", "none,sign",
-            "--grid", "1", "--trials", "6", "--test-samples", "100", "--out", str(tmp_path), "--no-progress", "--json"]
+    argv = [
+        "--input-dim",
+        "30",
+        "--widths",
+        "40",
+        "--activations",
+        "Max(u,0.1*u)",
+        "--quantizers",
+        "none,sign",
+        "--grid",
+        "1",
+        "--trials",
+        "6",
+        "--test-samples",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--json",
+    ]
     assert run_validate(_parse(argv)) in (0, 1)
     rep = _strict_load(capsys.readouterr().out)
     assert [r["variant"] for r in rep["rows"]] == ["none", "sign"]
 
 
 def test_cli_run_and_json(capsys, tmp_path):
-    argv = ["--input-dim", "40", "--widths", "60", "--activations", "erf", "--quantizers", "none,sign",
-            "--grid", "1,2", "--trials", "3", "--test-samples", "300", "--out", str(tmp_path), "--no-progress", "--json"]
+    argv = [
+        "--input-dim",
+        "40",
+        "--widths",
+        "60",
+        "--activations",
+        "erf",
+        "--quantizers",
+        "none,sign",
+        "--grid",
+        "1,2",
+        "--trials",
+        "3",
+        "--test-samples",
+        "300",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--json",
+    ]
     code = run_validate(_parse(argv))
     rep = json.loads(capsys.readouterr().out)
     assert code in (0, 1) and code == (0 if rep["summary"]["verdict"] == "pass" else 1)
@@ -349,8 +518,15 @@ def test_demo_passes(tmp_path, capsys):
     assert "verdict: PASS" in out and out.startswith("model: d = 300, widths 600, 450, activations tanh, relu")
 
 
-@pytest.mark.parametrize("argv,word", [(["--seed", "abc"], "seed"), (["--trials", "1"], "trials"),
-                                       (["--out", "/dev/full"], "folder"), (["--out", ""], "empty")])
+@pytest.mark.parametrize(
+    "argv,word",
+    [
+        (["--seed", "abc"], "seed"),
+        (["--trials", "1"], "trials"),
+        (["--out", "/dev/full"], "folder"),
+        (["--out", ""], "empty"),
+    ],
+)
 def test_demo_errors_are_one_line(argv, word, capsys):
     from validation.montecarlo.commands import add_demo_arguments
     from validation.montecarlo.demo import run_demo

@@ -24,8 +24,9 @@ from rfq_theory import (
 THRESHOLD_MODEL = DeepRF(1000, (2000, 1500), ("tanh", "relu"))  # rank(Omega_L) = 1500
 
 
-@pytest.mark.parametrize("samples", ["1500.000000000001", "1500.00001", "1500.01", "1499.99", "1499.99999",
-                                     "1499.999999999999"])
+@pytest.mark.parametrize(
+    "samples", ["1500.000000000001", "1500.00001", "1500.01", "1499.99", "1499.99999", "1499.999999999999"]
+)
 def test_both_paths_right_near_the_threshold(samples):
     ref = predict(THRESHOLD_MODEL, samples, 0, 0.1, digits=60)
     fast = predict(THRESHOLD_MODEL, samples, 0, 0.1)
@@ -101,8 +102,16 @@ def test_deep_model_with_tiny_variance_predicts():
 # ------------------------------------------------ hostile inputs end fast with one clear error
 
 HOSTILE_ACTIVATIONS = [
-    "1e999999999*u", "leaky_relu:1e999999999", "((((9**64)**64)**64)**64)**64*u", "((u+1)**64)**64",
-    "(((u+1)**64)**64)**64", "exp(exp(exp(u)))", "0**-1", "leaky_relu:1/0", "(lambda: 1)()", "(y := u)",
+    "1e999999999*u",
+    "leaky_relu:1e999999999",
+    "((((9**64)**64)**64)**64)**64*u",
+    "((u+1)**64)**64",
+    "(((u+1)**64)**64)**64",
+    "exp(exp(exp(u)))",
+    "0**-1",
+    "leaky_relu:1/0",
+    "(lambda: 1)()",
+    "(y := u)",
     "hermite:99999999999999",
 ]
 
@@ -141,7 +150,9 @@ def test_huge_literals_fail_fast(field):
     assert time.time() - t0 < 5
 
 
-@pytest.mark.parametrize("spec", ["Min(Max(u,-1),1)", "Min(Max(u,0),1)", "Heaviside(u**3 - 1e300)", "Abs(1e-300*u**4 + u)"])
+@pytest.mark.parametrize(
+    "spec", ["Min(Max(u,-1),1)", "Min(Max(u,0),1)", "Heaviside(u**3 - 1e300)", "Abs(1e-300*u**4 + u)"]
+)
 def test_kinked_activations_answer(spec):
     c = coefficients(spec, 1)
     assert mpmath.isfinite(c.mu1)

@@ -1,6 +1,7 @@
 """Tests of the CPU one-bit kernel (lookup tables, Numba) and of ``rfq bench``'s CPU side:
 packed-bit round trips, the kernel against an independent float64 reference, ceilings that
 bound every case, and one-line refusals of bad options."""
+
 import argparse
 import json
 import math
@@ -22,8 +23,9 @@ ACTS = ("linear", "relu", "tanh", "sign")
 def _signs_from_bits(words, m):
     """+-1 matrix read back bit by bit with Python integer shifts (independent of the packers)."""
     w = np.asarray(words).astype(np.int64) & 0xFFFFFFFF
-    return np.array([[1.0 if (int(w[i, j // 32]) >> (j % 32)) & 1 else -1.0 for j in range(m)]
-                     for i in range(w.shape[0])])
+    return np.array(
+        [[1.0 if (int(w[i, j // 32]) >> (j % 32)) & 1 else -1.0 for j in range(m)] for i in range(w.shape[0])]
+    )
 
 
 def _reference(x, s, alpha, act):
@@ -55,8 +57,9 @@ def test_pack_round_trip_and_bit_order(k, m, seed):
 
 from validation.timing import cpu_onebit  # noqa: E402  (imports without Numba)
 
-needs_numba = pytest.mark.skipif(cpu_onebit.numba_unavailable() is not None,
-                                 reason="numba is not installed (pip install 'rfq-theory[cpu]')")
+needs_numba = pytest.mark.skipif(
+    cpu_onebit.numba_unavailable() is not None, reason="numba is not installed (pip install 'rfq-theory[cpu]')"
+)
 
 SHAPES = [(1, 1), (5, 33), (17, 70), (3, 31), (40, 64), (9, 200), (33, 257)]
 
@@ -105,7 +108,7 @@ def test_tables_are_the_partial_sums_of_every_sign_pattern():
     for g in (0, 1, 2, 3):
         for b in (0, 1, 0x80, 0xA5, 255):
             signs = np.array([1.0 if (b >> i) & 1 else -1.0 for i in range(8)])
-            direct = xp[:, 8 * g:8 * g + 8] @ signs
+            direct = xp[:, 8 * g : 8 * g + 8] @ signs
             assert np.allclose(table[g, b], direct, rtol=0, atol=1e-6)
 
 
@@ -114,8 +117,10 @@ def test_one_dimensional_input_out_argument_and_forward():
     from validation.timing.onebit import OneBitLayer
 
     rng = np.random.default_rng(4)
-    layers = [OneBitLayer.from_dense(rng.standard_normal((30, 50))),
-              OneBitLayer.from_dense(rng.standard_normal((20, 30)), scale=2.0)]
+    layers = [
+        OneBitLayer.from_dense(rng.standard_normal((30, 50))),
+        OneBitLayer.from_dense(rng.standard_normal((20, 30)), scale=2.0),
+    ]
     x = rng.standard_normal(50).astype(np.float32)
     out = np.empty((1, 30), np.float32)
     y = cpu_onebit.onebit_linear_cpu(x, layers[0].words, 50, layers[0].alpha, "tanh", out=out)
@@ -152,8 +157,9 @@ def test_without_numba_says_how_to_install(monkeypatch):
 
 from validation.timing import bench  # noqa: E402  (imports without torch)
 
-needs_torch = pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None,
-                                 reason="the bench needs torch")
+needs_torch = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("torch") is None, reason="the bench needs torch"
+)
 
 
 def _args(tmp_path, extra=()):
@@ -161,8 +167,23 @@ def _args(tmp_path, extra=()):
 
     p = argparse.ArgumentParser()
     add_bench_arguments(p)
-    argv = ["--device", "cpu", "--widths", "40,70", "--batches", "1,3", "--layers", "2", "--repeats", "3",
-            "--warmup", "1", "--quiet", "--json", str(tmp_path / "bench.json")]
+    argv = [
+        "--device",
+        "cpu",
+        "--widths",
+        "40,70",
+        "--batches",
+        "1,3",
+        "--layers",
+        "2",
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+        "--quiet",
+        "--json",
+        str(tmp_path / "bench.json"),
+    ]
     return p.parse_args(argv + list(extra))
 
 
@@ -177,8 +198,12 @@ def test_bench_cpu_variant_gate_roofline_and_streamed_results(tmp_path, capsys):
     assert {r["variant"] for r in ok} == {"dense-fp32", "onebit-cpu-fp32", "reference-fp32"} and len(ok) == 12
     cpu = [r for r in ok if r["variant"] == "onebit-cpu-fp32"]
     assert all(r["gate"]["tolerance"] == 1e-5 and max(r["gate"]["layer_errors"]) <= 1e-5 for r in cpu)
-    assert all(r["weight_bytes"] < r2["weight_bytes"] / 8 for r in cpu for r2 in ok
-               if r2["variant"] == "dense-fp32" and r2["width"] == r["width"])
+    assert all(
+        r["weight_bytes"] < r2["weight_bytes"] / 8
+        for r in cpu
+        for r2 in ok
+        if r2["variant"] == "dense-fp32" and r2["width"] == r["width"]
+    )
     # no reported percentage of the roofline exceeds 100, in the JSON or in the printed table
     assert all(0 < r["roofline_fraction"] <= 1.0 for r in ok)
     rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in bench.VARIANTS]
@@ -193,13 +218,33 @@ def test_bench_cpu_variant_gate_roofline_and_streamed_results(tmp_path, capsys):
 
 
 def test_roofline_never_exceeds_one_even_when_a_case_beats_the_probes():
-    ceilings = {"copy": [{"bytes": 1000, "Bps": 1e9}, {"bytes": 10**6, "Bps": 1e8}],
-                "matmul_flops": {"fp32": 1e9}, "matmul_size": {"fp32": 512}, "raised": []}
+    ceilings = {
+        "copy": [{"bytes": 1000, "Bps": 1e9}, {"bytes": 10**6, "Bps": 1e8}],
+        "matmul_flops": {"fp32": 1e9},
+        "matmul_size": {"fp32": 512},
+        "raised": [],
+    }
     results = [  # 5e5 B in 1 ms = 5e8 B/s > the 1e8 B/s probe; 4e6 flop in 1 ms > 1e9 flop/s
-        {"status": "ok", "variant": "a", "width": 8, "batch": 1, "dtype": "fp32", "median_ms": 1.0,
-         "bytes_moved": 5e5, "flops": 4e6},
-        {"status": "ok", "variant": "b", "width": 8, "batch": 1, "dtype": "fp32", "median_ms": 10.0,
-         "bytes_moved": 500, "flops": None},
+        {
+            "status": "ok",
+            "variant": "a",
+            "width": 8,
+            "batch": 1,
+            "dtype": "fp32",
+            "median_ms": 1.0,
+            "bytes_moved": 5e5,
+            "flops": 4e6,
+        },
+        {
+            "status": "ok",
+            "variant": "b",
+            "width": 8,
+            "batch": 1,
+            "dtype": "fp32",
+            "median_ms": 10.0,
+            "bytes_moved": 500,
+            "flops": None,
+        },
         {"status": "failed gate", "variant": "c", "width": 8, "batch": 1, "dtype": "fp32"},
     ]
     bench.apply_roofline(results, ceilings)
@@ -291,8 +336,13 @@ def test_json_onto_a_folder_and_same_file_for_plot(tmp_path, capsys):
 @needs_torch
 def test_rfq_bench_command_line_refuses_inf_quickly():
     """Through the installed CLI: one line, exit 2, in seconds (it used to never return)."""
-    r = subprocess.run([sys.executable, "-m", "validation.timing.bench", "--device", "cpu", "--min-sample-ms", "inf"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "validation.timing.bench", "--device", "cpu", "--min-sample-ms", "inf"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--min-sample-ms" in r.stderr
 
 

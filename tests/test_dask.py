@@ -13,10 +13,31 @@ import pytest
 from validation.montecarlo.commands import add_validate_arguments
 from validation.montecarlo.compare import ValidationConfig, run_validate, run_validation
 
-TINY = dict(input_dim=40, widths=(60, 50), activations=("tanh", "relu"), variants=("none", "sign"),
-            vary="samples", grid=(0.5, 2.0), trials=6, test_samples=300, ridge=1e-2, noise=0.1)
-FIELDS = ("key", "mc_test", "mc_test_se", "mc_train", "mc_train_se", "mc_test_draws", "mc_train_draws",
-          "theory_test", "finite_size_test", "z", "status")
+TINY = dict(
+    input_dim=40,
+    widths=(60, 50),
+    activations=("tanh", "relu"),
+    variants=("none", "sign"),
+    vary="samples",
+    grid=(0.5, 2.0),
+    trials=6,
+    test_samples=300,
+    ridge=1e-2,
+    noise=0.1,
+)
+FIELDS = (
+    "key",
+    "mc_test",
+    "mc_test_se",
+    "mc_train",
+    "mc_train_se",
+    "mc_test_draws",
+    "mc_train_draws",
+    "theory_test",
+    "finite_size_test",
+    "z",
+    "status",
+)
 
 
 def _parse(argv):
@@ -58,8 +79,25 @@ def test_without_dask_workers_say_how_to_install(monkeypatch, capsys, tmp_path):
 def test_bad_scheduler_addresses_are_one_line(address, capsys, tmp_path):
     pytest.importorskip("distributed")
     t0 = time.perf_counter()
-    code = run_validate(_parse(["--scheduler", address, "--input-dim", "20", "--widths", "30", "--grid", "1", "--activations", "tanh",
-                                "--out", str(tmp_path), "--no-progress"]))
+    code = run_validate(
+        _parse(
+            [
+                "--scheduler",
+                address,
+                "--input-dim",
+                "20",
+                "--widths",
+                "30",
+                "--grid",
+                "1",
+                "--activations",
+                "tanh",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--scheduler" in err[0] and time.perf_counter() - t0 < 5
 
@@ -107,8 +145,9 @@ def test_killed_worker_loses_nothing(cluster, serial, tmp_path):
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
 
-    rep = run_validation(ValidationConfig(**TINY), out=tmp_path, progress=False, figure=False, client=cluster,
-                         on_draw=on_draw)
+    rep = run_validation(
+        ValidationConfig(**TINY), out=tmp_path, progress=False, figure=False, client=cluster, on_draw=on_draw
+    )
     assert killed and _numbers(rep) == _numbers(serial)
     draws, rows = _stored(tmp_path)
     assert len(draws) == len(set(draws)) == 24 and len(rows) == len(set(rows)) == 4
@@ -125,12 +164,14 @@ def test_interrupted_driver_resumes_without_loss_or_duplicates(cluster, serial, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_validation(ValidationConfig(**TINY), out=tmp_path, progress=False, figure=False, client=cluster,
-                       on_draw=stop)
+        run_validation(
+            ValidationConfig(**TINY), out=tmp_path, progress=False, figure=False, client=cluster, on_draw=stop
+        )
     draws, _ = _stored(tmp_path)
     assert len(draws) == 7
-    rep = run_validation(ValidationConfig(**TINY), out=tmp_path, resume=True, progress=False, figure=False,
-                         client=cluster)
+    rep = run_validation(
+        ValidationConfig(**TINY), out=tmp_path, resume=True, progress=False, figure=False, client=cluster
+    )
     assert rep["execution"]["draws_reused"] == 7 and rep["execution"]["draws_run"] == 17
     draws, rows = _stored(tmp_path)
     assert len(draws) == len(set(draws)) == 24 and len(rows) == len(set(rows)) == 4
@@ -140,8 +181,27 @@ def test_interrupted_driver_resumes_without_loss_or_duplicates(cluster, serial, 
 @pytest.mark.slow
 def test_cli_workers_reports_dashboard_and_workers(capsys, tmp_path):
     pytest.importorskip("distributed")
-    argv = ["--input-dim", "30", "--widths", "40", "--activations", "tanh", "--quantizers", "none", "--grid", "1",
-            "--trials", "6", "--test-samples", "100", "--out", str(tmp_path), "--no-progress", "--workers", "2"]
+    argv = [
+        "--input-dim",
+        "30",
+        "--widths",
+        "40",
+        "--activations",
+        "tanh",
+        "--quantizers",
+        "none",
+        "--grid",
+        "1",
+        "--trials",
+        "6",
+        "--test-samples",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--workers",
+        "2",
+    ]
     assert run_validate(_parse(argv)) in (0, 1)
     cap = capsys.readouterr()
     assert "dashboard at http" in cap.err

@@ -32,7 +32,9 @@ def test_unit_variance_matrices_are_the_simulators_matrices_rescaled():
     s2 = [float(lc.s2) for lc in model.layers()]
     for Wl, Fl, s, k_prev in zip(W, F, s2, (40, 50)):
         np.testing.assert_allclose(Fl, Wl / math.sqrt(s * k_prev))
-    big = unit_variance_matrices(DeepRF(400, (300,), "tanh", "ternary:0.5"), draw_weights(DeepRF(400, (300,), "tanh", "ternary:0.5")))
+    big = unit_variance_matrices(
+        DeepRF(400, (300,), "tanh", "ternary:0.5"), draw_weights(DeepRF(400, (300,), "tanh", "ternary:0.5"))
+    )
     assert np.mean(big[0] ** 2) * 400 == pytest.approx(1.0, rel=0.02)  # unit variance entries
 
 
@@ -80,8 +82,11 @@ def _gaussian_model_error(model, n, lam, noise, reps, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n,lam", [(80, 1e-2), (160, 0.1), (50, 0.0), (200, 0.0)],
-                         ids=["ridge", "big-ridge", "ridgeless-over", "ridgeless-under"])
+@pytest.mark.parametrize(
+    "n,lam",
+    [(80, 1e-2), (160, 0.1), (50, 0.0), (200, 0.0)],
+    ids=["ridge", "big-ridge", "ridgeless-over", "ridgeless-under"],
+)
 def test_finite_size_route_equals_the_gaussian_model(n, lam):
     """Section 3 on the realized Omega, Phi vs direct simulation of that Gaussian model.
 
@@ -130,7 +135,9 @@ def test_rank_deficient_omega_with_a_linear_last_layer():
     assert over.regime == "ridgeless-overparameterized" and over.df1 == pytest.approx(10)
 
 
-@pytest.mark.parametrize("kwargs,word", [(dict(samples=0, ridge=0.1), "samples"), (dict(samples=10, ridge=-1), "ridge")])
+@pytest.mark.parametrize(
+    "kwargs,word", [(dict(samples=0, ridge=0.1), "samples"), (dict(samples=10, ridge=-1), "ridge")]
+)
 def test_invalid_inputs(kwargs, word):
     sp = finite_size_spectrum(DeepRF(10, (12,), "tanh"))
     with pytest.raises(ValueError, match=word):

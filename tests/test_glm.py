@@ -27,8 +27,11 @@ def test_prox_minimises_the_proximal_objective(a, V, loss):
     """u = prox(a) minimises ell(u) + (u - a)^2 / (2V): no grid point does better (an independent check)."""
     xp = ops("float")
     u = float(margin_prox(loss, np.array([a]), V, xp)[0])
-    ell = {"square": lambda x: (1 - x) ** 2, "logistic": lambda x: np.logaddexp(0, -x),
-           "hinge": lambda x: np.maximum(0, 1 - x)}[loss]
+    ell = {
+        "square": lambda x: (1 - x) ** 2,
+        "logistic": lambda x: np.logaddexp(0, -x),
+        "hinge": lambda x: np.maximum(0, 1 - x),
+    }[loss]
     obj = lambda x: ell(x) + (x - a) ** 2 / (2 * V)  # noqa: E731
     grid = np.linspace(min(a, u) - 2, max(a + V, u) + 2, 20001)
     assert obj(u) <= obj(grid).min() + 1e-9 * max(1.0, abs(obj(u)))
@@ -46,7 +49,9 @@ def test_prox_mp_matches_float_and_solves_the_optimality_condition():
     assert np.max(np.abs(uf - np.array([float(x) for x in u]))) < 1e-12
     du = margin_dprox("logistic", uf, a, 3.0, ops("float"))
     h = 1e-6
-    num = (margin_prox("logistic", a + h, 3.0, ops("float")) - margin_prox("logistic", a - h, 3.0, ops("float"))) / (2 * h)
+    num = (margin_prox("logistic", a + h, 3.0, ops("float")) - margin_prox("logistic", a - h, 3.0, ops("float"))) / (
+        2 * h
+    )
     assert np.max(np.abs(du - num)) < 1e-6
 
 
@@ -181,8 +186,9 @@ BASE = ["--input-dim", "300", "--widths", "450", "--activations", "erf", "--samp
 
 @pytest.mark.slow
 def test_cli_predict_json_has_every_digit(capsys):
-    rc, out = _cli(["predict", *BASE, "--ridge", "0.05", "--labels", "sign", "--loss", "hinge", "--digits", "20",
-                    "--json"], capsys)
+    rc, out = _cli(
+        ["predict", *BASE, "--ridge", "0.05", "--labels", "sign", "--loss", "hinge", "--digits", "20", "--json"], capsys
+    )
     assert rc == 0
     data = json.loads(out.out)
     for key in ("test_error", "test_loss", "train_loss", "train_error"):
@@ -253,9 +259,30 @@ def test_sign_channel_quadrature_matches_gaussian_moments_for_square_loss(m, ext
 
 def test_cli_curve_with_a_loss(tmp_path, capsys):
     out = tmp_path / "c.csv"
-    rc, res = _cli(["curve", "--input-dim", "300", "--widths", "450", "--activations", "relu", "--vary", "samples",
-                    "--grid", "0.5,1,2", "--ridge", "0.01", "--noise", "0.1", "--loss", "hinge", "--out", str(out)],
-                   capsys)
+    rc, res = _cli(
+        [
+            "curve",
+            "--input-dim",
+            "300",
+            "--widths",
+            "450",
+            "--activations",
+            "relu",
+            "--vary",
+            "samples",
+            "--grid",
+            "0.5,1,2",
+            "--ridge",
+            "0.01",
+            "--noise",
+            "0.1",
+            "--loss",
+            "hinge",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert rc == 0
     rows = out.read_text().splitlines()
     assert len(rows) == 1 + 3 * 3 and "test_error" in rows[0]

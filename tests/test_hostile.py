@@ -47,6 +47,7 @@ MARKER_NAME = "rfq-hostile-PWNED"
 
 # ------------------------------------------------------------------ inputs
 
+
 def _payloads(var):
     """Injection attempts and hostile text, as expressions in ``var``."""
     m = "{marker}"  # filled in per case with a path inside the case folder
@@ -60,7 +61,7 @@ def _payloads(var):
         f"(lambda {var}: {var})({var})",
         f"[__import__('os').system('touch {m}') for {var} in (1,)]",
         f"{{{var} for {var} in (1,)}}",
-        f"f'{{__import__(\"os\").system(\"touch {m}\")}}'",
+        f'f\'{{__import__("os").system("touch {m}")}}\'',
         f"({var}y := {var})",
         "exec('import os')",
         f"eval('{var}')",
@@ -99,8 +100,23 @@ def _in_process_payloads(var):
 
 
 HUGE = ["1e999999999", "-1e999999999", "1e-999999999", "1" + "0" * 5000, "1e308", "5e-324", "inf", "nan"]
-BAD_NUMBERS = HUGE + ["abc", "", " ", "-1", "0", "1,2", "1/0", "0x10", "True", "None", "1.5.5", "--1",
-                      "\uff11\uff12", "2**64", "9e29"]
+BAD_NUMBERS = HUGE + [
+    "abc",
+    "",
+    " ",
+    "-1",
+    "0",
+    "1,2",
+    "1/0",
+    "0x10",
+    "True",
+    "None",
+    "1.5.5",
+    "--1",
+    "\uff11\uff12",
+    "2**64",
+    "9e29",
+]
 
 EXPLODING = [
     "((u+1)**64)**64",
@@ -139,17 +155,69 @@ EXPLODING = [
 ]
 
 QUANTIZERS = [
-    "ternary:1e999999999", "ternary:-1", "ternary:nan", "ternary:", "uniform:0", "uniform:64", "uniform:16",
-    "uniform:11", "uniform:3:0", "uniform:3:-1", "uniform:3:1e999999999", "uniform:1e999999999",
-    "expr:1e-300*g", "expr:g**2", "expr:abs(g)", "expr:sign(g)*Min(abs(g),1)", "expr:((g+1)**64)**64",
-    "expr:exp(exp(exp(g)))", "expr:", "expr:expr:g", "bogus", "none,", ",", "sign,,sign",
+    "ternary:1e999999999",
+    "ternary:-1",
+    "ternary:nan",
+    "ternary:",
+    "uniform:0",
+    "uniform:64",
+    "uniform:16",
+    "uniform:11",
+    "uniform:3:0",
+    "uniform:3:-1",
+    "uniform:3:1e999999999",
+    "uniform:1e999999999",
+    "expr:1e-300*g",
+    "expr:g**2",
+    "expr:abs(g)",
+    "expr:sign(g)*Min(abs(g),1)",
+    "expr:((g+1)**64)**64",
+    "expr:exp(exp(exp(g)))",
+    "expr:",
+    "expr:expr:g",
+    "bogus",
+    "none,",
+    ",",
+    "sign,,sign",
 ]
 
 SMALL = ["--input-dim", "100", "--widths", "200", "--activations", "tanh", "--samples", "150", "--ridge", "1e-2"]
-VALIDATE = ["validate", "--input-dim", "20", "--widths", "30", "--activations", "tanh", "--quantizers", "none",
-            "--grid", "1", "--trials", "2", "--test-samples", "50", "--no-progress"]
-BENCH = ["bench", "--device", "cpu", "--widths", "64", "--batches", "1", "--variants", "dense-fp32", "--repeats",
-         "1", "--warmup", "0", "--max-case-seconds", "1", "--quiet"]
+VALIDATE = [
+    "validate",
+    "--input-dim",
+    "20",
+    "--widths",
+    "30",
+    "--activations",
+    "tanh",
+    "--quantizers",
+    "none",
+    "--grid",
+    "1",
+    "--trials",
+    "2",
+    "--test-samples",
+    "50",
+    "--no-progress",
+]
+BENCH = [
+    "bench",
+    "--device",
+    "cpu",
+    "--widths",
+    "64",
+    "--batches",
+    "1",
+    "--variants",
+    "dense-fp32",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--max-case-seconds",
+    "1",
+    "--quiet",
+]
 
 
 def _set(argv, option, value):
@@ -205,8 +273,21 @@ def _cli_cases():
         add(["coefficients", "--activation", "tanh", "--digits", d])
         add(["predict", *SMALL, "--digits", d])
     add(["predict", *SMALL, "--ridge", "1e-300", "--digits", "20"])
-    add(["predict", "--input-dim", "1000", "--widths", "2000,1500", "--activations", "tanh,relu",
-         "--samples", "1500.000000000001", "--noise", "0.1"])
+    add(
+        [
+            "predict",
+            "--input-dim",
+            "1000",
+            "--widths",
+            "2000,1500",
+            "--activations",
+            "tanh,relu",
+            "--samples",
+            "1500.000000000001",
+            "--noise",
+            "0.1",
+        ]
+    )
     add(["predict", *SMALL, "--widths", "200,300", "--activations", "tanh,relu,erf"])
     add(["predict", *SMALL, "--optimal-ridge", "--target", "cos"])
     for v in BAD_NUMBERS[:9] + ["1e999999999"]:
@@ -217,8 +298,23 @@ def _cli_cases():
     add(["--digits", "3"])
     # curve: grids, compare lists, output paths
     curve = ["curve", *SMALL, "--vary", "samples", "--grid", "0.5,2", "--out", "c.csv"]
-    for g in ["", ":", "1:2", "1:2:0", "1:2:1e999999999", "1:2:100001", "-1:2:3:log", "0:1:3:log", "1e999999999,1",
-              "nan", "1,,2", "a,b", "1:2:3:cubic", "1e-999999999:1:3", "(1,2)"]:
+    for g in [
+        "",
+        ":",
+        "1:2",
+        "1:2:0",
+        "1:2:1e999999999",
+        "1:2:100001",
+        "-1:2:3:log",
+        "0:1:3:log",
+        "1e999999999,1",
+        "nan",
+        "1,,2",
+        "a,b",
+        "1:2:3:cubic",
+        "1e-999999999:1:3",
+        "(1,2)",
+    ]:
         add(_set(curve, "--grid", g))
     for c in [";", ";;", "none;", ";sign", "bogus;sign", "none;expr:((g+1)**64)**64", "(;)"]:
         add([*curve, "--compare", c])
@@ -252,8 +348,14 @@ def _cli_cases():
         for v in values:
             add(["demo", opt, v])
     # bench (PyTorch is imported per case: a handful only)
-    for opt, v in [("--layers", "0"), ("--layers", "100000000"), ("--widths", "200000"), ("--seed", "9e29"),
-                   ("--min-sample-ms", "inf"), ("--json", "/nonexistent-rfq-dir/x.json")]:
+    for opt, v in [
+        ("--layers", "0"),
+        ("--layers", "100000000"),
+        ("--widths", "200000"),
+        ("--seed", "9e29"),
+        ("--min-sample-ms", "inf"),
+        ("--json", "/nonexistent-rfq-dir/x.json"),
+    ]:
         add(_set(BENCH, opt, v))
     return cases
 
@@ -301,6 +403,7 @@ def _case_id(case):
 
 # ------------------------------------------------------------------ API calls
 
+
 def _api_call(name, *args):
     """Run one API case; returns the result (checked by :func:`_check_api_result`)."""
     import rfq_theory as r
@@ -345,8 +448,9 @@ def _numbers_in(value):
         return list(value.values())
     for attr in ("test_error", "mu_star"):
         if hasattr(value, attr):
-            return [getattr(value, a) for a in ("test_error", "train_error", "mu0", "mu1", "mu_star")
-                    if hasattr(value, a)]
+            return [
+                getattr(value, a) for a in ("test_error", "train_error", "mu0", "mu1", "mu_star") if hasattr(value, a)
+            ]
     return []
 
 
@@ -359,6 +463,7 @@ def _check_api_result(value):
 
 
 # ------------------------------------------------------------------ runner
+
 
 def _vm_size():
     try:
@@ -495,16 +600,22 @@ def _snapshot():
 
 @pytest.fixture(scope="module")
 def sweep_results(request, tmp_path_factory):
-    selected = {item.callspec.params["case"] for item in request.session.items
-                if item.module is sys.modules[__name__] and hasattr(item, "callspec") and "case" in item.callspec.params}
+    selected = {
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.module is sys.modules[__name__] and hasattr(item, "callspec") and "case" in item.callspec.params
+    }
     cases = [c for c in ALL_CASES if c in selected]
     before = _snapshot()
     base = tmp_path_factory.mktemp("hostile")
     start = time.monotonic()
     results = _run_forked(cases, base)
     # a summary for whoever reads a failure: one line per case, slowest first
-    lines = [f"{r['elapsed']:7.2f} s  {'TIMEOUT' if r['timeout'] else r.get('code')}  {_case_id(c)}  "
-             f"{(r.get('stderr') or '').strip()[:160]!r}" for c, r in results.items()]
+    lines = [
+        f"{r['elapsed']:7.2f} s  {'TIMEOUT' if r['timeout'] else r.get('code')}  {_case_id(c)}  "
+        f"{(r.get('stderr') or '').strip()[:160]!r}"
+        for c, r in results.items()
+    ]
     lines.sort(reverse=True)
     (base / "summary.txt").write_text(f"{len(cases)} cases in {time.monotonic() - start:.1f} s\n" + "\n".join(lines))
     return results, before
@@ -516,8 +627,11 @@ PROGRESS = re.compile(r"\|\s*\d+/\d+ \[|\d+%\|")
 def _error_lines(stderr):
     """Lines of standard error, as a terminal shows them, that are neither notes, warnings nor progress bars."""
     shown = [line.split("\r")[-1] for line in stderr.split("\n")]
-    return [line for line in shown
-            if line.strip() and ": note:" not in line and ": warning:" not in line and not PROGRESS.search(line)]
+    return [
+        line
+        for line in shown
+        if line.strip() and ": note:" not in line and ": warning:" not in line and not PROGRESS.search(line)
+    ]
 
 
 def _check(result, kind):
@@ -580,15 +694,25 @@ def test_hostile_input_subprocess(argv, tmp_path):
     argv = [a.replace("{marker}", str(marker)) for a in argv]
     start = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "rfq_theory", *argv], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=TIME_LIMIT, preexec_fn=_limit_memory,
-                              env=dict(os.environ, MPLBACKEND="Agg"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "rfq_theory", *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=TIME_LIMIT,
+            preexec_fn=_limit_memory,
+            env=dict(os.environ, MPLBACKEND="Agg"),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not end within {TIME_LIMIT:.0f} s")
-    result = {"timeout": False, "signal": None if proc.returncode >= 0 else -proc.returncode,
-              "code": proc.returncode, "stderr": proc.stderr, "stdout": proc.stdout, "folder": tmp_path,
-              "elapsed": time.monotonic() - start}
+    result = {
+        "timeout": False,
+        "signal": None if proc.returncode >= 0 else -proc.returncode,
+        "code": proc.returncode,
+        "stderr": proc.stderr,
+        "stdout": proc.stdout,
+        "folder": tmp_path,
+        "elapsed": time.monotonic() - start,
+    }
     _check(result, "cli")
     assert set(os.listdir(tmp_path)) <= {"c.csv"}
-
-

@@ -34,10 +34,7 @@ def test_import_rfq_theory_is_light():
 
 def test_theory_api_imports_no_validation_torch_matplotlib_tqdm():
     # using the solver loads SymPy/mpmath/NumPy/SciPy, never the validation side or the plotting stack
-    loaded = _loaded_after(
-        "from rfq_theory import DeepRF, predict\n"
-        "predict(DeepRF(100, (200,), ('tanh',)), 150, 0.01)"
-    )
+    loaded = _loaded_after("from rfq_theory import DeepRF, predict\npredict(DeepRF(100, (200,), ('tanh',)), 150, 0.01)")
     assert not loaded & set(HEAVY), loaded
 
 
@@ -50,11 +47,20 @@ def test_rfq_help_imports_nothing_heavy():
         "print(' '.join(sorted(sys.modules)))"
     )
     loaded = set(out.split())
-    heavy = {m for m in loaded if m.split(".")[0] in ("sympy", "mpmath", "numpy", "scipy", "torch", "matplotlib",
-                                                      "tqdm", "triton")}
+    heavy = {
+        m
+        for m in loaded
+        if m.split(".")[0] in ("sympy", "mpmath", "numpy", "scipy", "torch", "matplotlib", "tqdm", "triton")
+    }
     assert not heavy, sorted(heavy)
-    allowed = {"validation", "validation.montecarlo", "validation.timing", "validation.montecarlo.commands",
-               "validation.timing.commands", "validation.montecarlo.spectrum_commands"}
+    allowed = {
+        "validation",
+        "validation.montecarlo",
+        "validation.timing",
+        "validation.montecarlo.commands",
+        "validation.timing.commands",
+        "validation.montecarlo.spectrum_commands",
+    }
     assert {m for m in loaded if m.split(".")[0] == "validation"} <= allowed
 
 
@@ -64,8 +70,9 @@ def test_rfq_help_is_fast():
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "rfq_theory", "--help"], capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rfq_theory", "--help"], capture_output=True, text=True, timeout=60
+        )
         times.append(time.perf_counter() - t0)
         assert proc.returncode == 0 and "usage: rfq" in proc.stdout
     assert min(times) < 5.0, times
@@ -163,8 +170,20 @@ def test_docs_are_not_ignored():
 
 
 DEV_LOG = [
-    "theory notes", "the notes", "section 6 of", "sections 3-4", "shared/", "(issue", "issue ", "target (",
-    "this round", "what changed", "was not lent", "session", "todo", "fixme",
+    "theory notes",
+    "the notes",
+    "section 6 of",
+    "sections 3-4",
+    "shared/",
+    "(issue",
+    "issue ",
+    "target (",
+    "this round",
+    "what changed",
+    "was not lent",
+    "session",
+    "todo",
+    "fixme",
 ]
 
 

@@ -1,4 +1,5 @@
 """Tests of the one-bit format, the Triton kernels (interpreter, CPU) and ``rfq bench``."""
+
 import os
 
 os.environ["TRITON_INTERPRET"] = "1"  # before any triton import: kernels run on CPU
@@ -22,8 +23,7 @@ def _reference(x, words, m, alpha, activation):
     import torch
 
     w = words.numpy().astype(np.int64) & 0xFFFFFFFF
-    s = np.array([[1.0 if (int(w[i, j // 32]) >> (j % 32)) & 1 else -1.0 for j in range(m)]
-                  for i in range(w.shape[0])])
+    s = np.array([[1.0 if (int(w[i, j // 32]) >> (j % 32)) & 1 else -1.0 for j in range(m)] for i in range(w.shape[0])])
     pre = x.double() @ torch.from_numpy(s).t() * alpha
     return {"linear": lambda t: t, "relu": torch.relu, "tanh": torch.tanh, "sign": torch.sign}[activation](pre)
 
@@ -66,14 +66,15 @@ def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
         assert np.array_equal(p.numpy(), pack_signs(w.numpy()))
         assert torch.equal(unpack_signs_torch(p, m, torch.float64), torch.where(w >= 0, 1.0, -1.0).double())
     layer = OneBitLayer.from_dense(w, scale=2.0)
-    assert layer.nbytes == p.numel() * 4 and layer.alpha == pytest.approx(2.0 / m ** 0.5)
+    assert layer.nbytes == p.numel() * 4 and layer.alpha == pytest.approx(2.0 / m**0.5)
     x = torch.randn(3, m, generator=g, dtype=torch.float64)
     dense = torch.relu(x @ torch.where(w >= 0, 1.0, -1.0).double().t() * 0.25)
     assert torch.allclose(_reference(x, p, m, 0.25, "relu"), dense, rtol=0, atol=1e-12)
 
 
-KERNEL_CASES = [(strategy, dtype) for strategy in ("gemv", "gemv2", "gemm", "gemm2", "unpack")
-                for dtype in ("fp32", "fp16", "bf16")]
+KERNEL_CASES = [
+    (strategy, dtype) for strategy in ("gemv", "gemv2", "gemm", "gemm2", "unpack") for dtype in ("fp32", "fp16", "bf16")
+]
 
 
 @pytest.mark.parametrize("strategy,dtype", KERNEL_CASES)
@@ -86,12 +87,11 @@ def test_triton_kernels_match_reference(strategy, dtype):
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     tol = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 1e-2}[dtype]
     g = torch.Generator().manual_seed(1)
-    for n, (k, m), act in [(1, (5, 33), "relu"), (3, (17, 70), "tanh"), (17, (4, 1), "linear"),
-                           (2, (20, 64), "sign")]:
+    for n, (k, m), act in [(1, (5, 33), "relu"), (3, (17, 70), "tanh"), (17, (4, 1), "linear"), (2, (20, 64), "sign")]:
         w = torch.randn(k, m, generator=g)
         words = pack_signs_torch(w)
         x = torch.randn(n, m, generator=g).to(dt)
-        alpha = 1.0 / m ** 0.5
+        alpha = 1.0 / m**0.5
         y = onebit_linear(x, words, m, alpha, act, strategy=strategy)
         assert y.dtype == dt and y.shape == (n, k)
         ref = _reference(x, words, m, alpha, act)
@@ -165,8 +165,23 @@ def _bench_args(tmp_path, **over):
 
     p = argparse.ArgumentParser()
     add_bench_arguments(p)
-    argv = ["--device", "cpu", "--widths", "40", "--batches", "1,3", "--layers", "2", "--repeats", "2",
-            "--warmup", "0", "--quiet", "--json", str(tmp_path / "bench.json")]
+    argv = [
+        "--device",
+        "cpu",
+        "--widths",
+        "40",
+        "--batches",
+        "1,3",
+        "--layers",
+        "2",
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--quiet",
+        "--json",
+        str(tmp_path / "bench.json"),
+    ]
     for key, val in over.items():
         argv += [f"--{key.replace('_', '-')}", str(val)]
     return p.parse_args(argv)
@@ -204,8 +219,7 @@ def test_gate_refuses_broken_variant(tmp_path):
             return y
 
         impl.layer = layer
-        impl.forward = lambda x: bench._readout(
-            layer(1, layer(0, x)), model.readout, impl.dtype)
+        impl.forward = lambda x: bench._readout(layer(1, layer(0, x)), model.readout, impl.dtype)
         return impl
 
     bench.register_variant(bench.VariantSpec("broken-fp32", "custom", "fp32", broken))
@@ -220,8 +234,15 @@ def test_gate_refuses_broken_variant(tmp_path):
         bench.VARIANTS.pop("broken-fp32", None)
 
 
-@pytest.mark.parametrize("opt,val,msg", [("widths", "0", "--widths"), ("variants", "nope", "--variants"),
-                                         ("activation", "gelu", "--activation"), ("layers", "0", "--layers")])
+@pytest.mark.parametrize(
+    "opt,val,msg",
+    [
+        ("widths", "0", "--widths"),
+        ("variants", "nope", "--variants"),
+        ("activation", "gelu", "--activation"),
+        ("layers", "0", "--layers"),
+    ],
+)
 def test_run_bench_bad_input(tmp_path, capsys, opt, val, msg):
     pytest.importorskip("torch")
     from validation.timing.bench import run_bench
@@ -232,10 +253,12 @@ def test_run_bench_bad_input(tmp_path, capsys, opt, val, msg):
 
 
 def test_bench_imports_without_torch():
-    code = ("import sys, argparse; sys.modules['torch'] = None; sys.modules['triton'] = None\n"
-            "import validation, validation.timing.bench as b, validation.timing.commands as c\n"
-            "p = argparse.ArgumentParser(); c.add_bench_arguments(p)\n"
-            "sys.exit(b.run_bench(p.parse_args([])))")
+    code = (
+        "import sys, argparse; sys.modules['torch'] = None; sys.modules['triton'] = None\n"
+        "import validation, validation.timing.bench as b, validation.timing.commands as c\n"
+        "p = argparse.ArgumentParser(); c.add_bench_arguments(p)\n"
+        "sys.exit(b.run_bench(p.parse_args([])))"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert r.returncode == 2, r.stderr
@@ -284,10 +307,30 @@ def test_gemlite_variant_passes_gate_on_gpu(tmp_path):
         pytest.skip("gemlite is not installed")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = tmp_path / "g.json"
-    r = subprocess.run([sys.executable, "-m", "validation.timing.bench", "--device", "cuda", "--widths", "256", "--batches", "1,16,256",
-                        "--variants", "dense-fp16,gemlite-w1-fp16", "--repeats", "2", "--quiet",
-                        "--json", str(out)], capture_output=True, text=True, env=env,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "validation.timing.bench",
+            "--device",
+            "cuda",
+            "--widths",
+            "256",
+            "--batches",
+            "1,16,256",
+            "--variants",
+            "dense-fp16,gemlite-w1-fp16",
+            "--repeats",
+            "2",
+            "--quiet",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [x for x in json.loads(out.read_text())["results"] if x["variant"] == "gemlite-w1-fp16"]
     assert len(rows) == 3 and all(x["status"] == "ok" and x["gate"]["passed"] for x in rows)

@@ -157,8 +157,26 @@ def test_non_converged_points_are_nan_and_warned(monkeypatch):
 
 def test_cli_writes_npz_csv_png(tmp_path, capsys):
     out, csv_path, png = tmp_path / "map.npz", tmp_path / "map.csv", tmp_path / "map"
-    rc = main(["phase", *ARGS, "--x", "samples:0.2:3:9", "--y", "width:log:0.2:3:7", "--quantity", "test_error",
-               "--noise", "0.1", "--out", str(out), "--csv", str(csv_path), "--plot", str(png)])
+    rc = main(
+        [
+            "phase",
+            *ARGS,
+            "--x",
+            "samples:0.2:3:9",
+            "--y",
+            "width:log:0.2:3:7",
+            "--quantity",
+            "test_error",
+            "--noise",
+            "0.1",
+            "--out",
+            str(out),
+            "--csv",
+            str(csv_path),
+            "--plot",
+            str(png),
+        ]
+    )
     assert rc == 0
     data = np.load(out)
     assert data["test_error"].shape == (7, 9)
@@ -193,8 +211,20 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):
 
 def test_cli_fallback_dd_on_a_tiny_ridge_map(tmp_path, capsys):
     out = tmp_path / "tiny.npz"
-    rc = main(["phase", *ARGS, "--x", "samples:0.5:3:6", "--y", "ridge:log:1e-10:1e-6:5", "--fallback", "dd",
-               "--out", str(out)])
+    rc = main(
+        [
+            "phase",
+            *ARGS,
+            "--x",
+            "samples:0.5:3:6",
+            "--y",
+            "ridge:log:1e-10:1e-6:5",
+            "--fallback",
+            "dd",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert "ill-conditioned point(s) re-solved in double-double" in capsys.readouterr().out
     data = np.load(out)

@@ -27,8 +27,10 @@ MODELS = [
 def test_model_round_trip_predicts_the_same(model):
     again = pickle.loads(pickle.dumps(model))
     assert again == model
-    assert predict(again, samples=150, ridge="1e-2", digits=25).test_error == \
-        predict(model, samples=150, ridge="1e-2", digits=25).test_error
+    assert (
+        predict(again, samples=150, ridge="1e-2", digits=25).test_error
+        == predict(model, samples=150, ridge="1e-2", digits=25).test_error
+    )
 
 
 def test_results_keep_value_and_precision():
@@ -52,7 +54,7 @@ def test_objects_built_in_code_refuse_with_a_clear_message():
     with pytest.raises(TypeError, match="built in code"):
         pickle.dumps(custom)
     relu = get_activation("relu")
-    fake = Activation("mine", relu.expr ** 2, relu.numpy)
+    fake = Activation("mine", relu.expr**2, relu.numpy)
     with pytest.raises(TypeError, match="built in code"):
         pickle.dumps(fake)
 

@@ -10,8 +10,19 @@ import sympy as sp
 from rfq_theory import Quantizer, get_quantizer
 from rfq_theory.quantizers import QuantizerError
 
-SPECS = ["none", "sign", "sign-scaled", "ternary:0.5", "ternary:1.2", "uniform:1", "uniform:2", "uniform:3:2.5",
-         "uniform:4", "expr:g**3", "expr:sign(g)*Min(abs(g), 1)"]
+SPECS = [
+    "none",
+    "sign",
+    "sign-scaled",
+    "ternary:0.5",
+    "ternary:1.2",
+    "uniform:1",
+    "uniform:2",
+    "uniform:3:2.5",
+    "uniform:4",
+    "expr:g**3",
+    "expr:sign(g)*Min(abs(g), 1)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +43,9 @@ def test_second_moment_against_monte_carlo(spec, gaussian_draws):
 def test_closed_forms():
     assert sp.simplify(get_quantizer("sign-scaled").exact_second_moment - 2 / sp.pi) == 0
     t = sp.Rational(7, 10)
-    assert sp.simplify((get_quantizer("ternary:0.7").exact_second_moment - sp.erfc(t / sp.sqrt(2))).rewrite(sp.erf)) == 0
+    assert (
+        sp.simplify((get_quantizer("ternary:0.7").exact_second_moment - sp.erfc(t / sp.sqrt(2))).rewrite(sp.erf)) == 0
+    )
     assert get_quantizer("sign").exact_second_moment == 1
     # 1-bit mid-rise with clip c has levels +-c/2
     assert get_quantizer("uniform:1:2").exact_second_moment == 1
@@ -69,8 +82,9 @@ def test_asymmetric_piecewise_rejected():
         Quantizer.piecewise("asym", [0], [-1, 2]).check_centered()
 
 
-@pytest.mark.parametrize("spec", ["foo", "uniform:0", "uniform:x", "ternary:-1", "ternary:z", "expr:__import__('os')",
-                                  "expr:0*g"])
+@pytest.mark.parametrize(
+    "spec", ["foo", "uniform:0", "uniform:x", "ternary:-1", "ternary:z", "expr:__import__('os')", "expr:0*g"]
+)
 def test_bad_specs_rejected(spec):
     with pytest.raises(QuantizerError):
         get_quantizer(spec)

@@ -12,13 +12,15 @@ import validation.montecarlo.records as records
 from validation.montecarlo.compare import ValidationConfig, run_validation
 from validation.montecarlo.records import ResultStore, StoreBusyError, check_record, dumps, strict_json
 
-TINY = dict(input_dim=30, widths=(40,), activations=("tanh",), variants=("none",), grid=(1.0,), trials=6,
-            test_samples=100)
+TINY = dict(
+    input_dim=30, widths=(40,), activations=("tanh",), variants=("none",), grid=(1.0,), trials=6, test_samples=100
+)
 
 
 def _strict(text):
     def bad(name):
         raise ValueError(name)
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -124,8 +126,10 @@ def test_lock_holds_across_processes(tmp_path):
     import sys
 
     with ResultStore(tmp_path, "a", "b"):
-        code = ("import sys\nfrom validation.montecarlo.records import ResultStore, StoreBusyError\n"
-                f"try:\n    ResultStore({str(tmp_path)!r}, 'a', 'b')\nexcept StoreBusyError:\n    sys.exit(7)\n")
+        code = (
+            "import sys\nfrom validation.montecarlo.records import ResultStore, StoreBusyError\n"
+            f"try:\n    ResultStore({str(tmp_path)!r}, 'a', 'b')\nexcept StoreBusyError:\n    sys.exit(7)\n"
+        )
         assert subprocess.run([sys.executable, "-c", code]).returncode == 7
 
 
@@ -143,4 +147,7 @@ def test_records_of_other_configurations_are_kept(tmp_path):
 
 def test_strict_json_replaces_nonfinite_numbers():
     assert strict_json({"a": float("nan"), "b": [float("inf"), 1.5], "c": (True, None)}) == {
-        "a": None, "b": [None, 1.5], "c": [True, None]}
+        "a": None,
+        "b": [None, 1.5],
+        "c": [True, None],
+    }

@@ -24,9 +24,7 @@ def _calls(path):
 
 def _constant(node):
     """True when the argument is a literal the code itself wrote (number or string constant)."""
-    return isinstance(node, ast.Constant) or (
-        isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)
-    )
+    return isinstance(node, ast.Constant) or (isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant))
 
 
 def test_no_dangerous_call_on_non_constants():
@@ -50,8 +48,13 @@ def test_piecewise_strings_do_not_execute(tmp_path):
         "except ValueError as e:\n"
         "    print('refused:', e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert "refused" in out.stdout, out.stderr
     assert not target.exists()
 

@@ -188,8 +188,23 @@ def test_torch_activation_mapping_matches_numpy():
     pytest.importorskip("torch")
     ops = get_backend("torch")
     u = np.linspace(-4, 4, 41)
-    for spec in ("tanh", "relu", "erf", "sign", "abs", "gelu", "silu", "sigmoid", "sin", "cos", "cubic",
-                 "leaky_relu:0.2", "Heaviside(u)", "max(u, 0) - 0.3*min(u, 1)", "sqrt(abs(u)) + exp(-u**2)"):
+    for spec in (
+        "tanh",
+        "relu",
+        "erf",
+        "sign",
+        "abs",
+        "gelu",
+        "silu",
+        "sigmoid",
+        "sin",
+        "cos",
+        "cubic",
+        "leaky_relu:0.2",
+        "Heaviside(u)",
+        "max(u, 0) - 0.3*min(u, 1)",
+        "sqrt(abs(u)) + exp(-u**2)",
+    ):
         got = ops.to_numpy(ops.activation(spec)(ops.asarray(u)))
         np.testing.assert_allclose(got, get_activation(spec).numpy(u), atol=1e-12, err_msg=spec)
 
@@ -198,13 +213,13 @@ def test_torch_activation_mapping_matches_numpy():
 
 MC_CASES = [
     # (d, widths, activations, quantizers, n, ridge, noise, target)
-    (200, (400,), "tanh", "none", 300, 1e-2, 0.1, "linear"),                       # depth 1
-    (200, (300, 250), ("relu", "erf"), "sign", 400, 1e-2, 0.2, "linear"),          # depth 2, one-bit
-    (150, (200, 200, 200), "tanh", "sign-scaled", 300, 1e-2, 0.05, "tanh"),        # depth 3, nonlinear target
-    (240, (80, 300), ("tanh", "relu"), "ternary:0.5", 300, 1e-2, 0.1, "linear"),   # bottleneck
-    (200, (300,), "erf", "sign", 500, 1e-6, 0.1, "linear"),                        # near-ridgeless
-    (200, (400,), "relu", "uniform:2", 250, 0.0, 0.1, "linear"),                   # ridgeless, overparam.
-    (200, (300, 200), ("gelu", "tanh"), "none", 300, 1e-1, 0.1, "relu"),           # nonlinear target, big ridge
+    (200, (400,), "tanh", "none", 300, 1e-2, 0.1, "linear"),  # depth 1
+    (200, (300, 250), ("relu", "erf"), "sign", 400, 1e-2, 0.2, "linear"),  # depth 2, one-bit
+    (150, (200, 200, 200), "tanh", "sign-scaled", 300, 1e-2, 0.05, "tanh"),  # depth 3, nonlinear target
+    (240, (80, 300), ("tanh", "relu"), "ternary:0.5", 300, 1e-2, 0.1, "linear"),  # bottleneck
+    (200, (300,), "erf", "sign", 500, 1e-6, 0.1, "linear"),  # near-ridgeless
+    (200, (400,), "relu", "uniform:2", 250, 0.0, 0.1, "linear"),  # ridgeless, overparam.
+    (200, (300, 200), ("gelu", "tanh"), "none", 300, 1e-1, 0.1, "relu"),  # nonlinear target, big ridge
 ]
 
 
@@ -232,8 +247,9 @@ def test_reference_monte_carlo_means(index):
     assert len(cases) > index, "tests/data/reference_predictions.json lacks the two cheap cases"
     c = cases[index]
     model = DeepRF(c["input_dim"], c["widths"], c["activations"], c["quantizers"])
-    mc = simulate(model, c["samples"], float(c["ridge"]), float(c["noise"]), c["target"], trials=6,
-                  test_samples=2000, seed=2026)
+    mc = simulate(
+        model, c["samples"], float(c["ridge"]), float(c["noise"]), c["target"], trials=6, test_samples=2000, seed=2026
+    )
     ref = c["monte_carlo"]
     se = math.hypot(ref["standard_error"], mc.test_se)
     assert abs(mc.test_mean - ref["test_error_mean"]) <= critical_z(mc.draws) * se, (mc.test_mean, ref)

@@ -57,7 +57,9 @@ def _marchenko_pastur_route(d, k, n, lam, noise):
     def df1(kap):
         return d - kap * (d / c) * m_b(-kap / c)
 
-    kap = mpmath.findroot(lambda x: x * (1 - df1(x) / n) - lam, (mpmath.mpf("1e-6"), mpmath.mpf(100)), solver="anderson")
+    kap = mpmath.findroot(
+        lambda x: x * (1 - df1(x) / n) - lam, (mpmath.mpf("1e-6"), mpmath.mpf(100)), solver="anderson"
+    )
     ddf1 = mpmath.diff(df1, kap)
     df2 = df1(kap) + kap * ddf1
     s, ds = df1(kap) / d, ddf1 / d
@@ -65,8 +67,15 @@ def _marchenko_pastur_route(d, k, n, lam, noise):
     return (var_y - (s - kap * ds)) / (1 - df2 / n), kap
 
 
-@pytest.mark.parametrize("d, k, n, lam, noise", [(100, 150, 120, "0.1", "0.2"), (100, 60, 300, "0.01", "0"),
-                                                  (50, 200, 40, "1", "0.5"), (100, 100, 80, "0.3", "0.1")])
+@pytest.mark.parametrize(
+    "d, k, n, lam, noise",
+    [
+        (100, 150, 120, "0.1", "0.2"),
+        (100, 60, 300, "0.01", "0"),
+        (50, 200, 40, "1", "0.5"),
+        (100, 100, 80, "0.3", "0.1"),
+    ],
+)
 def test_single_linear_layer_matches_marchenko_pastur(d, k, n, lam, noise):
     with mpmath.workdps(40):
         want, kap = _marchenko_pastur_route(d, k, n, lam, noise)
@@ -201,8 +210,12 @@ def test_bad_inputs_name_the_parameter(kwargs, match):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(widths=[]), "widths"), (dict(widths=[100, -1]), "widths"), (dict(input_dim=0), "input_dim"),
-     (dict(activations=["relu", "tanh", "erf"]), "activations")],
+    [
+        (dict(widths=[]), "widths"),
+        (dict(widths=[100, -1]), "widths"),
+        (dict(input_dim=0), "input_dim"),
+        (dict(activations=["relu", "tanh", "erf"]), "activations"),
+    ],
 )
 def test_bad_models_rejected(kwargs, match):
     args = dict(input_dim=100, widths=[200, 100], activations="relu")
@@ -227,8 +240,12 @@ def models(draw, max_depth=3):
     return DeepRF(d, widths, acts, quant)
 
 
-@given(model=models(), n=sizes, ridge=st.floats(min_value=1e-6, max_value=10), noises=st.tuples(
-    st.floats(min_value=0, max_value=2), st.floats(min_value=0, max_value=2)))
+@given(
+    model=models(),
+    n=sizes,
+    ridge=st.floats(min_value=1e-6, max_value=10),
+    noises=st.tuples(st.floats(min_value=0, max_value=2), st.floats(min_value=0, max_value=2)),
+)
 def test_error_increases_with_noise(model, n, ridge, noises):
     lo, hi = sorted(noises)
     a = predict(model, 100 * n, ridge, lo)
@@ -308,10 +325,20 @@ def test_scaled_sign_relu_equal_at_optimal_ridge_but_not_tanh():
     [
         ([62953.6], ["linear"], "ternary:0.5", 785.98, 0),  # linear last layer at the branch edge
         ([8098.6, 107.4, 43.5], ["sign", "abs", "linear"], "none", 445.9, 0),
-        ([905.8, 289.6, 48951.9, 89.2, 331.5, 1.219, 1149.9],
-         ["leaky_relu:0.2", "sign", "tanh", "erf", "gelu", "sigmoid", "silu"], "uniform:2", 8194.1, 1e-6),
-        ([152.3, 11104.8, 8.44, 6902.4, 1.48, 1526.5, 13133.1],
-         ["leaky_relu:0.2", "leaky_relu:0.2", "sigmoid", "sigmoid", "linear", "erf", "erf"], "sign", 14.04, 0),
+        (
+            [905.8, 289.6, 48951.9, 89.2, 331.5, 1.219, 1149.9],
+            ["leaky_relu:0.2", "sign", "tanh", "erf", "gelu", "sigmoid", "silu"],
+            "uniform:2",
+            8194.1,
+            1e-6,
+        ),
+        (
+            [152.3, 11104.8, 8.44, 6902.4, 1.48, 1526.5, 13133.1],
+            ["leaky_relu:0.2", "leaky_relu:0.2", "sigmoid", "sigmoid", "linear", "erf", "erf"],
+            "sign",
+            14.04,
+            0,
+        ),
     ],
 )
 def test_extreme_models_found_by_fuzzing(widths, acts, quant, n, ridge):

@@ -8,10 +8,14 @@ from validation.montecarlo.finite_size import finite_size_spectrum
 
 CASES = [
     # model, list of (samples, ridge, noise, target)
-    (DeepRF(1000, [2000, 1500], ["tanh", "relu"], "sign"), [(1200, 1e-3, 0.1, "linear"), (3000, 0, 0.1, "linear"),
-                                                           (800, 0, 0.2, "linear"), (1500, 0.1, 0, "tanh")]),
-    (DeepRF(800, [1600, 400, 1200], ["erf", "relu", "gelu"], "sign-scaled"), [(1000, 1e-2, 0.1, "linear"),
-                                                                              (500, 1e-4, 0.0, "linear")]),
+    (
+        DeepRF(1000, [2000, 1500], ["tanh", "relu"], "sign"),
+        [(1200, 1e-3, 0.1, "linear"), (3000, 0, 0.1, "linear"), (800, 0, 0.2, "linear"), (1500, 0.1, 0, "tanh")],
+    ),
+    (
+        DeepRF(800, [1600, 400, 1200], ["erf", "relu", "gelu"], "sign-scaled"),
+        [(1000, 1e-2, 0.1, "linear"), (500, 1e-4, 0.0, "linear")],
+    ),
     (DeepRF(1000, [2000], ["sigmoid"], "ternary:0.5"), [(1800, 1e-2, 0.05, "linear")]),
 ]
 

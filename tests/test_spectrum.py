@@ -144,7 +144,7 @@ def test_marchenko_pastur_at_30_digits():
         got = density_at(model, "1.3", digits=30)
         assert abs(got - exact) < mpmath.mpf(10) ** -29 * exact
         # edges as double roots, to the working precision
-        (lo, hi), = spectrum(model, points=5, digits=40).layers[0].support
+        ((lo, hi),) = spectrum(model, points=5, digits=40).layers[0].support
         assert abs(lo - a) < mpmath.mpf(10) ** -39 and abs(hi - b) < mpmath.mpf(10) ** -39
     # the private precision never leaks into the global context
     assert mpmath.mp.dps == 15
@@ -252,7 +252,7 @@ def test_bottleneck_atoms():
     noisy = DeepRF(1000, (500, 800), ("tanh", "tanh"))
     s2 = layer_spectrum(noisy, 2, points=100)
     lc = noisy.layers()[1]
-    (loc, w), = s2.atoms
+    ((loc, w),) = s2.atoms
     assert float(loc) == pytest.approx(float(lc.kappa_star) ** 2, rel=1e-14) and float(w) == pytest.approx(0.375)
     assert float(s2.atom_at_zero) == 0
     for s_ in (s, g, s2):
@@ -289,8 +289,8 @@ def test_precision_paths_agree():
     lo = spectrum(model, layers=[2], points=30)
     hi = spectrum(model, layers=[2], points=30, digits=25)
     np.testing.assert_allclose([float(v) for v in hi.layers[0].density], lo.layers[0].density, rtol=1e-9)
-    (a, b), = hi.layers[0].support
-    (fa, fb), = lo.layers[0].support
+    ((a, b),) = hi.layers[0].support
+    ((fa, fb),) = lo.layers[0].support
     assert float(a) == pytest.approx(fa, rel=1e-12) and float(b) == pytest.approx(fb, rel=1e-12)
     assert mpmath.mp.dps == 15
 
@@ -318,8 +318,24 @@ def test_bad_input():
 
 def test_cli_json_format(capsys, tmp_path):
     png = tmp_path / "s.png"
-    code = main(["spectrum", "--input-dim", "1000", "--widths", "500,800", "--activations", "linear",
-                 "--samples", "900", "--points", "40", "--json", "--plot", str(png)])
+    code = main(
+        [
+            "spectrum",
+            "--input-dim",
+            "1000",
+            "--widths",
+            "500,800",
+            "--activations",
+            "linear",
+            "--samples",
+            "900",
+            "--points",
+            "40",
+            "--json",
+            "--plot",
+            str(png),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and not err and png.stat().st_size > 1000
     obj = json.loads(out)
@@ -334,8 +350,14 @@ def test_cli_json_format(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "extra, what",
-    [(["--points", "1"], "points"), (["--layers", "4"], "layers"), (["--layers", "a"], "layers"),
-     (["--digits", "0"], "digits"), (["--samples", "-1"], "samples"), (["--plot", "/no/such/dir/x.png"], "plot")],
+    [
+        (["--points", "1"], "points"),
+        (["--layers", "4"], "layers"),
+        (["--layers", "a"], "layers"),
+        (["--digits", "0"], "digits"),
+        (["--samples", "-1"], "samples"),
+        (["--plot", "/no/such/dir/x.png"], "plot"),
+    ],
 )
 def test_cli_bad_input_one_line_exit_2(capsys, extra, what):
     code = main(["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh"] + extra)
@@ -344,8 +366,21 @@ def test_cli_bad_input_one_line_exit_2(capsys, extra, what):
 
 
 def test_cli_digits_text(capsys):
-    code = main(["spectrum", "--input-dim", "1000", "--widths", "500", "--activations", "linear",
-                 "--points", "5", "--digits", "30"])
+    code = main(
+        [
+            "spectrum",
+            "--input-dim",
+            "1000",
+            "--widths",
+            "500",
+            "--activations",
+            "linear",
+            "--points",
+            "5",
+            "--digits",
+            "30",
+        ]
+    )
     out, _ = capsys.readouterr()
     assert code == 0 and "support" in out and "moments" in out
 

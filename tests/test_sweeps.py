@@ -41,8 +41,9 @@ def test_optimal_ridge_beats_a_grid():
 
 def test_optimal_ridge_at_digits():
     lam, best = optimal_ridge(MODEL, 240, noise=0.5, digits=30)
-    assert best.digits == 30 and math.isclose(float(best.test_error), optimal_ridge(MODEL, 240, 0.5)[1].test_error,
-                                              rel_tol=1e-12)
+    assert best.digits == 30 and math.isclose(
+        float(best.test_error), optimal_ridge(MODEL, 240, 0.5)[1].test_error, rel_tol=1e-12
+    )
 
 
 def test_theorem_helper():
@@ -52,8 +53,15 @@ def test_theorem_helper():
     assert math.isinf(at_threshold.full.test_error) and at_threshold.difference_sign == 0
 
 
-@pytest.mark.parametrize("kwargs", [dict(vary="depth", values=[1]), dict(vary="samples", values=[]),
-                                    dict(vary="width", values=[100]), dict(vary="samples", values=[-1])])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(vary="depth", values=[1]),
+        dict(vary="samples", values=[]),
+        dict(vary="width", values=[100]),
+        dict(vary="samples", values=[-1]),
+    ],
+)
 def test_sweep_rejects_bad_input(kwargs):
     with pytest.raises(InputError):
         sweep(MODEL, **kwargs)

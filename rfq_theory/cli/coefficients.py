@@ -32,13 +32,22 @@ def register(sub):
         epilog=EXAMPLES_COEFFICIENTS,
     )
     p.add_argument("--activation", required=True, metavar="SPEC", help=ACTIVATION_HELP)
-    p.add_argument("--variance", default="1", metavar="V",
-                   help="preactivation variance v > 0; decimal strings are exact (default 1)")
-    p.add_argument("--quantizer", default=None, metavar="SPEC",
-                   help="weight quantizer: " + QUANTIZER_HELP + "; multiplies the variance by its s^2")
+    p.add_argument(
+        "--variance",
+        default="1",
+        metavar="V",
+        help="preactivation variance v > 0; decimal strings are exact (default 1)",
+    )
+    p.add_argument(
+        "--quantizer",
+        default=None,
+        metavar="SPEC",
+        help="weight quantizer: " + QUANTIZER_HELP + "; multiplies the variance by its s^2",
+    )
     p.add_argument("--digits", type=int, default=15, metavar="N", help="significant digits (default 15)")
-    p.add_argument("--exact", action="store_true",
-                   help="also print the closed forms in v (SymPy and LaTeX) where they exist")
+    p.add_argument(
+        "--exact", action="store_true", help="also print the closed forms in v (SymPy and LaTeX) where they exist"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings with every digit")
     p.set_defaults(func=run_coefficients)
 
@@ -51,14 +60,25 @@ def register(sub):
         "not enter; 'rfq predict' prints the same table below its errors.",
         epilog=EXAMPLES_LAYERS,
     )
-    p.add_argument("--activations", required=True, metavar="SPEC[,SPEC...]",
-                   help="one activation for all layers, or one per layer (comma-separated; commas inside "
-                   "parentheses belong to the expression): " + ACTIVATION_HELP)
-    p.add_argument("--quantizers", default="none", metavar="SPEC[,SPEC...]",
-                   help="one weight quantizer for all layers, or one per layer (default none): " + QUANTIZER_HELP)
+    p.add_argument(
+        "--activations",
+        required=True,
+        metavar="SPEC[,SPEC...]",
+        help="one activation for all layers, or one per layer (comma-separated; commas inside "
+        "parentheses belong to the expression): " + ACTIVATION_HELP,
+    )
+    p.add_argument(
+        "--quantizers",
+        default="none",
+        metavar="SPEC[,SPEC...]",
+        help="one weight quantizer for all layers, or one per layer (default none): " + QUANTIZER_HELP,
+    )
     p.add_argument("--digits", type=int, default=15, metavar="N", help="significant digits (default 15)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object with one entry per layer, numbers as strings with every digit")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with one entry per layer, numbers as strings with every digit",
+    )
     p.set_defaults(func=run_layers)
 
     p = sub.add_parser(
@@ -110,8 +130,9 @@ def run_coefficients(args):
         if quant is not None:
             out["quantizer"] = quant.name
         if exact_forms is not None:
-            out["closed_forms"] = {k: (None if f is None else {"sympy": str(f), "latex": _latex(f)})
-                                   for k, f in exact_forms.items()}
+            out["closed_forms"] = {
+                k: (None if f is None else {"sympy": str(f), "latex": _latex(f)}) for k, f in exact_forms.items()
+            }
         print(json.dumps(out, indent=2))
         return 0
     title = f"activation {act.name}"
@@ -187,12 +208,13 @@ def run_list(args):
     block("a quantizer must have mean zero under g ~ N(0, 1), for example 'expr:sign(g)*Min(abs(g),1)'")
     print()
     print("expressions:")
-    block("numbers, the variable (u for activations, g for quantizers), pi, E, + - * / ** and the functions "
-          + ", ".join(sorted(set(ALLOWED_FUNCTIONS))))
+    block(
+        "numbers, the variable (u for activations, g for quantizers), pi, E, + - * / ** and the functions "
+        + ", ".join(sorted(set(ALLOWED_FUNCTIONS)))
+    )
     print()
     print("lists (--widths, --activations, --quantizers):")
-    block("comma-separated; one entry for all layers or one per layer; commas inside parentheses "
-          "belong to the entry:")
+    block("comma-separated; one entry for all layers or one per layer; commas inside parentheses belong to the entry:")
     print("    --activations 'tanh,Max(u,0.1*u)'")
     block("'rfq curve --compare' separates whole quantizer lists with ';':")
     print("    --compare 'none;sign,ternary:0.5'")

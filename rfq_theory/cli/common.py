@@ -149,8 +149,12 @@ def parse_grid(text: str, name="grid"):
 def add_model_arguments(p, samples_required=True):
     """Options that describe a deep RF model and its data (shared by predict, theorem, curve)."""
     p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (any positive real)")
-    p.add_argument("--widths", required=True, metavar="K1,K2,...",
-                   help="comma-separated widths k_1,...,k_L (positive reals); their number sets the depth L")
+    p.add_argument(
+        "--widths",
+        required=True,
+        metavar="K1,K2,...",
+        help="comma-separated widths k_1,...,k_L (positive reals); their number sets the depth L",
+    )
     p.add_argument(
         "--activations",
         required=True,
@@ -165,8 +169,9 @@ def add_model_arguments(p, samples_required=True):
         help="one weight quantizer for all layers or one per layer (default none): " + QUANTIZER_HELP,
     )
     p.add_argument("--samples", required=samples_required, metavar="N", help="number of training samples n")
-    p.add_argument("--ridge", default="0", metavar="LAMBDA",
-                   help="ridge lambda >= 0 (default 0: minimum-norm interpolator)")
+    p.add_argument(
+        "--ridge", default="0", metavar="LAMBDA", help="ridge lambda >= 0 (default 0: minimum-norm interpolator)"
+    )
     p.add_argument("--noise", default="0", metavar="DELTA", help="label-noise variance Delta >= 0 (default 0)")
     p.add_argument(
         "--target",

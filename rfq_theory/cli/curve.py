@@ -45,9 +45,13 @@ def register(sub):
     )
     add_model_arguments(p, samples_required=False)
     p.set_defaults(quantizers=None)
-    p.add_argument("--vary", required=True, choices=VARY_CHOICES,
-                   help="the axis of the grid: samples (n = g d), width (k_L = g d), widths (every width "
-                   "times g) or ridge (lambda = g)")
+    p.add_argument(
+        "--vary",
+        required=True,
+        choices=VARY_CHOICES,
+        help="the axis of the grid: samples (n = g d), width (k_L = g d), widths (every width "
+        "times g) or ridge (lambda = g)",
+    )
     p.add_argument(
         "--grid",
         default="0.1:4:200",
@@ -62,13 +66,25 @@ def register(sub):
         help="quantizer variants separated by ';', each a quantizer list as in --quantizers "
         "(default: --quantizers if given, else 'none;sign;sign-scaled')",
     )
-    p.add_argument("--out", required=True, metavar="FILE.csv",
-                   help="CSV file to write (one row per grid point and variant); its folder must exist")
-    p.add_argument("--plot", default=None, metavar="FILE.png",
-                   help="also draw the test error to this PNG file ('.png' is added to a new name "
-                   "without suffix; must differ from --out)")
-    p.add_argument("--progress", action="store_true", default=None,
-                   help="show a progress bar even when standard error is not a terminal")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.csv",
+        help="CSV file to write (one row per grid point and variant); its folder must exist",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        help="also draw the test error to this PNG file ('.png' is added to a new name "
+        "without suffix; must differ from --out)",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar even when standard error is not a terminal",
+    )
     add_glm_arguments(p)
     p.set_defaults(func=run_curve)
 
@@ -177,8 +193,12 @@ def plot_curve(args, model, grid, results, path):
     if finite:
         top = sorted(finite)[int(0.95 * (len(finite) - 1))]
         ax.set_ylim(0, max(top * 1.2, 1e-3))
-    fixed = {"samples": f"ridge {args.ridge}", "width": f"n {args.samples}, ridge {args.ridge}",
-             "widths": f"n {args.samples}, ridge {args.ridge}", "ridge": f"n {args.samples}"}[args.vary]
+    fixed = {
+        "samples": f"ridge {args.ridge}",
+        "width": f"n {args.samples}, ridge {args.ridge}",
+        "widths": f"n {args.samples}, ridge {args.ridge}",
+        "ridge": f"n {args.samples}",
+    }[args.vary]
     widths = " x ".join(str(w) for w in model.widths) + (" (k_L varied)" if args.vary == "width" else "")
     ax.set_title(f"d {model.input_dim}, widths {widths}, {'/'.join(names(model.activations))}, {fixed}", fontsize=9)
     ax.grid(alpha=0.3)

@@ -64,8 +64,9 @@ def optimal_ridge_glm(model, samples, noise, target, labels, loss, digits=None, 
     def err(log_lam):
         return float(predict_glm(model, samples, 10.0**log_lam, noise, target, labels, loss).test_error)
 
-    res = minimize_scalar(err, bounds=(math.log10(bounds[0]), math.log10(bounds[1])), method="bounded",
-                          options={"xatol": 1e-6})
+    res = minimize_scalar(
+        err, bounds=(math.log10(bounds[0]), math.log10(bounds[1])), method="bounded", options={"xatol": 1e-6}
+    )
     lam = 10.0 ** float(res.x)
     return lam, predict_glm(model, samples, repr(lam), noise, target, labels, loss, digits)
 
@@ -124,8 +125,10 @@ def run_glm_predict(args):
     ] + [(f"ridge_eff_{i}", k) for i, k in enumerate(pred.effective_ridges)]
     for key, val in rows:
         print(f"  {key:<12} = {fmt(val, shown)}")
-    print(f"  residuals    = {', '.join(fmt(r, 3) for r in pred.residuals)}  "
-          f"(iterations {pred.iterations}, quadrature change {fmt(pred.quad_error, 3)})")
+    print(
+        f"  residuals    = {', '.join(fmt(r, 3) for r in pred.residuals)}  "
+        f"(iterations {pred.iterations}, quadrature change {fmt(pred.quad_error, 3)})"
+    )
     if args.labels == "sign":
         print("  (test_error / train_error: classification errors; losses without the penalty)")
     return 0
@@ -153,12 +156,17 @@ def run_glm_theorem(args):
         }
         print(json.dumps(out, indent=2))
         return 0 if same else 1
-    print(f"one-bit theorem check, {args.loss} loss, {args.labels} labels "
-          f"({'float path' if digits is None else f'{digits} digits'})")
+    print(
+        f"one-bit theorem check, {args.loss} loss, {args.labels} labels "
+        f"({'float path' if digits is None else f'{digits} digits'})"
+    )
     w = shown + 10
     print(f"  {'twin':<16}{'test_error':>{w}}{'train_loss':>{w}}{'difference vs full':>{w + 4}}")
-    for name, p, diff in (("full precision", res.full, None), ("sign", res.sign, res.difference_sign),
-                          ("sign-scaled", res.sign_scaled, res.difference_scaled)):
+    for name, p, diff in (
+        ("full precision", res.full, None),
+        ("sign", res.sign, res.difference_sign),
+        ("sign-scaled", res.sign_scaled, res.difference_scaled),
+    ):
         d = "" if diff is None else fmt(diff, shown)
         print(f"  {name:<16}{fmt(p.test_error, shown):>{w}}{fmt(p.train_loss, shown):>{w}}{d:>{w + 4}}")
     print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")
@@ -190,14 +198,37 @@ def run_glm_curve(args):
     rows, results = [], {}
     for variant in variants:
         m = model.with_quantizers(tuple(split_list(variant, "compare")))
-        preds = glm_sweep(m, args.vary, values, args.samples, args.ridge, args.noise, args.target, args.labels,
-                          args.loss, progress=args.progress)
+        preds = glm_sweep(
+            m,
+            args.vary,
+            values,
+            args.samples,
+            args.ridge,
+            args.noise,
+            args.target,
+            args.labels,
+            args.loss,
+            progress=args.progress,
+        )
         results[variant] = preds
         for g, v, p in zip(grid, values, preds):
-            rows.append({"vary": args.vary, "x": g, "value": v, "quantizers": variant, "labels": args.labels,
-                         "loss": args.loss, "test_error": float(p.test_error), "test_loss": float(p.test_loss),
-                         "train_loss": float(p.train_loss), "train_error": float(p.train_error),
-                         "m": float(p.m), "q": float(p.q), "V": float(p.V)})
+            rows.append(
+                {
+                    "vary": args.vary,
+                    "x": g,
+                    "value": v,
+                    "quantizers": variant,
+                    "labels": args.labels,
+                    "loss": args.loss,
+                    "test_error": float(p.test_error),
+                    "test_loss": float(p.test_loss),
+                    "train_loss": float(p.train_loss),
+                    "train_error": float(p.train_error),
+                    "m": float(p.m),
+                    "q": float(p.q),
+                    "V": float(p.V),
+                }
+            )
     with open(out_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -213,7 +244,9 @@ def run_glm_curve(args):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for variant, preds in results.items():
             ax.plot(grid, [float(p.test_error) for p in preds], label=VARIANT_LABELS.get(variant, variant))
-        ax.set_xlabel({"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary])
+        ax.set_xlabel(
+            {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary]
+        )
         ax.set_ylabel("test classification error" if args.labels == "sign" else "test error")
         if args.vary == "ridge":
             ax.set_xscale("log")

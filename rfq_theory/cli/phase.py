@@ -32,8 +32,8 @@ def register(sub):
         help="phase diagram: a quantity over two axes (npz, csv, heatmap)",
         description="Map the asymptotic test error, train error, quantization gap or optimal ridge over a\n"
         "plane of two axes, solving every point of the grid at once with the vectorized float\n"
-        "solver (ill-conditioned points are re-solved with mpmath, or in double-double with\n"
-        "--fallback dd). Writes the map as .npz, optionally as CSV and as a heatmap with contour\n"
+        "solver (ill-conditioned points are re-solved together in double-double arithmetic, the\n"
+        "rest of them with mpmath). Writes the map as .npz, optionally as CSV and as a heatmap with contour\n"
         "lines and the interpolation threshold.",
         epilog=EXAMPLES,
     )
@@ -51,11 +51,11 @@ def register(sub):
     p.add_argument("--plot", default=None, help="PNG heatmap ('.png' is added if the name has no suffix)")
     p.add_argument(
         "--fallback",
-        default="mpmath",
-        choices=("mpmath", "dd", "none"),
-        help="ill-conditioned points (tiny ridges, next to the threshold): re-solve each with mpmath "
-        "(default; tens of ms per point), re-solve them all at once in double-double arithmetic and pass "
-        "only the rest to mpmath (dd), or leave them NaN (none)",
+        default="dd",
+        choices=("dd", "mpmath", "none"),
+        help="ill-conditioned points (tiny ridges, next to the threshold): re-solve them all at once in "
+        "double-double arithmetic and pass only those still ill-conditioned to mpmath (dd, the default), "
+        "re-solve each with mpmath (tens of ms per point), or leave them NaN (none)",
     )
     p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
     p.set_defaults(func=run_phase)
@@ -83,28 +83,51 @@ def run_phase(args):
     progress = args.progress  # None: a bar on a terminal for long maps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pm = phase_map(model, x, y, args.quantity, args.samples, args.ridge, args.noise, args.target,
-                       fallback=args.fallback, progress=progress, warn=False)
+        pm = phase_map(
+            model,
+            x,
+            y,
+            args.quantity,
+            args.samples,
+            args.ridge,
+            args.noise,
+            args.target,
+            fallback=args.fallback,
+            progress=progress,
+            warn=False,
+        )
     pm.save_npz(out_path)
     print(f"wrote {pm.shape[0]} x {pm.shape[1]} map of {pm.quantity} to {out_path}")
     if pm.n_fallback:
-        how = {"mpmath": "re-solved with mpmath", "dd": "re-solved in double-double or with mpmath",
-               "none": "left as NaN (--fallback none)"}[args.fallback]
+        how = {
+            "mpmath": "re-solved with mpmath",
+            "dd": "re-solved in double-double or with mpmath",
+            "none": "left as NaN (--fallback none)",
+        }[args.fallback]
         print(f"{pm.n_fallback} ill-conditioned point(s) {how}")
     if pm.n_failed:
         import sys
 
-        print(f"rfq phase: warning: {pm.n_failed} of {pm.values.size} point(s) did not converge; they are NaN",
-              file=sys.stderr)
+        print(
+            f"rfq phase: warning: {pm.n_failed} of {pm.values.size} point(s) did not converge; they are NaN",
+            file=sys.stderr,
+        )
     if csv_path:
         pm.save_csv(csv_path)
         print(f"wrote {csv_path}")
     if plot_path:
         m = model
-        title = (f"d {m.input_dim}, widths {' x '.join(str(w) for w in m.widths)}, {'/'.join(m.activations)}, "
-                 f"{'/'.join(m.quantizers)}" + (f", n {args.samples}" if args.samples is not None else "")
-                 + (f", ridge {args.ridge}" if "ridge" not in (x.name, y.name) and not args.quantity.startswith("optimal") else "")
-                 + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else ""))
+        title = (
+            f"d {m.input_dim}, widths {' x '.join(str(w) for w in m.widths)}, {'/'.join(m.activations)}, "
+            f"{'/'.join(m.quantizers)}"
+            + (f", n {args.samples}" if args.samples is not None else "")
+            + (
+                f", ridge {args.ridge}"
+                if "ridge" not in (x.name, y.name) and not args.quantity.startswith("optimal")
+                else ""
+            )
+            + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else "")
+        )
         plot_phase(pm, plot_path, title=title)
         print(f"wrote {plot_path}")
     return 0

@@ -39,14 +39,25 @@ def register(sub):
         epilog=EXAMPLES_PREDICT,
     )
     add_model_arguments(p)
-    p.add_argument("--digits", type=int, default=None, metavar="N",
-                   help="significant digits, solved with mpmath at that precision (default: float fast path, "
-                   "15 digits shown); above 100 digits the command says up front that it is slow")
-    p.add_argument("--optimal-ridge", action="store_true",
-                   help="minimise the test error over the ridge and report that ridge (ignores --ridge)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object: the errors, effective ridges and per-layer coefficients, "
-                   "numbers as strings with every requested digit")
+    p.add_argument(
+        "--digits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="significant digits, solved with mpmath at that precision (default: float fast path, "
+        "15 digits shown); above 100 digits the command says up front that it is slow",
+    )
+    p.add_argument(
+        "--optimal-ridge",
+        action="store_true",
+        help="minimise the test error over the ridge and report that ridge (ignores --ridge)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: the errors, effective ridges and per-layer coefficients, "
+        "numbers as strings with every requested digit",
+    )
     add_glm_arguments(p)
     p.set_defaults(func=run_predict)
 
@@ -59,11 +70,18 @@ def register(sub):
         epilog=EXAMPLES_THEOREM,
     )
     add_model_arguments(p)
-    p.add_argument("--digits", type=int, default=None, metavar="N",
-                   help="significant digits, solved with mpmath at that precision (default: float fast path)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object: the three twins' predictions and both differences, "
-                   "numbers as strings")
+    p.add_argument(
+        "--digits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="significant digits, solved with mpmath at that precision (default: float fast path)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: the three twins' predictions and both differences, numbers as strings",
+    )
     add_glm_arguments(p)
     p.set_defaults(func=run_theorem)
 
@@ -180,8 +198,7 @@ def run_theorem(args):
     print(f"  {'twin':<16}{'test_error':>{shown + 10}}{'difference vs full':>{shown + 14}}")
     print(f"  {'full precision':<16}{fmt(res.full.test_error, shown):>{shown + 10}}{'':>{shown + 14}}")
     print(
-        f"  {'sign':<16}{fmt(res.sign.test_error, shown):>{shown + 10}}"
-        f"{fmt(res.difference_sign, shown):>{shown + 14}}"
+        f"  {'sign':<16}{fmt(res.sign.test_error, shown):>{shown + 10}}{fmt(res.difference_sign, shown):>{shown + 14}}"
     )
     print(
         f"  {'sign-scaled':<16}{fmt(res.sign_scaled.test_error, shown):>{shown + 10}}"

@@ -31,17 +31,37 @@ def register(sub):
     )
     p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (any positive real)")
     p.add_argument("--widths", required=True, metavar="K1,K2,...", help="comma-separated widths k_1,...,k_L")
-    p.add_argument("--activations", required=True, metavar="SPEC[,SPEC...]",
-                   help="one activation for all layers or one per layer (see 'rfq list')")
-    p.add_argument("--quantizers", default="none", metavar="SPEC[,SPEC...]",
-                   help="one weight quantizer for all layers or one per layer (default none)")
-    p.add_argument("--samples", default=None, metavar="N",
-                   help="number of feature vectors n: adds the spectrum of the conjugate kernel Z Z^T / k_L")
-    p.add_argument("--layers", default=None, metavar="L1,L2,...",
-                   help="layers to report, integers 0..L (default: every layer 1..L)")
+    p.add_argument(
+        "--activations",
+        required=True,
+        metavar="SPEC[,SPEC...]",
+        help="one activation for all layers or one per layer (see 'rfq list')",
+    )
+    p.add_argument(
+        "--quantizers",
+        default="none",
+        metavar="SPEC[,SPEC...]",
+        help="one weight quantizer for all layers or one per layer (default none)",
+    )
+    p.add_argument(
+        "--samples",
+        default=None,
+        metavar="N",
+        help="number of feature vectors n: adds the spectrum of the conjugate kernel Z Z^T / k_L",
+    )
+    p.add_argument(
+        "--layers",
+        default=None,
+        metavar="L1,L2,...",
+        help="layers to report, integers 0..L (default: every layer 1..L)",
+    )
     p.add_argument("--points", default="400", metavar="P", help="grid points per density (default 400)")
-    p.add_argument("--digits", type=int, default=None,
-                   help="significant digits, computed with mpmath (default: float path, 15 digits shown)")
+    p.add_argument(
+        "--digits",
+        type=int,
+        default=None,
+        help="significant digits, computed with mpmath (default: float path, 15 digits shown)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, numbers as strings")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the densities to this image file")
     p.set_defaults(func=run_spectrum)
@@ -103,8 +123,10 @@ def run_spectrum(args):
             print(f"  atoms: {atoms or 'none'}")
             if s.x:
                 i = max(range(len(s.density)), key=lambda j: s.density[j])
-                print(f"  density: {len(s.x)} points, maximum {fmt(s.density[i], show)} at x = {fmt(s.x[i], show)}"
-                      f"; integrated mass with atoms {fmt(s.mass, 8)}")
+                print(
+                    f"  density: {len(s.x)} points, maximum {fmt(s.density[i], show)} at x = {fmt(s.x[i], show)}"
+                    f"; integrated mass with atoms {fmt(s.mass, 8)}"
+                )
         print("(--json prints the grids and densities)")
     if plot:
         _plot(res, model, plot)
@@ -128,8 +150,14 @@ def _plot(res, model, path):
         top = max(d) if d else 1.0
         for loc, w in s.atoms:
             ax.vlines(float(loc), 0, top, color="C3", lw=1.2)
-            ax.annotate(f"atom {float(w):.3g}", (float(loc), top), fontsize=7, color="C3",
-                        xytext=(3, -10), textcoords="offset points")
+            ax.annotate(
+                f"atom {float(w):.3g}",
+                (float(loc), top),
+                fontsize=7,
+                color="C3",
+                xytext=(3, -10),
+                textcoords="offset points",
+            )
         label = f"layer {s.layer}" if s.layer != "gram" else "conjugate kernel"
         ax.set_title(f"{label} ({model.activations[-1] if s.layer == 'gram' else _act(model, s.layer)})", fontsize=9)
         ax.set_xlabel("eigenvalue")

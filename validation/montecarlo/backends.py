@@ -246,7 +246,9 @@ def _torch_builder(torch):
             op = ops[c.rel_op]
             return lambda u: op(lhs(u), rhs(u))
         if isinstance(c, (sp.And, sp.Or)):
-            return fold([build_cond(a) for a in c.args], torch.logical_and if isinstance(c, sp.And) else torch.logical_or)
+            return fold(
+                [build_cond(a) for a in c.args], torch.logical_and if isinstance(c, sp.And) else torch.logical_or
+            )
         raise _Unsupported(str(c))
 
     return build
@@ -263,6 +265,7 @@ def torch_callable(act, backend: TorchBackend):
     try:
         fn = _torch_builder(torch)(act.expr)
     except _Unsupported:
+
         def fn(u):
             host = act.numpy(u.detach().to("cpu").to(torch.float64).numpy())
             return torch.as_tensor(host, dtype=u.dtype, device=u.device)

@@ -78,17 +78,29 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--input-dim", type=str, default="800", help="input dimension d (default 800)")
     a("--widths", type=str, default="1600,1200", help="comma-separated widths k_1..k_L (default 1600,1200)")
     a("--activations", type=str, default="tanh,relu", help="one activation, or one per layer (default tanh,relu)")
-    a("--quantizers", type=str, default="none,sign,sign-scaled",
-      help="variants to compare, each applied to all layers (default none,sign,sign-scaled)")
+    a(
+        "--quantizers",
+        type=str,
+        default="none,sign,sign-scaled",
+        help="variants to compare, each applied to all layers (default none,sign,sign-scaled)",
+    )
     a("--samples", type=str, default=None, help="n when samples are not varied (default d)")
     a("--ridge", type=str, default="1e-2", help="ridge lambda >= 0 (default 1e-2)")
     a("--noise", type=str, default="0.1", help="label-noise variance Delta (default 0.1)")
     a("--target", type=str, default="linear", help="target f* (activation spec, default linear)")
-    a("--vary", choices=VARY_CHOICES, default="samples",
-      help="what the grid varies: samples (n = g d), width (last width k_L = g d), widths (all widths times g), "
-      "ridge (lambda = g) (default samples)")
-    a("--grid", type=str, default="0.5,1,1.5,2,3",
-      help="grid values g: 'a,b,c' or 'start:stop:num[:log]' (default 0.5,1,1.5,2,3)")
+    a(
+        "--vary",
+        choices=VARY_CHOICES,
+        default="samples",
+        help="what the grid varies: samples (n = g d), width (last width k_L = g d), widths (all widths times g), "
+        "ridge (lambda = g) (default samples)",
+    )
+    a(
+        "--grid",
+        type=str,
+        default="0.5,1,1.5,2,3",
+        help="grid values g: 'a,b,c' or 'start:stop:num[:log]' (default 0.5,1,1.5,2,3)",
+    )
     a("--trials", type=str, default="8", help="independent draws per row, >= 6 for a verdict (default 8)")
     a("--test-samples", type=str, default="4000", help="test points per draw (default 4000)")
     a("--seed", type=str, default="0", help="base seed (default 0)")
@@ -97,14 +109,27 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--dtype", choices=("float64", "float32"), default="float64", help="simulation precision (default float64)")
     a("--out", type=str, default="validation-out", help="output directory (default ./validation-out)")
     a("--resume", action="store_true", help="continue: skip the draws and rows already in OUT/results.jsonl")
-    a("--workers", type=str, default="1",
-      help="run draws on a local Dask cluster of N single-threaded processes (default 1: in this process)")
-    a("--scheduler", type=str, default=None, metavar="ADDRESS",
-      help="run draws on an existing Dask scheduler, e.g. tcp://host:8786")
+    a(
+        "--workers",
+        type=str,
+        default="1",
+        help="run draws on a local Dask cluster of N single-threaded processes (default 1: in this process)",
+    )
+    a(
+        "--scheduler",
+        type=str,
+        default=None,
+        metavar="ADDRESS",
+        help="run draws on an existing Dask scheduler, e.g. tcp://host:8786",
+    )
     a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
     a("--json", action="store_true", help="print the report as JSON instead of a table")
-    a("--labels", choices=("regression", "sign"), default=None,
-      help="labels: regression (default with --loss square) or sign (+-1; default with --loss logistic/hinge)")
+    a(
+        "--labels",
+        choices=("regression", "sign"),
+        default=None,
+        help="labels: regression (default with --loss square) or sign (+-1; default with --loss logistic/hinge)",
+    )
     a("--loss", choices=("square", "logistic", "hinge"), default="square", help="readout loss (default square)")
     a("--no-progress", action="store_true", help="hide the progress bar")
     return parser

@@ -129,8 +129,10 @@ class ValidationConfig:
         if len(acts) == 1:
             acts = acts * len(self.widths)
         if len(acts) != len(self.widths):
-            raise InputError(f"activations: give one activation for all layers or one per layer "
-                             f"({len(self.widths)}), got {len(acts)}")
+            raise InputError(
+                f"activations: give one activation for all layers or one per layer "
+                f"({len(self.widths)}), got {len(acts)}"
+            )
         for a in acts:
             get_activation(a)  # raises ActivationError (a ValueError) with a clear line
         s(self, "activations", acts)
@@ -143,8 +145,11 @@ class ValidationConfig:
         if len(set(labels)) != len(labels):
             raise InputError(f"quantizers: each variant must appear once, got {', '.join(labels)}")
         s(self, "variants", variants)
-        s(self, "samples", self.input_dim if self.samples is None
-          else check_scalar(self.samples, "samples", int, min_val=1))
+        s(
+            self,
+            "samples",
+            self.input_dim if self.samples is None else check_scalar(self.samples, "samples", int, min_val=1),
+        )
         s(self, "ridge", float(check_scalar(self.ridge, "ridge", float, min_val=0)))
         s(self, "noise", float(check_scalar(self.noise, "noise", float, min_val=0)))
         target = _specs(self.target, "target")
@@ -189,7 +194,8 @@ class ValidationConfig:
         """``(widths, samples, ridge)`` at grid value ``value`` (whole sizes for a simulation)."""
         d = self.input_dim
         axis_value = {"samples": max(1, int(round(value * d))), "width": max(1, int(round(value * d)))}.get(
-            self.vary, value)
+            self.vary, value
+        )
         m, n, lam = model_at(self._shape(), self.vary, axis_value, self.samples, self.ridge)
         widths = tuple(max(1, int(round(float(k)))) for k in m.widths)
         return widths, int(n), float(lam)
@@ -211,11 +217,22 @@ class ValidationConfig:
     def as_dict(self) -> dict:
         """JSON-ready settings (specs by their labels)."""
         return {
-            "input_dim": self.input_dim, "widths": list(self.widths),
-            "activations": [spec_label(a) for a in self.activations], "variants": list(self.labels),
-            "samples": self.samples, "ridge": self.ridge, "noise": self.noise, "target": spec_label(self.target),
-            "vary": self.vary, "grid": list(self.grid), "trials": self.trials, "test_samples": self.test_samples,
-            "seed": self.seed, "backend": self.backend, "device": self.device, "dtype": self.dtype,
+            "input_dim": self.input_dim,
+            "widths": list(self.widths),
+            "activations": [spec_label(a) for a in self.activations],
+            "variants": list(self.labels),
+            "samples": self.samples,
+            "ridge": self.ridge,
+            "noise": self.noise,
+            "target": spec_label(self.target),
+            "vary": self.vary,
+            "grid": list(self.grid),
+            "trials": self.trials,
+            "test_samples": self.test_samples,
+            "seed": self.seed,
+            "backend": self.backend,
+            "device": self.device,
+            "dtype": self.dtype,
         }
 
     def draw_settings(self) -> dict:
@@ -234,15 +251,22 @@ def row_key(label: str, value: float) -> str:
 def describe_model(config: ValidationConfig) -> str:
     """One line naming the model and the run (for titles and terminal output)."""
     acts = ", ".join(spec_label(a) for a in config.activations)
-    fixed = {"samples": "", "width": f", n = {config.samples}", "widths": f", n = {config.samples}",
-             "ridge": f", n = {config.samples}"}[config.vary]
+    fixed = {
+        "samples": "",
+        "width": f", n = {config.samples}",
+        "widths": f", n = {config.samples}",
+        "ridge": f", n = {config.samples}",
+    }[config.vary]
     ridge = "" if config.vary == "ridge" else f", ridge {config.ridge:g}"
-    return (f"d = {config.input_dim}, widths {', '.join(map(str, config.widths))}, activations {acts}{fixed}"
-            f"{ridge}, noise {config.noise:g}, target {spec_label(config.target)}, {config.trials} draws per point")
+    return (
+        f"d = {config.input_dim}, widths {', '.join(map(str, config.widths))}, activations {acts}{fixed}"
+        f"{ridge}, noise {config.noise:g}, target {spec_label(config.target)}, {config.trials} draws per point"
+    )
 
 
-def theory_curves(config: ValidationConfig, points: int = 120, lo: float | None = None,
-                  hi: float | None = None) -> dict[str, dict]:
+def theory_curves(
+    config: ValidationConfig, points: int = 120, lo: float | None = None, hi: float | None = None
+) -> dict[str, dict]:
     """Dense theory test/train curves per variant (for figures), abscissa as in :meth:`ValidationConfig.x_of`.
 
     The range defaults to the grid's (slightly widened); ``lo``/``hi`` set it
@@ -307,13 +331,16 @@ def check_memory(config: ValidationConfig, workers: int = 1, local_draws: bool =
     avail = available_memory()
     if avail is not None and need > avail:
         at = f" ({workers} draws at a time)" if workers > 1 and local_draws else ""
-        raise InputError(f"this run needs about {_fmt_bytes(need)} of memory{at} but {_fmt_bytes(avail)} is "
-                         "available; reduce --input-dim, --widths, --grid, --test-samples or --workers")
+        raise InputError(
+            f"this run needs about {_fmt_bytes(need)} of memory{at} but {_fmt_bytes(avail)} is "
+            "available; reduce --input-dim, --widths, --grid, --test-samples or --workers"
+        )
     return need
 
 
-def _row(config: ValidationConfig, label: str, value: float, draws: dict[int, dict], spectra: dict,
-         theory_cache: dict) -> dict:
+def _row(
+    config: ValidationConfig, label: str, value: float, draws: dict[int, dict], spectra: dict, theory_cache: dict
+) -> dict:
     """Summarise the finished draws of one row (theory, finite-size route, Monte Carlo, verdict)."""
     from .finite_size import finite_size_spectrum
 
@@ -326,15 +353,29 @@ def _row(config: ValidationConfig, label: str, value: float, draws: dict[int, di
         spectra[skey] = finite_size_spectrum(model, config.seed, 0)
     fs = spectra[skey].predict(n, lam, config.noise, config.target)
     trials = sorted(draws)[: config.trials]
-    mc = MonteCarloResult(tuple(draws[t]["test_error"] for t in trials), tuple(draws[t]["train_error"] for t in trials),
-                          n, lam, config.noise, config.test_samples, config.seed, config.backend)
+    mc = MonteCarloResult(
+        tuple(draws[t]["test_error"] for t in trials),
+        tuple(draws[t]["train_error"] for t in trials),
+        n,
+        lam,
+        config.noise,
+        config.test_samples,
+        config.seed,
+        config.backend,
+    )
     sizes = (config.input_dim,) + widths + (n,)
     v = verdict(mc.test_mean, mc.test_se, float(theory.test_error), mc.draws, sizes)
-    nonfinite = {name: ("inf" if x > 0 else "-inf") if math.isinf(x) else "nan"
-                 for name, x in (("theory_test", float(theory.test_error)), ("theory_train", float(theory.train_error)),
-                                 ("finite_size_test", fs.test_error), ("finite_size_train", fs.train_error),
-                                 ("z", v["z"]))
-                 if not math.isfinite(x)}
+    nonfinite = {
+        name: ("inf" if x > 0 else "-inf") if math.isinf(x) else "nan"
+        for name, x in (
+            ("theory_test", float(theory.test_error)),
+            ("theory_train", float(theory.train_error)),
+            ("finite_size_test", fs.test_error),
+            ("finite_size_train", fs.train_error),
+            ("z", v["z"]),
+        )
+        if not math.isfinite(x)
+    }
     return {
         "key": key,
         "variant": label,
@@ -397,10 +438,20 @@ def _executor_for(workers, scheduler, executor, log):
     return None, lambda: None
 
 
-def run_validation(config: ValidationConfig, out=None, resume: bool = False, progress: bool = True,
-                   figure: bool = True, *, executor=None, client=None, workers: int = 1,
-                   scheduler: str | None = None, on_draw: Callable[[dict], None] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
+def run_validation(
+    config: ValidationConfig,
+    out=None,
+    resume: bool = False,
+    progress: bool = True,
+    figure: bool = True,
+    *,
+    executor=None,
+    client=None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    on_draw: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Run every draw of every (variant, grid value) row and return the report dict.
 
     Parameters
@@ -430,8 +481,11 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
         raise InputError("give executor or client, not both")
     executor = executor if executor is not None else client
     workers = check_scalar(workers, "workers", int, min_val=1)
-    info = describe(executor) if executor is not None else ExecutionInfo(
-        "dask" if (scheduler or workers > 1) else "in-process", workers)
+    info = (
+        describe(executor)
+        if executor is not None
+        else ExecutionInfo("dask" if (scheduler or workers > 1) else "in-process", workers)
+    )
     local_draws = scheduler is None and (executor is None or info.kind != "dask")
     check_memory(config, workers if executor is None else max(1, info.workers), local_draws)
     fp = fingerprint(config.as_dict())
@@ -449,8 +503,10 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
                 if key in draws and t < config.trials:
                     draws[key][t] = rec
         for key in rows:  # a summarised row needs no draws
-            draws[key] = {t: {"test_error": a, "train_error": b} for t, (a, b) in
-                          enumerate(zip(rows[key]["mc_test_draws"], rows[key]["mc_train_draws"]))}
+            draws[key] = {
+                t: {"test_error": a, "train_error": b}
+                for t, (a, b) in enumerate(zip(rows[key]["mc_test_draws"], rows[key]["mc_train_draws"]))
+            }
         reused_rows = len(rows)
         spectra: dict = {}
         theory_cache: dict = {}
@@ -473,9 +529,23 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
             theory_cache[key] = predict(model, n, lam, config.noise, config.target)  # fail early, before simulating
             for t in range(config.trials):
                 if t not in draws[key]:
-                    tasks.append(DrawTask(key, t, model, n, lam, config.noise, config.target, config.seed,
-                                          config.test_samples, config.backend, config.device, config.dtype,
-                                          blas_threads=None))
+                    tasks.append(
+                        DrawTask(
+                            key,
+                            t,
+                            model,
+                            n,
+                            lam,
+                            config.noise,
+                            config.target,
+                            config.seed,
+                            config.test_samples,
+                            config.backend,
+                            config.device,
+                            config.dtype,
+                            blas_threads=None,
+                        )
+                    )
         for _label, _g, key in items:  # rows whose draws were all stored before an interruption
             if key not in rows and len(draws[key]) >= config.trials:
                 finish_row(key)
@@ -494,9 +564,16 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
                 if store is not None:
                     rec = store.add_draw(task.key, task.trial, result["test_error"], result["train_error"], **extra)
                 else:
-                    rec = strict_json({"record": "draw", "key": task.key, "trial": task.trial,
-                                       "test_error": result["test_error"], "train_error": result["train_error"],
-                                       **extra})
+                    rec = strict_json(
+                        {
+                            "record": "draw",
+                            "key": task.key,
+                            "trial": task.trial,
+                            "test_error": result["test_error"],
+                            "train_error": result["train_error"],
+                            **extra,
+                        }
+                    )
                 draws[task.key][task.trial] = rec
                 ran["n"] += 1
                 bar.update(1)
@@ -512,26 +589,33 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
         ordered = [rows[key] for _, _, key in items if key in rows]
         report = summarize(config, ordered, fp)
         report["reused_rows"] = reused_rows
-        report["execution"] = dict(info.as_dict(), draws_run=ran["n"], draws_reused=reused_draws,
-                                   wall_s=time.perf_counter() - start)
+        report["execution"] = dict(
+            info.as_dict(), draws_run=ran["n"], draws_reused=reused_draws, wall_s=time.perf_counter() - start
+        )
         report["elapsed_s"] = time.perf_counter() - start
         if store is not None:
-            report["store"] = {"damaged_lines": store.damaged, "damaged_file": str(store.damaged_path)
-                               if store.damaged else None, "moved_to": str(store.moved_to) if store.moved_to else None}
+            report["store"] = {
+                "damaged_lines": store.damaged,
+                "damaged_file": str(store.damaged_path) if store.damaged else None,
+                "moved_to": str(store.moved_to) if store.moved_to else None,
+            }
             if store.damaged:
-                report["warnings"].append(f"{store.damaged} damaged line(s) of results.jsonl set aside in "
-                                          f"{store.damaged_path.name}")
+                report["warnings"].append(
+                    f"{store.damaged} damaged line(s) of results.jsonl set aside in {store.damaged_path.name}"
+                )
             if store.moved_to is not None:
-                report["warnings"].append(f"an earlier results.jsonl was moved to {store.moved_to.name} "
-                                          "(use --resume to continue a run)")
+                report["warnings"].append(
+                    f"an earlier results.jsonl was moved to {store.moved_to.name} (use --resume to continue a run)"
+                )
             outdir = store.dir
             store.write_csv(ordered)
             report["files"].update({"jsonl": str(store.jsonl), "csv": str(store.csv)})
             if figure and ordered:
                 from .plotting import plot_comparison
 
-                plot_comparison(ordered, theory_curves(config), config.vary, outdir / "figure.png",
-                                figure_title(config, report))
+                plot_comparison(
+                    ordered, theory_curves(config), config.vary, outdir / "figure.png", figure_title(config, report)
+                )
                 report["files"]["figure"] = str(outdir / "figure.png")
             report["files"]["report"] = str(outdir / "report.json")
             atomic_write_text(outdir / "report.json", dumps(report, indent=1))
@@ -547,8 +631,10 @@ def run_validation(config: ValidationConfig, out=None, resume: bool = False, pro
 def figure_title(config: ValidationConfig, report: dict) -> str:
     """Two-line figure title: the model, then the verdict."""
     s = report["summary"]
-    return (f"{describe_model(config)}\nverdict: {s['verdict'].upper()}  ({s['pass']} pass, {s['fail']} fail, "
-            f"{s['inconclusive']} inconclusive, {s['n/a']} n/a of {s['expected_rows']} rows)")
+    return (
+        f"{describe_model(config)}\nverdict: {s['verdict'].upper()}  ({s['pass']} pass, {s['fail']} fail, "
+        f"{s['inconclusive']} inconclusive, {s['n/a']} n/a of {s['expected_rows']} rows)"
+    )
 
 
 def summarize(config: ValidationConfig, rows: list[dict], fp: str = "") -> dict:
@@ -564,8 +650,10 @@ def summarize(config: ValidationConfig, rows: list[dict], fp: str = "") -> dict:
     zs = [abs(r["z"]) for r in rows if r.get("z") is not None and math.isfinite(r["z"])]
     warnings = sorted({w for r in rows for w in r["warnings"]})
     if config.trials < MIN_VERDICT_DRAWS:
-        warnings.append(f"{config.trials} draws per row are fewer than the {MIN_VERDICT_DRAWS} a verdict needs: "
-                        "rows are inconclusive")
+        warnings.append(
+            f"{config.trials} draws per row are fewer than the {MIN_VERDICT_DRAWS} a verdict needs: "
+            "rows are inconclusive"
+        )
     complete = len(rows) == expected
     if not complete:
         overall = "incomplete"
@@ -607,8 +695,10 @@ def _num(x, fmt):
 def format_table(report: dict) -> str:
     """Plain-text comparison table, verdict line and execution line."""
     vary = report["config"]["vary"]
-    head = (f"{'variant':<14} {vary:>8} {'n':>6} {'theory':>10} {'finite-sz':>10} {'MC mean':>10} {'MC SE':>9} "
-            f"{'z':>7} {'status':>12}")
+    head = (
+        f"{'variant':<14} {vary:>8} {'n':>6} {'theory':>10} {'finite-sz':>10} {'MC mean':>10} {'MC SE':>9} "
+        f"{'z':>7} {'status':>12}"
+    )
     lines = [f"model: {report['model']}", head, "-" * len(head)]
     for r in report["rows"]:
         lines.append(
@@ -681,9 +771,15 @@ def run_validate(args) -> int:
             if scheduler is not None:
                 check_address(scheduler)
         check_out_dir(args.out)
-        report = run_validation(config, out=args.out, resume=args.resume, progress=not args.no_progress,
-                                workers=workers, scheduler=scheduler,
-                                log=lambda m: print(m, file=sys.stderr))
+        report = run_validation(
+            config,
+            out=args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            workers=workers,
+            scheduler=scheduler,
+            log=lambda m: print(m, file=sys.stderr),
+        )
         if args.scaling:
             from .scaling import run_scaling
 

@@ -62,8 +62,13 @@ def run_demo(args) -> int:
 
     fig = out / "demo.png"
     try:
-        plot_comparison(report["rows"], demo_curves(config), "samples", fig,
-                        "rfq demo (sign and full precision share one theory curve)\n" + figure_title(config, report))
+        plot_comparison(
+            report["rows"],
+            demo_curves(config),
+            "samples",
+            fig,
+            "rfq demo (sign and full precision share one theory curve)\n" + figure_title(config, report),
+        )
     except OSError as exc:
         print(f"rfq demo: error: cannot write {str(fig)!r}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -47,8 +47,14 @@ __all__ = [
 DASK_HINT = "parallel runs need Dask: pip install 'rfq-theory[dask]'"
 
 #: Environment variables that limit BLAS/OpenMP threads (set in every worker process).
-BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 #: Times a Dask task may lose its worker (process death) before the run gives up.
 ALLOWED_FAILURES = 3
@@ -92,11 +98,28 @@ def run_draw(task: DrawTask) -> dict:
 
     t0 = time.perf_counter()
     with _limited(task.blas_threads):
-        test, train = simulate_trial(task.model, task.samples, task.ridge, task.noise, task.target,
-                                     seed=task.seed, trial=task.trial, test_samples=task.test_samples,
-                                     backend=task.backend, device=task.device, dtype=task.dtype)
-    return {"key": task.key, "trial": task.trial, "test_error": float(test), "train_error": float(train),
-            "seconds": time.perf_counter() - t0, "host": socket.gethostname(), "pid": os.getpid()}
+        test, train = simulate_trial(
+            task.model,
+            task.samples,
+            task.ridge,
+            task.noise,
+            task.target,
+            seed=task.seed,
+            trial=task.trial,
+            test_samples=task.test_samples,
+            backend=task.backend,
+            device=task.device,
+            dtype=task.dtype,
+        )
+    return {
+        "key": task.key,
+        "trial": task.trial,
+        "test_error": float(test),
+        "train_error": float(train),
+        "seconds": time.perf_counter() - t0,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
 
 
 @dataclass
@@ -126,14 +149,17 @@ def describe(executor) -> ExecutionInfo:
             n = len(executor.scheduler_info().get("workers", {}))
         except Exception:  # pragma: no cover - a scheduler that went away
             n = 0
-        return ExecutionInfo("dask", n, getattr(executor, "dashboard_link", None),
-                             getattr(executor.scheduler, "address", None) if executor.scheduler else None)
+        return ExecutionInfo(
+            "dask",
+            n,
+            getattr(executor, "dashboard_link", None),
+            getattr(executor.scheduler, "address", None) if executor.scheduler else None,
+        )
     n = getattr(executor, "_max_workers", None) or 0
     return ExecutionInfo(type(executor).__name__, int(n))
 
 
-def execute(tasks: list[DrawTask], on_done: Callable[[DrawTask, dict], None], executor=None,
-            retries: int = 2) -> None:
+def execute(tasks: list[DrawTask], on_done: Callable[[DrawTask, dict], None], executor=None, retries: int = 2) -> None:
     """Run ``tasks`` and call ``on_done(task, result)`` in the caller as each finishes.
 
     ``executor``: ``None`` (in-process, in order), a ``distributed.Client``
@@ -153,8 +179,13 @@ def execute(tasks: list[DrawTask], on_done: Callable[[DrawTask, dict], None], ex
 
         futures = {}
         for task in tasks:
-            fut = executor.submit(run_draw, task, key=f"rfq-draw-{task.key}-{task.trial}-{os.getpid()}-{id(tasks)}",
-                                  retries=retries, pure=False)
+            fut = executor.submit(
+                run_draw,
+                task,
+                key=f"rfq-draw-{task.key}-{task.trial}-{os.getpid()}-{id(tasks)}",
+                retries=retries,
+                pure=False,
+            )
             futures[fut] = task
         try:
             for fut in as_completed(list(futures)):
@@ -193,8 +224,9 @@ def _worker_blas_env(threads: int = 1) -> None:
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     env.update({name: str(threads) for name in BLAS_ENV})
-    dask.config.set({"distributed.nanny.pre-spawn-environ": env,
-                     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
+    dask.config.set(
+        {"distributed.nanny.pre-spawn-environ": env, "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
+    )
 
 
 def local_cluster(workers: int, dashboard: bool = True, memory_limit="auto"):
@@ -209,9 +241,14 @@ def local_cluster(workers: int, dashboard: bool = True, memory_limit="auto"):
     from distributed import Client, LocalCluster
 
     _worker_blas_env(1)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0" if dashboard else None, silence_logs=logging.ERROR,
-                           memory_limit=memory_limit)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0" if dashboard else None,
+        silence_logs=logging.ERROR,
+        memory_limit=memory_limit,
+    )
     client = Client(cluster)
     return client, cluster
 
@@ -248,7 +285,8 @@ def connect(address, timeout: float = 10.0):
     try:
         return Client(text, timeout=timeout)
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"--scheduler: cannot reach a Dask scheduler at {text!r} within {timeout:g} s "
-                         f"({type(exc).__name__})") from None
+        raise InputError(
+            f"--scheduler: cannot reach a Dask scheduler at {text!r} within {timeout:g} s ({type(exc).__name__})"
+        ) from None
     except ValueError as exc:
         raise InputError(f"--scheduler: {text!r} is not a usable address ({str(exc).splitlines()[0]})") from None

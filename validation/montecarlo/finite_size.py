@@ -113,7 +113,13 @@ class FiniteSizeSpectrum:
         """Physical root of ``ridge = kappa (1 - df1(kappa)/n)`` (``nan`` at the interpolation threshold)."""
         n = float(samples)
         if self.rank > n:
-            lo = brentq(lambda t: self.df1(math.exp(t)) - n, math.log(self.tol) - 5, math.log(self.omega.max()) + 5 + math.log(self.rank), xtol=1e-14, rtol=1e-14)
+            lo = brentq(
+                lambda t: self.df1(math.exp(t)) - n,
+                math.log(self.tol) - 5,
+                math.log(self.omega.max()) + 5 + math.log(self.rank),
+                xtol=1e-14,
+                rtol=1e-14,
+            )
             lo = math.exp(lo)
         else:
             lo = 0.0
@@ -133,7 +139,9 @@ class FiniteSizeSpectrum:
         rho, var_f = (float(x) for x in target_moments(target, 15))
         k = self.kappa(n, lam)
         if math.isnan(k):
-            return FiniteSizePrediction(n, lam, math.inf, 0.0, k, float(self.rank), float(self.rank), "interpolation-threshold")
+            return FiniteSizePrediction(
+                n, lam, math.inf, 0.0, k, float(self.rank), float(self.rank), "interpolation-threshold"
+            )
         d2 = self.df2(k) if k > 0 else float(self.rank)
         d1 = self.df1(k) if k > 0 else float(self.rank)
         _, _, test = error_terms(var_f, float(noise), rho, self.s_minus_ks(k), d2, n)
@@ -167,6 +175,8 @@ def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=N
     return FiniteSizeSpectrum(w, r, d)
 
 
-def finite_size_predict(model: DeepRF, samples, ridge, noise=0.0, target="linear", seed=0, trial=0) -> FiniteSizePrediction:
+def finite_size_predict(
+    model: DeepRF, samples, ridge, noise=0.0, target="linear", seed=0, trial=0
+) -> FiniteSizePrediction:
     """One-shot :func:`finite_size_spectrum` + :meth:`FiniteSizeSpectrum.predict`."""
     return finite_size_spectrum(model, seed, trial).predict(samples, ridge, noise, target)

@@ -128,8 +128,7 @@ def fit_classifier(Z: np.ndarray, y: np.ndarray, loss: str, ridge: float) -> np.
         elif loss == "hinge":
             from sklearn.svm import LinearSVC
 
-            clf = LinearSVC(C=C, loss="hinge", penalty="l2", dual=True, fit_intercept=False, tol=1e-8,
-                            max_iter=1000000)
+            clf = LinearSVC(C=C, loss="hinge", penalty="l2", dual=True, fit_intercept=False, tol=1e-8, max_iter=1000000)
         else:
             raise ValueError(f"loss must be square, logistic or hinge, got {loss!r}")
         clf.fit(Z, y)
@@ -225,8 +224,9 @@ def finite_size_glm(config: GLMConfig, trial: int = 0) -> dict | None:
     from .finite_size import finite_size_spectrum
 
     spec = finite_size_spectrum(config.model(), config.seed, trial)
-    pred = predict_glm_spectrum(spec.omega, spec.r, spec.input_dim, config.samples, config.ridge,
-                                config.noise, config.labels, config.loss)
+    pred = predict_glm_spectrum(
+        spec.omega, spec.r, spec.input_dim, config.samples, config.ridge, config.noise, config.labels, config.loss
+    )
     return {k: float(getattr(pred, k)) for k in METRICS}
 
 
@@ -245,12 +245,21 @@ def validate_row(config: GLMConfig, finite_size: bool = True) -> dict:
     t0 = time.perf_counter()
     mc = simulate_glm(config)
     t_mc = time.perf_counter() - t0
-    row = {"key": config.key, "config": asdict(config), "theory_seconds": t_theory, "mc_seconds": t_mc,
-           "warnings": regime_warnings(config.input_dim, config.widths, config.samples)}
+    row = {
+        "key": config.key,
+        "config": asdict(config),
+        "theory_seconds": t_theory,
+        "mc_seconds": t_mc,
+        "warnings": regime_warnings(config.input_dim, config.widths, config.samples),
+    }
     for key in METRICS:
         th = float(getattr(theory, key))
-        row[key] = {"theory": th, "finite_size": None if fs is None else fs[key], "mc": mc[key],
-                    "mc_se": mc[key + "_se"]}
+        row[key] = {
+            "theory": th,
+            "finite_size": None if fs is None else fs[key],
+            "mc": mc[key],
+            "mc_se": mc[key + "_se"],
+        }
     return score(row)
 
 
@@ -280,20 +289,26 @@ def score(row: dict) -> dict:
 
 
 def _describe(c: dict) -> str:
-    return (f"L={len(c['widths'])} {','.join(c['activations'])} {c['quantizer']} {c['loss']} "
-            f"n/kL={c['samples'] / c['widths'][-1]:.3g} lam={c['ridge']:g} Delta={c['noise']:g}")
+    return (
+        f"L={len(c['widths'])} {','.join(c['activations'])} {c['quantizer']} {c['loss']} "
+        f"n/kL={c['samples'] / c['widths'][-1]:.3g} lam={c['ridge']:g} Delta={c['noise']:g}"
+    )
 
 
 def format_rows(rows) -> str:
     """Markdown table of validation rows."""
-    head = ("| config | d | widths | n | theory test error | finite-size | MC (± SE) | z | verdict | "
-            "theory train loss | MC train loss | z | verdict | all 4 metrics |")
+    head = (
+        "| config | d | widths | n | theory test error | finite-size | MC (± SE) | z | verdict | "
+        "theory train loss | MC train loss | z | verdict | all 4 metrics |"
+    )
     lines = [head, "|" + "---|" * 14]
     for r in rows:
         c = r["config"]
         if r["status"] == "error":
-            lines.append(f"| {_describe(c)} | {c['input_dim']} | {','.join(map(str, c['widths']))} | {c['samples']} | "
-                         f"error: {r['error']} |" + " |" * 9)
+            lines.append(
+                f"| {_describe(c)} | {c['input_dim']} | {','.join(map(str, c['widths']))} | {c['samples']} | "
+                f"error: {r['error']} |" + " |" * 9
+            )
             continue
         te, tl = r["test_error"], r["train_loss"]
         fs = "-" if te["finite_size"] is None else f"{te['finite_size']:.4f}"
@@ -330,7 +345,12 @@ def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True)
             try:
                 row = validate_row(cfg, finite_size)
             except (ArithmeticError, ValueError) as exc:  # recorded, not fatal: the table shows it
-                row = {"key": cfg.key, "config": asdict(cfg), "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                row = {
+                    "key": cfg.key,
+                    "config": asdict(cfg),
+                    "status": "error",
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
             fh.write(json.dumps(row) + "\n")
             fh.flush()
             rows.append(row)
@@ -352,8 +372,22 @@ def run_glm_validate(args) -> int:
             n = int(round(g * d)) if args.vary == "samples" else int(float(args.samples or d))
             lam = g if args.vary == "ridge" else float(args.ridge)
             ws = tuple(max(1, int(round(g * k))) for k in widths) if args.vary in ("width", "widths") else widths
-            configs.append(GLMConfig(d, ws, tuple(acts), variant, args.loss, n, lam, float(args.noise), args.labels,
-                                     int(float(args.trials)), int(float(args.test_samples)), int(float(args.seed))))
+            configs.append(
+                GLMConfig(
+                    d,
+                    ws,
+                    tuple(acts),
+                    variant,
+                    args.loss,
+                    n,
+                    lam,
+                    float(args.noise),
+                    args.labels,
+                    int(float(args.trials)),
+                    int(float(args.test_samples)),
+                    int(float(args.seed)),
+                )
+            )
     rows = run_configs(configs, args.out, args.resume, not args.no_progress)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -362,8 +396,20 @@ def run_glm_validate(args) -> int:
     return 0 if all(r["status"] == "pass" for r in rows) else 1
 
 
-def figure(path, input_dim=300, widths=(450,), activations=("tanh",), loss="logistic", ridge=1e-2, noise=0.1,
-           grid=(0.5, 1.0, 2.0, 3.0), trials=5, test_samples=3000, seed=0, progress=True):
+def figure(
+    path,
+    input_dim=300,
+    widths=(450,),
+    activations=("tanh",),
+    loss="logistic",
+    ridge=1e-2,
+    noise=0.1,
+    grid=(0.5, 1.0, 2.0, 3.0),
+    trials=5,
+    test_samples=3000,
+    seed=0,
+    progress=True,
+):
     """Classification error vs ``n/d`` for full precision, sign and scaled sign: theory lines, Monte Carlo error bars.
 
     Returns the plotted numbers (theory curves and Monte Carlo means/SEs).
@@ -386,29 +432,46 @@ def figure(path, input_dim=300, widths=(450,), activations=("tanh",), loss="logi
     bar = tqdm(total=len(variants) * len(grid), desc="glm figure", disable=not progress)
     for k, var in enumerate(variants):
         model = DeepRF(input_dim, tuple(widths), tuple(activations), var)
-        preds = glm_sweep(model, "samples", [x * input_dim for x in xs], None, ridge, noise, "linear", "sign", loss,
-                          progress=False)
+        preds = glm_sweep(
+            model, "samples", [x * input_dim for x in xs], None, ridge, noise, "linear", "sign", loss, progress=False
+        )
         th = [float(p.test_error) for p in preds]
         data["theory"][var] = th
         ls, lw, alpha, marker = styles[var]
-        line, = ax.plot(xs, th, ls, lw=lw, alpha=alpha, label=labels[var])
+        (line,) = ax.plot(xs, th, ls, lw=lw, alpha=alpha, label=labels[var])
         means, ses = [], []
         for g in grid:
-            cfg = GLMConfig(input_dim, tuple(widths), tuple(activations), var, loss, int(round(g * input_dim)), ridge,
-                            noise, "sign", trials, test_samples, seed)
+            cfg = GLMConfig(
+                input_dim,
+                tuple(widths),
+                tuple(activations),
+                var,
+                loss,
+                int(round(g * input_dim)),
+                ridge,
+                noise,
+                "sign",
+                trials,
+                test_samples,
+                seed,
+            )
             mc = simulate_glm(cfg)
             means.append(mc["test_error"])
             ses.append(mc["test_error_se"])
             bar.update()
         data["mc"][var] = {"mean": means, "se": ses}
         offset = (k - 1) * 0.02 * (max(grid) - min(grid))
-        ax.errorbar(np.array(grid) + offset, means, yerr=3 * np.array(ses), fmt=marker, ms=4, capsize=3,
-                    color=line.get_color())
+        ax.errorbar(
+            np.array(grid) + offset, means, yerr=3 * np.array(ses), fmt=marker, ms=4, capsize=3, color=line.get_color()
+        )
     bar.close()
     ax.set_xlabel("n / d")
     ax.set_ylabel("test classification error")
-    ax.set_title(f"{loss} loss, d {input_dim}, widths {'x'.join(map(str, widths))}, {'/'.join(activations)}, "
-                 f"ridge {ridge:g}, Delta {noise:g}; bars: MC mean +- 3 SE ({trials} draws)", fontsize=8)
+    ax.set_title(
+        f"{loss} loss, d {input_dim}, widths {'x'.join(map(str, widths))}, {'/'.join(activations)}, "
+        f"ridge {ridge:g}, Delta {noise:g}; bars: MC mean +- 3 SE ({trials} draws)",
+        fontsize=8,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

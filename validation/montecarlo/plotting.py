@@ -42,17 +42,31 @@ def plot_comparison(rows: list[dict], curves: dict[str, dict], vary: str, path, 
         # small horizontal offsets keep overlapping error bars apart (log axis: multiplicative)
         shift = (i - (len(variants) - 1) / 2) * 0.012
         if vary == "ridge":
-            xs = [r["x"] * 10 ** shift for r in sub]
+            xs = [r["x"] * 10**shift for r in sub]
         else:
             xs = [r["x"] + shift * (max(all_x) - min(all_x) or 1.0) for r in sub]
         for ax, kind in zip(axes, ("test", "train")):
-            ax.plot(c["x"], _finite(c[kind]), _STYLE[i % len(_STYLE)], color=color, lw=1.6,
-                    label=f"theory  {var}")
-            ax.errorbar(xs, [r[f"mc_{kind}"] for r in sub], yerr=[r[f"mc_{kind}_se"] for r in sub],
-                        fmt=_MARKERS[i % len(_MARKERS)], color=color, ms=5, capsize=3, mfc="none",
-                        label=f"Monte Carlo  {var}")
-            ax.plot(xs, _finite([r[f"finite_size_{kind}"] for r in sub]), "x", color=color, ms=6, alpha=0.7,
-                    label=f"finite-size route  {var}")
+            ax.plot(c["x"], _finite(c[kind]), _STYLE[i % len(_STYLE)], color=color, lw=1.6, label=f"theory  {var}")
+            ax.errorbar(
+                xs,
+                [r[f"mc_{kind}"] for r in sub],
+                yerr=[r[f"mc_{kind}_se"] for r in sub],
+                fmt=_MARKERS[i % len(_MARKERS)],
+                color=color,
+                ms=5,
+                capsize=3,
+                mfc="none",
+                label=f"Monte Carlo  {var}",
+            )
+            ax.plot(
+                xs,
+                _finite([r[f"finite_size_{kind}"] for r in sub]),
+                "x",
+                color=color,
+                ms=6,
+                alpha=0.7,
+                label=f"finite-size route  {var}",
+            )
     for ax, kind in zip(axes, ("test", "train")):
         ax.set_xlabel(XLABELS.get(vary, vary))
         ax.set_ylabel(f"{kind} error")
@@ -75,10 +89,23 @@ def plot_scaling(points: list[dict], diffs: list[dict], path, title: str = "") -
         sub = [p for p in points if p["variant"] == var]
         gaps = [abs(p["mc_test"] - p["theory_test"]) for p in sub]
         lower = [min(p["mc_test_se"], 0.9 * g) for p, g in zip(sub, gaps)]  # log axis: keep bars above 0
-        axes[0].errorbar([p["input_dim"] for p in sub], gaps, yerr=[lower, [p["mc_test_se"] for p in sub]], fmt=_MARKERS[i % 5] + "-", color=f"C{i}", capsize=3,
-                         label=f"|MC mean - theory|  {var}")
-        axes[0].plot([p["input_dim"] for p in sub], [p["rms_draw_deviation"] for p in sub], "--", color=f"C{i}",
-                     alpha=0.7, label=f"RMS single-draw deviation  {var}")
+        axes[0].errorbar(
+            [p["input_dim"] for p in sub],
+            gaps,
+            yerr=[lower, [p["mc_test_se"] for p in sub]],
+            fmt=_MARKERS[i % 5] + "-",
+            color=f"C{i}",
+            capsize=3,
+            label=f"|MC mean - theory|  {var}",
+        )
+        axes[0].plot(
+            [p["input_dim"] for p in sub],
+            [p["rms_draw_deviation"] for p in sub],
+            "--",
+            color=f"C{i}",
+            alpha=0.7,
+            label=f"RMS single-draw deviation  {var}",
+        )
     if points:
         ds = sorted({p["input_dim"] for p in points})
         ref = max(p["rms_draw_deviation"] for p in points if p["input_dim"] == ds[0])
@@ -91,11 +118,24 @@ def plot_scaling(points: list[dict], diffs: list[dict], path, title: str = "") -
     pairs = sorted({p["pair"] for p in diffs})
     for i, pair in enumerate(pairs):
         sub = [p for p in diffs if p["pair"] == pair]
-        axes[1].errorbar([p["input_dim"] for p in sub], [p["mean"] for p in sub], yerr=[p["se"] for p in sub],
-                         fmt=_MARKERS[i % 5] + "-", color=f"C{i + 3}", capsize=3, label=f"MC {pair} (paired mean)")
+        axes[1].errorbar(
+            [p["input_dim"] for p in sub],
+            [p["mean"] for p in sub],
+            yerr=[p["se"] for p in sub],
+            fmt=_MARKERS[i % 5] + "-",
+            color=f"C{i + 3}",
+            capsize=3,
+            label=f"MC {pair} (paired mean)",
+        )
         for sign in (1, -1):
-            axes[1].plot([p["input_dim"] for p in sub], [sign * p["rms"] for p in sub], "--", color=f"C{i + 3}",
-                         alpha=0.6, label=f"+- RMS per draw  {pair}" if sign > 0 else None)
+            axes[1].plot(
+                [p["input_dim"] for p in sub],
+                [sign * p["rms"] for p in sub],
+                "--",
+                color=f"C{i + 3}",
+                alpha=0.6,
+                label=f"+- RMS per draw  {pair}" if sign > 0 else None,
+            )
     axes[1].axhline(0.0, color="k", lw=1)
     axes[1].set_xscale("log")
     axes[1].set_xlabel("input dimension d (ratios fixed)")

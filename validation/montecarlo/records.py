@@ -56,9 +56,29 @@ __all__ = [
 ]
 
 CSV_COLUMNS = [
-    "variant", "vary", "value", "input_dim", "widths", "samples", "ridge", "noise", "target",
-    "theory_test", "theory_train", "finite_size_test", "finite_size_train",
-    "mc_test", "mc_test_se", "mc_train", "mc_train_se", "draws", "z", "z_crit", "allowance", "status", "warnings",
+    "variant",
+    "vary",
+    "value",
+    "input_dim",
+    "widths",
+    "samples",
+    "ridge",
+    "noise",
+    "target",
+    "theory_test",
+    "theory_train",
+    "finite_size_test",
+    "finite_size_train",
+    "mc_test",
+    "mc_test_se",
+    "mc_train",
+    "mc_train_se",
+    "draws",
+    "z",
+    "z_crit",
+    "allowance",
+    "status",
+    "warnings",
 ]
 
 #: Status of a row: within tolerance, outside it, too few draws for a verdict, theory not finite.
@@ -190,8 +210,19 @@ def check_record(rec) -> str | None:
         return f"field 'status' missing or not one of {', '.join(ROW_STATUSES)}"
     if not isinstance(rec.get("variant"), str):
         return "field 'variant' missing or not a string"
-    for field in ("value", "x", "theory_test", "finite_size_test", "mc_test", "mc_test_se", "mc_train",
-                  "mc_train_se", "z", "theory_train", "finite_size_train"):
+    for field in (
+        "value",
+        "x",
+        "theory_test",
+        "finite_size_test",
+        "mc_test",
+        "mc_test_se",
+        "mc_train",
+        "mc_train_se",
+        "z",
+        "theory_train",
+        "finite_size_train",
+    ):
         if field not in rec or not _is_num(rec[field]):
             return f"field {field!r} missing or not a number"
     if not _is_int(rec.get("samples")) or not _is_int(rec.get("draws")):
@@ -317,7 +348,9 @@ class ResultStore:
                 problem = check_record(rec)
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 line = bline.decode("utf-8", errors="replace")
-                problem = "torn or not JSON" if (torn_tail and i == len(lines) - 1) else f"not JSON ({type(exc).__name__})"
+                problem = (
+                    "torn or not JSON" if (torn_tail and i == len(lines) - 1) else f"not JSON ({type(exc).__name__})"
+                )
             if problem is not None:
                 bad.append(line)
                 self.damage_reasons.append(f"line {i + 1}: {problem}")
@@ -351,8 +384,15 @@ class ResultStore:
 
     def add_draw(self, key: str, trial: int, test_error: float, train_error: float, **extra) -> dict:
         """Append the result of draw ``trial`` of row ``key`` (flushed and fsync-ed at once)."""
-        rec = {"record": "draw", "fingerprint": self.draw_fp, "key": key, "trial": int(trial),
-               "test_error": test_error, "train_error": train_error, **extra}
+        rec = {
+            "record": "draw",
+            "fingerprint": self.draw_fp,
+            "key": key,
+            "trial": int(trial),
+            "test_error": test_error,
+            "train_error": train_error,
+            **extra,
+        }
         rec = strict_json(rec)
         self._append(rec)
         self.draws[(key, int(trial))] = rec

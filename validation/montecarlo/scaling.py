@@ -66,15 +66,38 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
         for var in config.labels:
             model = DeepRF(d, widths, config.activations, config.variant_spec(var))
             th = float(predict(model, n, config.ridge, config.noise, config.target).test_error)
-            mc = simulate(model, n, config.ridge, config.noise, config.target, trials=trials,
-                          test_samples=n_test, seed=config.seed, backend=config.backend,
-                          device=config.device, dtype=config.dtype)
+            mc = simulate(
+                model,
+                n,
+                config.ridge,
+                config.noise,
+                config.target,
+                trials=trials,
+                test_samples=n_test,
+                seed=config.seed,
+                backend=config.backend,
+                device=config.device,
+                dtype=config.dtype,
+            )
             per[var] = (th, mc)
             status = verdict(mc.test_mean, mc.test_se, th, trials, (d,) + widths + (n,))["status"]
-            points.append({"status": status, "variant": var, "factor": f, "input_dim": d, "widths": list(widths), "samples": n,
-                           "draws": trials, "theory_test": th, "mc_test": mc.test_mean, "mc_test_se": mc.test_se,
-                           "abs_error": abs(mc.test_mean - th), "test_samples": n_test,
-                           "rms_draw_deviation": float(np.sqrt(np.mean((np.asarray(mc.test_errors) - th) ** 2)))})
+            points.append(
+                {
+                    "status": status,
+                    "variant": var,
+                    "factor": f,
+                    "input_dim": d,
+                    "widths": list(widths),
+                    "samples": n,
+                    "draws": trials,
+                    "theory_test": th,
+                    "mc_test": mc.test_mean,
+                    "mc_test_se": mc.test_se,
+                    "abs_error": abs(mc.test_mean - th),
+                    "test_samples": n_test,
+                    "rms_draw_deviation": float(np.sqrt(np.mean((np.asarray(mc.test_errors) - th) ** 2))),
+                }
+            )
             if bar is not None:
                 bar.update(1)
         th_ref, mc_ref = per[ref]
@@ -85,8 +108,18 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
             gap = np.asarray(mc.test_errors) - np.asarray(mc_ref.test_errors) - (th - th_ref)
             mean, se = float(gap.mean()), float(gap.std(ddof=1) / math.sqrt(gap.size))
             v = verdict(mean, se, 0.0, trials, (d,) + widths + (n,), scale=max(abs(th), abs(th_ref)))
-            diffs.append({"pair": f"{var} - {ref}", "factor": f, "input_dim": d, "mean": mean, "se": se,
-                          "rms": float(np.sqrt(np.mean(gap**2))), "z": v["z"], "status": v["status"]})
+            diffs.append(
+                {
+                    "pair": f"{var} - {ref}",
+                    "factor": f,
+                    "input_dim": d,
+                    "mean": mean,
+                    "se": se,
+                    "rms": float(np.sqrt(np.mean(gap**2))),
+                    "z": v["z"],
+                    "status": v["status"],
+                }
+            )
     if bar is not None:
         bar.close()
     dmax = max(p["input_dim"] for p in points)
@@ -98,15 +131,25 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
         overall = "inconclusive"
     else:
         overall = "pass"
-    result = {"factors": list(factors), "reference": ref, "points": points, "differences": diffs,
-              "verdict": overall, "files": {}}
+    result = {
+        "factors": list(factors),
+        "reference": ref,
+        "points": points,
+        "differences": diffs,
+        "verdict": overall,
+        "files": {},
+    }
     if out is not None:
         from .plotting import plot_scaling
 
         path = Path(out) / "scaling.png"
         Path(out).mkdir(parents=True, exist_ok=True)
-        plot_scaling(points, diffs, path, f"scaling check: ratios fixed, n/d = {config.samples / config.input_dim:g}, "
-                     f"ridge = {config.ridge:g}")
+        plot_scaling(
+            points,
+            diffs,
+            path,
+            f"scaling check: ratios fixed, n/d = {config.samples / config.input_dim:g}, ridge = {config.ridge:g}",
+        )
         result["files"]["scaling_figure"] = str(path)
     return result
 
@@ -115,11 +158,15 @@ def format_scaling(result: dict) -> str:
     """Plain-text table of a :func:`run_scaling` result."""
     lines = [f"{'d':>6} {'variant':<12} {'theory':>10} {'MC':>10} {'SE':>9} {'|MC-th|':>9} {'RMS draw':>9}"]
     for p in result["points"]:
-        lines.append(f"{p['input_dim']:>6d} {p['variant']:<12} {p['theory_test']:>10.5g} {p['mc_test']:>10.5g} "
-                     f"{p['mc_test_se']:>9.3g} {p['abs_error']:>9.3g} {p['rms_draw_deviation']:>9.3g}")
+        lines.append(
+            f"{p['input_dim']:>6d} {p['variant']:<12} {p['theory_test']:>10.5g} {p['mc_test']:>10.5g} "
+            f"{p['mc_test_se']:>9.3g} {p['abs_error']:>9.3g} {p['rms_draw_deviation']:>9.3g}"
+        )
     for x in result["differences"]:
-        lines.append(f"{x['input_dim']:>6d} paired {x['pair']:<18} (minus theory gap): {x['mean']:+.3e} +- {x['se']:.2e}"
-                     f"  (RMS per draw {x['rms']:.2e})"
-                     f"  {x['status']}")
+        lines.append(
+            f"{x['input_dim']:>6d} paired {x['pair']:<18} (minus theory gap): {x['mean']:+.3e} +- {x['se']:.2e}"
+            f"  (RMS per draw {x['rms']:.2e})"
+            f"  {x['status']}"
+        )
     lines.append(f"scaling verdict: {result['verdict'].upper()}")
     return "\n".join(lines)

@@ -334,13 +334,21 @@ def simulate(
         tests.append(te)
         trains.append(tr)
     return MonteCarloResult(
-        tuple(tests), tuple(trains), n, lam, delta, nt, seed, ops.name,
+        tuple(tests),
+        tuple(trains),
+        n,
+        lam,
+        delta,
+        nt,
+        seed,
+        ops.name,
         {"device": str(ops.device), "dtype": str(ops.dtype)},
     )
 
 
-def draw_memory_bytes(sizes: Sequence[int], samples: int, test_samples: int = 4000, chunk_size: int = 2048,
-                      itemsize: int = 8) -> int:
+def draw_memory_bytes(
+    sizes: Sequence[int], samples: int, test_samples: int = 4000, chunk_size: int = 2048, itemsize: int = 8
+) -> int:
     """Estimated peak memory (bytes) of one draw with sizes ``(d, k_1..k_L)`` and ``n = samples``.
 
     Counts the float64 weights (drawn, quantized, and the backend's copy),

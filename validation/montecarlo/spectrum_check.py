@@ -168,8 +168,20 @@ def _row(model, quantizer, layer, kind, eigs, samples, points):
     stages = layer if kind == "omega" else layer + 1
     ks_tol, m_tol = KS_CONSTANT / n_min, MOMENT_CONSTANT * stages / n_min
     ok = ks <= ks_tol and all(abs(e) <= m_tol * j for j, e in enumerate(err, start=1))
-    return SpectrumRow(quantizer, layer, kind, int(eigs.size), n_min, ks, ks_tol, tuple(float(p) for p in pred),
-                       emp, err, m_tol, bool(ok)), spec
+    return SpectrumRow(
+        quantizer,
+        layer,
+        kind,
+        int(eigs.size),
+        n_min,
+        ks,
+        ks_tol,
+        tuple(float(p) for p in pred),
+        emp,
+        err,
+        m_tol,
+        bool(ok),
+    ), spec
 
 
 def check_spectra(model: DeepRF, samples: int, seed: int = 0, trial: int = 0, points: int = 800):
@@ -180,8 +192,10 @@ def check_spectra(model: DeepRF, samples: int, seed: int = 0, trial: int = 0, po
     """
     quant = ",".join(dict.fromkeys(model.quantizers))
     rows, data = [], {}
-    for kind, eig_list in (("omega", omega_eigenvalues(model, seed, trial)),
-                           ("gram", kernel_eigenvalues(model, samples, seed, trial))):
+    for kind, eig_list in (
+        ("omega", omega_eigenvalues(model, seed, trial)),
+        ("gram", kernel_eigenvalues(model, samples, seed, trial)),
+    ):
         for layer, eigs in enumerate(eig_list, start=1):
             row, spec = _row(model, quant, layer, kind, eigs, samples, points)
             rows.append(row)
@@ -238,8 +252,16 @@ def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logx: bool
                     edges = np.geomspace(lo, hi, bins + 1)
                     h, _ = np.histogram(good, bins=edges)
                     width = np.diff(np.log10(edges))
-                    ax.bar(edges[:-1], h / (lam.size * width), width=np.diff(edges), align="edge", color="0.8",
-                           edgecolor="0.55", lw=0.3, label="drawn network")
+                    ax.bar(
+                        edges[:-1],
+                        h / (lam.size * width),
+                        width=np.diff(edges),
+                        align="edge",
+                        color="0.8",
+                        edgecolor="0.55",
+                        lw=0.3,
+                        label="drawn network",
+                    )
                     ax.set_xscale("log")
                     from matplotlib.ticker import NullFormatter
 
@@ -247,15 +269,32 @@ def plot_spectra(panels: dict, path, title: str = "", bins: int = 60, logx: bool
                 else:
                     h, edges = np.histogram(good, bins=bins)
                     width = np.diff(edges)
-                    ax.bar(edges[:-1], h / (lam.size * width), width=width, align="edge", color="0.8",
-                           edgecolor="0.55", lw=0.3, label="drawn network")
+                    ax.bar(
+                        edges[:-1],
+                        h / (lam.size * width),
+                        width=width,
+                        align="edge",
+                        color="0.8",
+                        edgecolor="0.55",
+                        lw=0.3,
+                        label="drawn network",
+                    )
             if xs.size:
                 pos = xs > 0
                 shown = xs[pos] * ds[pos] * math.log(10) if logx else ds
                 ax.plot(xs[pos] if logx else xs, shown, color="C3", lw=1.2, label="theory")
             if notes:
-                ax.text(0.97, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=6,
-                        color="C0", bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=1.0))
+                ax.text(
+                    0.97,
+                    0.95,
+                    "\n".join(notes),
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=6,
+                    color="C0",
+                    bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=1.0),
+                )
             ax.tick_params(labelsize=7)
             ax.set_ylim(bottom=0)
             if i == 0:

@@ -35,9 +35,12 @@ def register(sub) -> None:
     p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (an integer)")
     p.add_argument("--widths", required=True, metavar="K1,K2,...", help="comma-separated integer widths")
     p.add_argument("--activations", required=True, metavar="SPEC[,SPEC...]", help="one activation or one per layer")
-    p.add_argument("--quantizers", default="none,sign,sign-scaled", metavar="Q1,Q2,...",
-                   help="quantizers to compare, one network each (default none,sign,sign-scaled); "
-                   "each applies to every layer")
+    p.add_argument(
+        "--quantizers",
+        default="none,sign,sign-scaled",
+        metavar="Q1,Q2,...",
+        help="quantizers to compare, one network each (default none,sign,sign-scaled); each applies to every layer",
+    )
     p.add_argument("--samples", required=True, metavar="N", help="number of inputs n for the conjugate kernel")
     p.add_argument("--trials", default="1", metavar="T", help="independent draws per quantizer (default 1)")
     p.add_argument("--seed", default="0", metavar="S", help="random seed (default 0)")
@@ -108,16 +111,19 @@ def _run(args):
                 fh.write(json.dumps(dict(r.as_dict(), quantizer_spec=q, trial=t, seed=seed)) + "\n")
         for r in rows:
             failures += not r.passed
-            print(f"{q:<12} trial {t} layer {r.layer} {r.kind:<5} N={r.n_min:<5} KS={r.ks:.4f} (tol {r.ks_tol:.4f}) "
-                  f"moment errors {' '.join(f'{e:+.4f}' for e in r.moment_errors)} (tol {r.moment_tol:.4f} j) "
-                  f"{'pass' if r.passed else 'FAIL'}")
+            print(
+                f"{q:<12} trial {t} layer {r.layer} {r.kind:<5} N={r.n_min:<5} KS={r.ks:.4f} (tol {r.ks_tol:.4f}) "
+                f"moment errors {' '.join(f'{e:+.4f}' for e in r.moment_errors)} (tol {r.moment_tol:.4f} j) "
+                f"{'pass' if r.passed else 'FAIL'}"
+            )
         if t == 0:
             for (layer, kind), value in data.items():
                 panels[(q, _column(kind, layer))] = value
     if panels and not args.no_plot:
         path = os.path.join(args.out, "spectra.png")
-        plot_spectra(panels, path, title=f"d={d}, widths={','.join(map(str, widths))}, n={n}, "
-                     f"activations={','.join(acts)}")
+        plot_spectra(
+            panels, path, title=f"d={d}, widths={','.join(map(str, widths))}, n={n}, activations={','.join(acts)}"
+        )
         print(f"wrote {path}")
     print(f"{'all rows pass' if failures == 0 else f'{failures} row(s) FAIL'}; rows in {results}")
     return 0 if failures == 0 else 1

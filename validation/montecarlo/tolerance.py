@@ -37,8 +37,15 @@ from collections.abc import Sequence
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-__all__ = ["Z_GAUSS", "C_FINITE_SIZE", "MIN_VERDICT_DRAWS", "critical_z", "finite_size_allowance", "verdict",
-           "regime_warnings"]
+__all__ = [
+    "Z_GAUSS",
+    "C_FINITE_SIZE",
+    "MIN_VERDICT_DRAWS",
+    "critical_z",
+    "finite_size_allowance",
+    "verdict",
+    "regime_warnings",
+]
 
 #: Gaussian-units statistical threshold.
 Z_GAUSS = 3.0
@@ -60,8 +67,9 @@ def finite_size_allowance(theory: float, sizes: Sequence[float], c: float = C_FI
     return c * abs(theory) / min(float(s) for s in sizes)
 
 
-def verdict(mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float],
-            scale: float | None = None) -> dict:
+def verdict(
+    mc_mean: float, mc_se: float, theory: float, draws: int, sizes: Sequence[float], scale: float | None = None
+) -> dict:
     """Apply the rule: ``{"z", "z_crit", "allowance", "status"}``.
 
     ``status`` is ``pass`` or ``fail``; ``inconclusive`` with fewer than
@@ -88,7 +96,9 @@ def regime_warnings(input_dim: float, widths: Sequence[float], samples: float) -
     """Warnings for sizes far from the proportional regime: ``>= d^2/10`` or ``<= 10``."""
     d = float(input_dim)
     out = []
-    named = [("input_dim", d)] + [(f"widths[{i}]", float(k)) for i, k in enumerate(widths)] + [("samples", float(samples))]
+    named = (
+        [("input_dim", d)] + [(f"widths[{i}]", float(k)) for i, k in enumerate(widths)] + [("samples", float(samples))]
+    )
     for name, value in named:
         if value <= 10:
             out.append(f"{name} = {value:g} <= 10: far below the proportional regime")

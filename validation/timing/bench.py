@@ -49,6 +49,7 @@ lazily: this module imports without it, and ``run_bench`` then prints one line a
 Exit codes of :func:`run_bench`: 0 all requested variants ran or were skipped, 1 some
 variant failed the correctness gate, 2 bad input or torch missing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["run_bench", "register_variant", "VARIANTS",
-           "TARGETS", "BenchError"]
+__all__ = ["run_bench", "register_variant", "VARIANTS", "TARGETS", "BenchError"]
 
 ACTIVATION_NAMES = ("linear", "relu", "tanh", "sign")
 GPU_WIDTHS = (1024, 2048, 4096, 8192, 16384)
@@ -80,17 +80,51 @@ TOLERANCES = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 4e-2}
 SIGN_FLIP_TOL = {"fp32": 1e-3, "fp16": 1e-2, "bf16": 3e-2}
 #: Speed targets, evaluated when the matching configuration ran on the target's device.
 TARGETS = (
-    {"name": "GPU, batch 1, width 16384: onebit-fp16 >= 8x dense-fp16", "variant": "onebit-fp16",
-     "device": "cuda", "width": 16384, "batch": 1, "vs": "dense-fp16", "min_speedup": 8.0},
-    {"name": "GPU, batch 4096, width 16384: onebit-fp16 no slower than dense-fp16",
-     "variant": "onebit-fp16", "device": "cuda", "width": 16384, "batch": 4096, "vs": "dense-fp16",
-     "min_speedup": 1.0},
-    {"name": "CPU, batch 1, width 8192: onebit-cpu-fp32 >= 4x dense-fp32", "variant": "onebit-cpu-fp32",
-     "device": "cpu", "width": 8192, "batch": 1, "vs": "dense-fp32", "min_speedup": 4.0},
-    {"name": "CPU, batch 1, width 16384: onebit-cpu-fp32 >= 4x dense-fp32", "variant": "onebit-cpu-fp32",
-     "device": "cpu", "width": 16384, "batch": 1, "vs": "dense-fp32", "min_speedup": 4.0},
-    {"name": "CPU, batch 2..16: onebit-cpu-fp32 faster than dense-fp32", "variant": "onebit-cpu-fp32",
-     "device": "cpu", "width": None, "batch": (2, 16), "vs": "dense-fp32", "min_speedup": 1.0},
+    {
+        "name": "GPU, batch 1, width 16384: onebit-fp16 >= 8x dense-fp16",
+        "variant": "onebit-fp16",
+        "device": "cuda",
+        "width": 16384,
+        "batch": 1,
+        "vs": "dense-fp16",
+        "min_speedup": 8.0,
+    },
+    {
+        "name": "GPU, batch 4096, width 16384: onebit-fp16 no slower than dense-fp16",
+        "variant": "onebit-fp16",
+        "device": "cuda",
+        "width": 16384,
+        "batch": 4096,
+        "vs": "dense-fp16",
+        "min_speedup": 1.0,
+    },
+    {
+        "name": "CPU, batch 1, width 8192: onebit-cpu-fp32 >= 4x dense-fp32",
+        "variant": "onebit-cpu-fp32",
+        "device": "cpu",
+        "width": 8192,
+        "batch": 1,
+        "vs": "dense-fp32",
+        "min_speedup": 4.0,
+    },
+    {
+        "name": "CPU, batch 1, width 16384: onebit-cpu-fp32 >= 4x dense-fp32",
+        "variant": "onebit-cpu-fp32",
+        "device": "cpu",
+        "width": 16384,
+        "batch": 1,
+        "vs": "dense-fp32",
+        "min_speedup": 4.0,
+    },
+    {
+        "name": "CPU, batch 2..16: onebit-cpu-fp32 faster than dense-fp32",
+        "variant": "onebit-cpu-fp32",
+        "device": "cpu",
+        "width": None,
+        "batch": (2, 16),
+        "vs": "dense-fp32",
+        "min_speedup": 1.0,
+    },
 )
 #: largest accepted values of the scalar options (each case is bounded anyway by
 #: --max-case-seconds; these keep a typo from asking for hours)
@@ -108,6 +142,7 @@ class BenchError(ValueError):
 
 
 # --------------------------------------------------------------------------- arguments
+
 
 def _scalar(value, name: str, kind, lo=None, hi=None, boundaries: str = "both"):
     """One option through :func:`rfq_theory.checks.check_scalar`; errors become :class:`BenchError`."""
@@ -142,10 +177,16 @@ def _validated(args: argparse.Namespace, cuda: bool) -> dict:
     if device == "cuda" and not cuda:
         raise BenchError("--device cuda requested but torch sees no CUDA device")
     on_gpu = cuda and device != "cpu"
-    widths = (_int_list(args.widths, "widths", 2**31 - 1) if args.widths is not None
-              else list(GPU_WIDTHS if on_gpu else CPU_WIDTHS))
-    batches = (_int_list(args.batches, "batches", 2**31 - 1) if args.batches is not None
-               else list(GPU_BATCHES if on_gpu else CPU_BATCHES))
+    widths = (
+        _int_list(args.widths, "widths", 2**31 - 1)
+        if args.widths is not None
+        else list(GPU_WIDTHS if on_gpu else CPU_WIDTHS)
+    )
+    batches = (
+        _int_list(args.batches, "batches", 2**31 - 1)
+        if args.batches is not None
+        else list(GPU_BATCHES if on_gpu else CPU_BATCHES)
+    )
     layers = _scalar(args.layers, "layers", int, 1, None)
     if args.activation not in ACTIVATION_NAMES:
         raise BenchError(f"--activation must be one of {', '.join(ACTIVATION_NAMES)}, got {args.activation!r}")
@@ -161,11 +202,17 @@ def _validated(args: argparse.Namespace, cuda: bool) -> dict:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise BenchError(f"--variants: unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(VARIANTS))}")
-    repeats = _scalar(args.repeats if args.repeats is not None else (25 if on_gpu else 5), "repeats", int,
-                      1, MAX_REPEATS)
+    repeats = _scalar(
+        args.repeats if args.repeats is not None else (25 if on_gpu else 5), "repeats", int, 1, MAX_REPEATS
+    )
     warmup = _scalar(args.warmup, "warmup", int, 0, MAX_WARMUP)
-    min_ms = _scalar(args.min_sample_ms if args.min_sample_ms is not None else (2.0 if on_gpu else 0.0),
-                     "min-sample-ms", float, 0.0, MAX_SAMPLE_MS)
+    min_ms = _scalar(
+        args.min_sample_ms if args.min_sample_ms is not None else (2.0 if on_gpu else 0.0),
+        "min-sample-ms",
+        float,
+        0.0,
+        MAX_SAMPLE_MS,
+    )
     max_s = _scalar(args.max_case_seconds, "max-case-seconds", float, 0.0, MAX_CASE_SECONDS, "right")
     gmb = _scalar(args.gemv_max_batch, "gemv-max-batch", int, 0, None)
     umb = _scalar(args.unpack_min_batch, "unpack-min-batch", int, 0, None)
@@ -174,11 +221,25 @@ def _validated(args: argparse.Namespace, cuda: bool) -> dict:
     plot_path = _output_path(args.plot_path, "plot")
     if json_path and plot_path and os.path.abspath(json_path) == os.path.abspath(plot_path):
         raise BenchError("--json and --plot name the same file")
-    return dict(device="cuda" if on_gpu else "cpu", unpack_min_batch=umb, widths=widths, batches=batches,
-                layers=layers, activation=args.activation, variants=variants, repeats=repeats, warmup=warmup,
-                min_sample_ms=min_ms, max_case_seconds=max_s,
-                graph=on_gpu and not args.no_graph, gemv_max_batch=gmb, seed=seed,
-                json_path=json_path, plot_path=plot_path, quiet=bool(args.quiet))
+    return dict(
+        device="cuda" if on_gpu else "cpu",
+        unpack_min_batch=umb,
+        widths=widths,
+        batches=batches,
+        layers=layers,
+        activation=args.activation,
+        variants=variants,
+        repeats=repeats,
+        warmup=warmup,
+        min_sample_ms=min_ms,
+        max_case_seconds=max_s,
+        graph=on_gpu and not args.no_graph,
+        gemv_max_batch=gmb,
+        seed=seed,
+        json_path=json_path,
+        plot_path=plot_path,
+        quiet=bool(args.quiet),
+    )
 
 
 def _output_path(path, name: str) -> str | None:
@@ -199,6 +260,7 @@ def _output_path(path, name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- memory
+
 
 def available_memory(device: str) -> int | None:
     """Free memory in bytes on ``device`` (CUDA: free device memory; CPU: MemAvailable), or None."""
@@ -246,10 +308,12 @@ def check_memory(cfg: dict) -> None:
         where = "GPU" if cfg["device"] == "cuda" else "RAM"
         raise BenchError(
             f"--widths {max(cfg['widths'])} with --layers {cfg['layers']} needs about {need / 1e9:.3g} GB "
-            f"of memory but {free / 1e9:.3g} GB of {where} is free; use smaller --widths/--layers/--batches")
+            f"of memory but {free / 1e9:.3g} GB of {where} is free; use smaller --widths/--layers/--batches"
+        )
 
 
 # --------------------------------------------------------------------------- model + variants
+
 
 @dataclass
 class Model:
@@ -380,8 +444,9 @@ def _onebit_factory(dtype_name: str, fused_only: bool = False):
         umb = 0 if fused_only else opts.get("unpack_min_batch", 1024)
 
         def layer(i, z):
-            return onebit_linear(z, words[i], ms[i], alphas[i], model.activation, gemv_max_batch=gmb,
-                                 unpack_min_batch=umb)
+            return onebit_linear(
+                z, words[i], ms[i], alphas[i], model.activation, gemv_max_batch=gmb, unpack_min_batch=umb
+            )
 
         return _make_impl(layer, len(words), a, dt, sum(w.numel() * 4 for w in words))
 
@@ -519,20 +584,54 @@ def register_variant(spec: VariantSpec) -> None:
 
 for _d in ("fp32", "fp16", "bf16"):
     register_variant(VariantSpec(f"dense-{_d}", "dense", _d, _dense_factory(_d)))
-    register_variant(VariantSpec(f"onebit-{_d}", "onebit", _d, _onebit_factory(_d), needs_cuda=True,
-                                 note="the Triton one-bit path needs a CUDA GPU "
-                                      "(TRITON_INTERPRET=1 is for correctness tests only)"))
-    register_variant(VariantSpec(f"onebit-fused-{_d}", "onebit", _d, _onebit_factory(_d, fused_only=True),
-                                 needs_cuda=True, note="the Triton one-bit path needs a CUDA GPU"))
+    register_variant(
+        VariantSpec(
+            f"onebit-{_d}",
+            "onebit",
+            _d,
+            _onebit_factory(_d),
+            needs_cuda=True,
+            note="the Triton one-bit path needs a CUDA GPU (TRITON_INTERPRET=1 is for correctness tests only)",
+        )
+    )
+    register_variant(
+        VariantSpec(
+            f"onebit-fused-{_d}",
+            "onebit",
+            _d,
+            _onebit_factory(_d, fused_only=True),
+            needs_cuda=True,
+            note="the Triton one-bit path needs a CUDA GPU",
+        )
+    )
     register_variant(VariantSpec(f"reference-{_d}", "reference", _d, _reference_factory(_d)))
-register_variant(VariantSpec("onebit-cpu-fp32", "onebit-cpu", "fp32", _onebit_cpu_factory, cpu_only=True,
-                             note="the lookup-table kernel runs on the CPU: use --device cpu",
-                             unavailable=cpu_kernel_unavailable, tolerance=1e-5))
-register_variant(VariantSpec("gemlite-w1-fp16", "peer", "fp16", _gemlite_factory("fp16"), needs_cuda=True,
-                             note="gemlite's Triton kernels need a CUDA GPU", unavailable=gemlite_unavailable))
+register_variant(
+    VariantSpec(
+        "onebit-cpu-fp32",
+        "onebit-cpu",
+        "fp32",
+        _onebit_cpu_factory,
+        cpu_only=True,
+        note="the lookup-table kernel runs on the CPU: use --device cpu",
+        unavailable=cpu_kernel_unavailable,
+        tolerance=1e-5,
+    )
+)
+register_variant(
+    VariantSpec(
+        "gemlite-w1-fp16",
+        "peer",
+        "fp16",
+        _gemlite_factory("fp16"),
+        needs_cuda=True,
+        note="gemlite's Triton kernels need a CUDA GPU",
+        unavailable=gemlite_unavailable,
+    )
+)
 
 
 # --------------------------------------------------------------------------- gate
+
 
 def reference_activations(model: Model, x) -> list:
     """Float64 reference ``[z_0, z_1, ..., z_L, y]`` with the model's +-1 weights."""
@@ -594,11 +693,17 @@ def check_variant(impl: Impl, dtype_name: str, model: Model, ref: list, toleranc
         y = impl.forward(ref[0].to(impl.dtype).contiguous())
         model_err = _rel_err(y, ref[-1])
         passed = passed and model_err <= tol * layers
-    return {"passed": bool(passed), "layer_errors": errs, "model_error": model_err,
-            "metric": "sign flip fraction" if sign else "relative L2 error", "tolerance": tol}
+    return {
+        "passed": bool(passed),
+        "layer_errors": errs,
+        "model_error": model_err,
+        "metric": "sign flip fraction" if sign else "relative L2 error",
+        "tolerance": tol,
+    }
 
 
 # --------------------------------------------------------------------------- timing
+
 
 def _time_cuda(fn, x, warmup: int, repeats: int, min_ms: float, max_s: float, graph: bool) -> dict:
     import torch
@@ -672,8 +777,14 @@ def _stats(samples: list) -> dict:
         lo, hi = int(math.floor(pos)), int(math.ceil(pos))
         return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
-    return {"median_ms": statistics.median(s), "p10_ms": q(0.1), "p90_ms": q(0.9),
-            "min_ms": s[0], "max_ms": s[-1], "n": len(s)}
+    return {
+        "median_ms": statistics.median(s),
+        "p10_ms": q(0.1),
+        "p90_ms": q(0.9),
+        "min_ms": s[0],
+        "max_ms": s[-1],
+        "n": len(s),
+    }
 
 
 def measure_device(device: str, dtypes=("fp32", "fp16", "bf16")) -> dict:
@@ -720,7 +831,7 @@ def measure_device(device: str, dtypes=("fp32", "fp16", "bf16")) -> dict:
     for name in dtypes:
         dt = _torch_dtype(name)
         best, best_n = None, None
-        for n in ((8192,) if device == "cuda" else (512, 1024, 2048, 4096)):
+        for n in (8192,) if device == "cuda" else (512, 1024, 2048, 4096):
             try:
                 a = torch.randn(n, n, device=device).to(dt)
                 b = torch.randn(n, n, device=device).to(dt)
@@ -730,7 +841,7 @@ def measure_device(device: str, dtypes=("fp32", "fp16", "bf16")) -> dict:
                 t = timed(lambda: a @ b, min_s=0.0, reps=3)
             except Exception:  # pragma: no cover - dtype unsupported on this device
                 break
-            rate = 2 * n ** 3 / t
+            rate = 2 * n**3 / t
             if best is None or rate > best:
                 best, best_n = rate, n
             if first > 0.25:
@@ -770,15 +881,25 @@ def apply_roofline(results: list, ceilings: dict) -> None:
         probe = copy_bandwidth(r["bytes_moved"], ceilings)
         bw = r["bytes_moved"] / sec
         if bw > probe["Bps"]:
-            ceilings["raised"].append({"ceiling": f"copy bandwidth ({probe['bytes']} B probe)",
-                                       "measured": probe["Bps"], "raised_to": bw,
-                                       "by": f"{r['variant']} width {r['width']} batch {r['batch']}"})
+            ceilings["raised"].append(
+                {
+                    "ceiling": f"copy bandwidth ({probe['bytes']} B probe)",
+                    "measured": probe["Bps"],
+                    "raised_to": bw,
+                    "by": f"{r['variant']} width {r['width']} batch {r['batch']}",
+                }
+            )
             probe["Bps"] = bw
         rate = ceilings["matmul_flops"].get(r["dtype"])
         if r.get("flops") and rate and r["flops"] / sec > rate:
-            ceilings["raised"].append({"ceiling": f"{r['dtype']} matmul rate", "measured": rate,
-                                       "raised_to": r["flops"] / sec,
-                                       "by": f"{r['variant']} width {r['width']} batch {r['batch']}"})
+            ceilings["raised"].append(
+                {
+                    "ceiling": f"{r['dtype']} matmul rate",
+                    "measured": rate,
+                    "raised_to": r["flops"] / sec,
+                    "by": f"{r['variant']} width {r['width']} batch {r['batch']}",
+                }
+            )
             ceilings["matmul_flops"][r["dtype"]] = r["flops"] / sec
     for r in ok:
         r["roofline_ms"] = roofline_ms(r["bytes_moved"], r.get("flops"), r["dtype"], ceilings)
@@ -787,14 +908,22 @@ def apply_roofline(results: list, ceilings: dict) -> None:
 
 # --------------------------------------------------------------------------- driver
 
+
 def _environment(device: str) -> dict:
     import torch
 
-    env = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "python": platform.python_version(), "torch": torch.__version__, "device": device,
-           "platform": platform.platform(), "blas_threads": torch.get_num_threads(),
-           "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "numpy": _version("numpy"),
-           "numba": _version("numba")}
+    env = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "platform": platform.platform(),
+        "blas_threads": torch.get_num_threads(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": _version("numpy"),
+        "numba": _version("numba"),
+    }
     try:
         env["load_average"] = [round(v, 2) for v in os.getloadavg()]
     except (OSError, AttributeError):
@@ -807,13 +936,22 @@ def _environment(device: str) -> dict:
         env["triton"] = None
     if device == "cuda":
         p = torch.cuda.get_device_properties(0)
-        env.update(gpu=p.name, sm_count=p.multi_processor_count, gpu_memory_GiB=round(p.total_memory / 2**30, 1),
-                   cuda=torch.version.cuda, l2_bytes=getattr(p, "L2_cache_size", None))
+        env.update(
+            gpu=p.name,
+            sm_count=p.multi_processor_count,
+            gpu_memory_GiB=round(p.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            l2_bytes=getattr(p, "L2_cache_size", None),
+        )
         try:
             import subprocess
 
-            env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                           capture_output=True, text=True, timeout=20).stdout.strip()
+            env["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.strip()
         except Exception:
             env["driver"] = None
     return env
@@ -858,19 +996,35 @@ def run_cases(cfg: dict, sink: Callable[[dict], None] | None = None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     env = _environment(device)
-    _log(cfg, f"rfq bench: {env.get('gpu', env['cpu_model'])}, torch {env['torch']}, triton {env['triton']}, "
-              f"numba {env['numba']}; {env['blas_threads']} BLAS threads; load average "
-              f"{env['load_average']}")
+    _log(
+        cfg,
+        f"rfq bench: {env.get('gpu', env['cpu_model'])}, torch {env['torch']}, triton {env['triton']}, "
+        f"numba {env['numba']}; {env['blas_threads']} BLAS threads; load average "
+        f"{env['load_average']}",
+    )
     dtypes = sorted({VARIANTS[v].dtype for v in cfg["variants"]})
     ceilings = measure_device(device, dtypes)
     unit, scale = ("TFLOP/s", 1e12) if device == "cuda" else ("GFLOP/s", 1e9)
-    _log(cfg, "  measured copy bandwidth " + ", ".join(f"{c['Bps'] / 1e9:.3g} GB/s ({c['bytes'] / 2**20:.3g} MiB)"
-                                                         for c in ceilings["copy"])
-         + "; matmul " + ", ".join(f"{k} {v / scale:.3g} {unit} (n={ceilings['matmul_size'][k]})"
-                                   for k, v in ceilings["matmul_flops"].items() if v))
+    _log(
+        cfg,
+        "  measured copy bandwidth "
+        + ", ".join(f"{c['Bps'] / 1e9:.3g} GB/s ({c['bytes'] / 2**20:.3g} MiB)" for c in ceilings["copy"])
+        + "; matmul "
+        + ", ".join(
+            f"{k} {v / scale:.3g} {unit} (n={ceilings['matmul_size'][k]})"
+            for k, v in ceilings["matmul_flops"].items()
+            if v
+        ),
+    )
     if sink:
-        sink({"type": "environment", "environment": env, "ceilings_measured": ceilings,
-              "config": {k: v for k, v in cfg.items() if k != "quiet"}})
+        sink(
+            {
+                "type": "environment",
+                "environment": env,
+                "ceilings_measured": ceilings,
+                "config": {k: v for k, v in cfg.items() if k != "quiet"},
+            }
+        )
     results, skipped = [], []
 
     def done(rec):
@@ -888,8 +1042,13 @@ def run_cases(cfg: dict, sink: Callable[[dict], None] | None = None) -> dict:
                 skipped.append({"variant": name, "width": width, "reason": reason})
                 continue
             if (spec.needs_cuda and device != "cuda") or (spec.cpu_only and device != "cpu"):
-                skipped.append({"variant": name, "width": width,
-                                "reason": spec.note or ("needs a CUDA GPU" if spec.needs_cuda else "CPU only")})
+                skipped.append(
+                    {
+                        "variant": name,
+                        "width": width,
+                        "reason": spec.note or ("needs a CUDA GPU" if spec.needs_cuda else "CPU only"),
+                    }
+                )
                 continue
             try:
                 impls[name] = spec.factory(model, cfg)
@@ -898,22 +1057,38 @@ def run_cases(cfg: dict, sink: Callable[[dict], None] | None = None) -> dict:
             except Exception as exc:  # a peer library that imports but cannot build: report, don't crash
                 if spec.kind != "peer":
                     raise
-                skipped.append({"variant": name, "width": width,
-                                "reason": f"setup failed: {type(exc).__name__}: {exc}".splitlines()[0]})
+                skipped.append(
+                    {
+                        "variant": name,
+                        "width": width,
+                        "reason": f"setup failed: {type(exc).__name__}: {exc}".splitlines()[0],
+                    }
+                )
         for batch in cfg["batches"]:
             gen = torch.Generator(device=device).manual_seed(cfg["seed"] + 7 * batch + width)
             x32 = torch.randn((batch, width), generator=gen, device=device)
             ref = reference_activations(model, x32)
             for name, impl in impls.items():
                 spec = VARIANTS[name]
-                rec = {"variant": name, "kind": spec.kind, "dtype": spec.dtype, "width": width, "batch": batch,
-                       "layers": cfg["layers"], "weight_bytes": impl.weight_bytes}
+                rec = {
+                    "variant": name,
+                    "kind": spec.kind,
+                    "dtype": spec.dtype,
+                    "width": width,
+                    "batch": batch,
+                    "layers": cfg["layers"],
+                    "weight_bytes": impl.weight_bytes,
+                }
                 if spec.kind == "onebit":
                     from .triton_onebit import choose_strategy
 
-                    rec["strategy"] = choose_strategy(batch, "auto", cfg["gemv_max_batch"],
-                                                      0 if "fused" in name else cfg["unpack_min_batch"],
-                                                      dtype=spec.dtype)
+                    rec["strategy"] = choose_strategy(
+                        batch,
+                        "auto",
+                        cfg["gemv_max_batch"],
+                        0 if "fused" in name else cfg["unpack_min_batch"],
+                        dtype=spec.dtype,
+                    )
                 elif spec.kind == "onebit-cpu":
                     rec["strategy"] = "lut-gemv" if batch == 1 else "lut-gemm"
                 try:
@@ -929,11 +1104,24 @@ def run_cases(cfg: dict, sink: Callable[[dict], None] | None = None) -> dict:
                 x = x32.to(impl.dtype).contiguous()
                 try:
                     if device == "cuda":
-                        t = _time_cuda(impl.forward, x, cfg["warmup"], cfg["repeats"], cfg["min_sample_ms"],
-                                       cfg["max_case_seconds"], cfg["graph"])
+                        t = _time_cuda(
+                            impl.forward,
+                            x,
+                            cfg["warmup"],
+                            cfg["repeats"],
+                            cfg["min_sample_ms"],
+                            cfg["max_case_seconds"],
+                            cfg["graph"],
+                        )
                     else:
-                        t = _time_cpu(impl.forward, x, cfg["warmup"], cfg["repeats"], cfg["min_sample_ms"],
-                                      cfg["max_case_seconds"])
+                        t = _time_cpu(
+                            impl.forward,
+                            x,
+                            cfg["warmup"],
+                            cfg["repeats"],
+                            cfg["min_sample_ms"],
+                            cfg["max_case_seconds"],
+                        )
                 except Exception as exc:
                     rec["status"] = f"error: {type(exc).__name__}: {exc}"
                     done(rec)
@@ -943,22 +1131,35 @@ def run_cases(cfg: dict, sink: Callable[[dict], None] | None = None) -> dict:
                 rec["bytes_moved"] = impl.weight_bytes + act_bytes
                 # the lookup-table kernel adds table entries instead of multiplying: bytes only
                 rec["flops"] = None if spec.kind == "onebit-cpu" else 2.0 * batch * width * width * cfg["layers"]
-                rec.update(status="ok", graph=t["graph"], inner=t["inner"], samples_ms=t["samples_ms"],
-                           **_stats(t["samples_ms"]))
+                rec.update(
+                    status="ok",
+                    graph=t["graph"],
+                    inner=t["inner"],
+                    samples_ms=t["samples_ms"],
+                    **_stats(t["samples_ms"]),
+                )
                 l2 = env.get("l2_bytes")
                 rec["weights_fit_l2"] = bool(l2) and impl.weight_bytes < l2
                 done(rec)
-                _log(cfg, f"  {name:16s} w={width:<6d} b={batch:<5d} {rec['median_ms']:.4f} ms "
-                          f"[{rec['p10_ms']:.4f}, {rec['p90_ms']:.4f}]")
+                _log(
+                    cfg,
+                    f"  {name:16s} w={width:<6d} b={batch:<5d} {rec['median_ms']:.4f} ms "
+                    f"[{rec['p10_ms']:.4f}, {rec['p90_ms']:.4f}]",
+                )
             del ref, x32
         del impls, model
         if device == "cuda":
             torch.cuda.empty_cache()
     apply_roofline(results, ceilings)
     _add_speedups(results)
-    return {"environment": env, "config": {k: v for k, v in cfg.items() if k not in ("quiet",)},
-            "ceilings": ceilings, "results": results, "skipped": skipped,
-            "targets": evaluate_targets(results, device)}
+    return {
+        "environment": env,
+        "config": {k: v for k, v in cfg.items() if k not in ("quiet",)},
+        "ceilings": ceilings,
+        "results": results,
+        "skipped": skipped,
+        "targets": evaluate_targets(results, device),
+    }
 
 
 def _add_speedups(results: list) -> None:
@@ -984,37 +1185,53 @@ def evaluate_targets(results: list, device: str) -> list:
         if device == tg["device"]:
             if isinstance(tg["batch"], tuple):
                 lo, hi = tg["batch"]
-                keys = [(w, b) for (v, w, b) in ok if v == tg["variant"] and lo <= b <= hi
-                        and (tg["width"] is None or w == tg["width"]) and (tg["vs"], w, b) in ok]
+                keys = [
+                    (w, b)
+                    for (v, w, b) in ok
+                    if v == tg["variant"]
+                    and lo <= b <= hi
+                    and (tg["width"] is None or w == tg["width"])
+                    and (tg["vs"], w, b) in ok
+                ]
             else:
-                keys = [(tg["width"], tg["batch"])] if (tg["variant"], tg["width"], tg["batch"]) in ok and (
-                    tg["vs"], tg["width"], tg["batch"]) in ok else []
+                keys = (
+                    [(tg["width"], tg["batch"])]
+                    if (tg["variant"], tg["width"], tg["batch"]) in ok and (tg["vs"], tg["width"], tg["batch"]) in ok
+                    else []
+                )
             if keys:
                 sps = {(w, b): ok[(tg["vs"], w, b)] / ok[(tg["variant"], w, b)] for w, b in keys}
                 (w, b), sp = min(sps.items(), key=lambda kv: kv[1])
-                rec.update(speedup=sp, status="met" if sp >= tg["min_speedup"] else "missed",
-                           weakest={"width": w, "batch": b})
+                rec.update(
+                    speedup=sp, status="met" if sp >= tg["min_speedup"] else "missed", weakest={"width": w, "batch": b}
+                )
         out.append(rec)
     return out
 
 
 def format_table(report: dict) -> str:
     """Plain-text table of the results."""
-    hdr = (f"{'variant':16s} {'width':>6s} {'batch':>5s} {'median ms':>10s} {'p10':>9s} {'p90':>9s} "
-           f"{'weights MiB':>11s} {'x fp16':>7s} {'x fp32':>7s} {'roofline ms':>11s} {'%roof':>6s} gate")
+    hdr = (
+        f"{'variant':16s} {'width':>6s} {'batch':>5s} {'median ms':>10s} {'p10':>9s} {'p90':>9s} "
+        f"{'weights MiB':>11s} {'x fp16':>7s} {'x fp32':>7s} {'roofline ms':>11s} {'%roof':>6s} gate"
+    )
     lines = [hdr, "-" * len(hdr)]
     for r in report["results"]:
         mib = r["weight_bytes"] / 2**20
         if r.get("status") != "ok":
-            lines.append(f"{r['variant']:16s} {r['width']:6d} {r['batch']:5d} {'-':>10s} {'-':>9s} {'-':>9s} "
-                         f"{mib:11.2f} {'-':>7s} {'-':>7s} {'-':>11s} {'-':>6s} {r.get('status')}")
+            lines.append(
+                f"{r['variant']:16s} {r['width']:6d} {r['batch']:5d} {'-':>10s} {'-':>9s} {'-':>9s} "
+                f"{mib:11.2f} {'-':>7s} {'-':>7s} {'-':>11s} {'-':>6s} {r.get('status')}"
+            )
             continue
         f16 = f"{r['speedup_vs_fp16']:.2f}" if r.get("speedup_vs_fp16") else "-"
         f32 = f"{r['speedup_vs_fp32']:.2f}" if r.get("speedup_vs_fp32") else "-"
         l2 = " L2" if r.get("weights_fit_l2") else ""
-        lines.append(f"{r['variant']:16s} {r['width']:6d} {r['batch']:5d} {r['median_ms']:10.4f} {r['p10_ms']:9.4f} "
-                     f"{r['p90_ms']:9.4f} {mib:11.2f} {f16:>7s} {f32:>7s} {r['roofline_ms']:11.4f} "
-                     f"{100 * r['roofline_fraction']:5.0f}% ok{l2}")
+        lines.append(
+            f"{r['variant']:16s} {r['width']:6d} {r['batch']:5d} {r['median_ms']:10.4f} {r['p10_ms']:9.4f} "
+            f"{r['p90_ms']:9.4f} {mib:11.2f} {f16:>7s} {f32:>7s} {r['roofline_ms']:11.4f} "
+            f"{100 * r['roofline_fraction']:5.0f}% ok{l2}"
+        )
     seen = set()
     for s in report["skipped"]:
         if s["variant"] not in seen:
@@ -1028,13 +1245,18 @@ def format_table(report: dict) -> str:
             sp += f", weakest at width {t['weakest']['width']} batch {t['weakest']['batch']}"
         lines.append(f"target: {t['target']}: {t['status']}{sp + ')' if sp else ''}")
     for c in report["ceilings"].get("raised", []):
-        lines.append(f"note: {c['ceiling']} raised from {c['measured']:.4g} to {c['raised_to']:.4g} "
-                     f"(reached by {c['by']})")
+        lines.append(
+            f"note: {c['ceiling']} raised from {c['measured']:.4g} to {c['raised_to']:.4g} (reached by {c['by']})"
+        )
     env = report["environment"]
-    lines.append(f"machine: {env.get('gpu') or env.get('cpu_model')}; {env.get('blas_threads')} BLAS threads "
-                 f"(the CPU one-bit kernel uses the same number); load average at start {env.get('load_average')}")
-    lines.append("x fp16 / x fp32: speed-up against dense fp16 / fp32 in the same run; "
-                 "%roof: roofline bound / median (<= 100% by construction); L2: all weights fit in L2")
+    lines.append(
+        f"machine: {env.get('gpu') or env.get('cpu_model')}; {env.get('blas_threads')} BLAS threads "
+        f"(the CPU one-bit kernel uses the same number); load average at start {env.get('load_average')}"
+    )
+    lines.append(
+        "x fp16 / x fp32: speed-up against dense fp16 / fp32 in the same run; "
+        "%roof: roofline bound / median (<= 100% by construction); L2: all weights fit in L2"
+    )
     return "\n".join(lines)
 
 
@@ -1067,17 +1289,22 @@ def write_plot(report: dict, path: str) -> str | None:
     axes[0][0].set_ylabel(f"speed-up vs dense {base}")
     axes[0][-1].legend(fontsize=8)
     env = report["environment"]
-    fig.suptitle(f"{env.get('gpu') or env.get('cpu_model', 'CPU')}, torch {env['torch']}, L={report['config']['layers']}, "
-                 f"{report['config']['activation']}", fontsize=9)
+    fig.suptitle(
+        f"{env.get('gpu') or env.get('cpu_model', 'CPU')}, torch {env['torch']}, L={report['config']['layers']}, "
+        f"{report['config']['activation']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None
 
 
-TORCH_HINT = ("PyTorch is not installed; the benchmark needs it: install the CPU build with "
-              "'pip install torch==2.13.0' (the version CI uses), and 'pip install \"rfq-theory[cpu]\"' "
-              "for the one-bit CPU kernel")
+TORCH_HINT = (
+    "PyTorch is not installed; the benchmark needs it: install the CPU build with "
+    "'pip install torch==2.13.0' (the version CI uses), and 'pip install \"rfq-theory[cpu]\"' "
+    "for the one-bit CPU kernel"
+)
 
 
 def _error(msg: str) -> int:

@@ -32,6 +32,7 @@ Numba is an optional dependency (``pip install 'rfq-theory[cpu]'`` or ``pip inst
 numba``); :func:`numba_unavailable` says whether it can be used, and everything else in
 this module raises :class:`ImportError` with that line when it cannot.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,17 @@ import numpy as np
 
 from .onebit import as_bytes, packed_words
 
-__all__ = ["ACTIVATIONS", "NUMBA_HINT", "numba_unavailable", "onebit_linear_cpu", "onebit_forward_cpu", "readout_cpu",
-           "build_tables", "set_num_threads", "get_num_threads"]
+__all__ = [
+    "ACTIVATIONS",
+    "NUMBA_HINT",
+    "numba_unavailable",
+    "onebit_linear_cpu",
+    "onebit_forward_cpu",
+    "readout_cpu",
+    "build_tables",
+    "set_num_threads",
+    "get_num_threads",
+]
 
 #: Built-in activations (the same names and definitions as the bench and the Triton kernels).
 ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sign": 3}
@@ -200,8 +210,15 @@ def _compile() -> dict:
 
     parent = np.array([b & (b - 1) for b in range(256)], dtype=np.int64)
     low = np.array([((b & -b).bit_length() - 1) if b else 0 for b in range(256)], dtype=np.int64)
-    _kernels.update(build=build, gemv=gemv, readout=readout, parent=parent, low=low, numba=numba,
-                    gemm={nb: make_gemm(nb) for nb in BATCH_TILES})
+    _kernels.update(
+        build=build,
+        gemv=gemv,
+        readout=readout,
+        parent=parent,
+        low=low,
+        numba=numba,
+        gemm={nb: make_gemm(nb) for nb in BATCH_TILES},
+    )
     return _kernels
 
 
@@ -221,8 +238,7 @@ def _check(x: Any, words: Any, m: int, activation: str) -> tuple[np.ndarray, np.
     nw = packed_words(m)
     w = np.asarray(words)
     if w.ndim != 2 or w.dtype not in (np.int32, np.uint32) or w.shape[1] != nw or w.shape[0] < 1:
-        raise ValueError(f"words must be an int32 array of shape (k, {nw}) for m={m}, got "
-                         f"{w.dtype} {w.shape}")
+        raise ValueError(f"words must be an int32 array of shape (k, {nw}) for m={m}, got {w.dtype} {w.shape}")
     xa = np.asarray(x)
     if xa.ndim == 1:
         xa = xa[None, :]
@@ -270,8 +286,9 @@ class _threads_for:
         return False
 
 
-def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str = "relu",
-                      out: np.ndarray | None = None) -> np.ndarray:
+def onebit_linear_cpu(
+    x: Any, words: Any, m: int, alpha: float, activation: str = "relu", out: np.ndarray | None = None
+) -> np.ndarray:
     """``act(alpha * x @ sign(W).T)`` from packed ``words`` (lookup-table kernel, Numba, CPU).
 
     ``x``: ``(n, m)`` or ``(m,)`` array (converted to float32); ``words``: int32
@@ -304,26 +321,27 @@ def onebit_linear_cpu(x: Any, words: Any, m: int, alpha: float, activation: str 
     nblocks = max(1, get_num_threads())
     top = BATCH_TILES[-1]
     for j0 in range(0, n, top):
-        xt = xa[j0:j0 + top]
+        xt = xa[j0 : j0 + top]
         nt = xt.shape[0]
         nb = next(t for t in BATCH_TILES if t >= nt)
         if nt == 1:  # a lone last row: the GEMV kernel
             table = build_tables(xt, m).reshape(-1)
             with _threads_for(k * bits.shape[1]):
-                ks["gemv"](table, bits, a32, code, out[j0:j0 + 1])
+                ks["gemv"](table, bits, a32, code, out[j0 : j0 + 1])
             continue
         xpad = np.zeros((nb, m), dtype=np.float32)
         xpad[:nt] = xt
         table = build_tables(xpad, m)
         with _threads_for(k * bits.shape[1] * nb) as ctx:
-            ks["gemm"][nb](table, bits, a32, code, out[j0:j0 + nt], nt, 1 if ctx.saved else nblocks)
+            ks["gemm"][nb](table, bits, a32, code, out[j0 : j0 + nt], nt, 1 if ctx.saved else nblocks)
     return out
 
 
 def readout_cpu(z: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
     """``scale * z @ a`` for float32 ``z`` (n, w) and ``a`` (w,), single-threaded (Numba)."""
-    return _compile()["readout"](np.ascontiguousarray(z, dtype=np.float32),
-                                 np.ascontiguousarray(a, dtype=np.float32), np.float32(scale))
+    return _compile()["readout"](
+        np.ascontiguousarray(z, dtype=np.float32), np.ascontiguousarray(a, dtype=np.float32), np.float32(scale)
+    )
 
 
 def onebit_forward_cpu(x: Any, layers: list, activation: str = "relu") -> np.ndarray:
@@ -337,4 +355,3 @@ def onebit_forward_cpu(x: Any, layers: list, activation: str = "relu") -> np.nda
     for layer in layers:
         z = onebit_linear_cpu(z, layer.words, layer.m, layer.alpha, activation)
     return z
-

@@ -21,6 +21,7 @@ default ``1.0``) multiplies the layer's pre-activation.
 
 The numpy functions work without torch; the ``*_torch`` functions import torch lazily.
 """
+
 from __future__ import annotations
 
 import math

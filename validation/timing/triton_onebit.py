@@ -25,6 +25,7 @@ Kernels:
 All work under ``TRITON_INTERPRET=1`` on CPU (used by the tests); on a GPU they are
 autotuned over a few block shapes.  ``import`` of this module needs torch and triton.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,16 @@ import triton.language as tl
 
 from .onebit import packed_words
 
-__all__ = ["ACTIVATIONS", "STRATEGIES", "apply_activation", "choose_strategy", "clear_scratch", "interpreting",
-           "onebit_linear", "unpack_signs_triton"]
+__all__ = [
+    "ACTIVATIONS",
+    "STRATEGIES",
+    "apply_activation",
+    "choose_strategy",
+    "clear_scratch",
+    "interpreting",
+    "onebit_linear",
+    "unpack_signs_triton",
+]
 
 #: Built-in activations: name -> code used by the kernels.
 ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sign": 3}
@@ -74,8 +83,21 @@ def _act(y, ACT: tl.constexpr):
 
 
 @triton.jit
-def _onebit_gemv_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
-                        ACT: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
+def _onebit_gemv_kernel(
+    x_ptr,
+    w_ptr,
+    out_ptr,
+    M,
+    K,
+    NW,
+    stride_xn,
+    stride_wk,
+    stride_on,
+    alpha,
+    ACT: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     rk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -85,8 +107,9 @@ def _onebit_gemv_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, s
     acc = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
     for w0 in range(0, NW, BLOCK_W):
         cw = w0 + rw
-        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
-                        mask=kmask[:, None] & (cw[None, :] < NW), other=0)
+        words = tl.load(
+            w_ptr + rk[:, None] * stride_wk + cw[None, :], mask=kmask[:, None] & (cw[None, :] < NW), other=0
+        )
         for j in tl.static_range(32):
             col = cw * 32 + j
             xj = tl.load(x_row + col, mask=col < M, other=0.0).to(tl.float32)
@@ -98,8 +121,7 @@ def _onebit_gemv_kernel(x_ptr, w_ptr, out_ptr, M, K, NW, stride_xn, stride_wk, s
 
 
 @triton.jit
-def _unpack_kernel(w_ptr, out_ptr, K, M, NW, stride_wk, stride_ok,
-                   BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
+def _unpack_kernel(w_ptr, out_ptr, K, M, NW, stride_wk, stride_ok, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr):
     # packed bits -> dense +-1 (k, m) in out's dtype (for the unpack + cuBLAS strategy)
     pid_k = tl.program_id(0)
     pid_w = tl.program_id(1)
@@ -107,20 +129,38 @@ def _unpack_kernel(w_ptr, out_ptr, K, M, NW, stride_wk, stride_ok,
     cw = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
     rb = tl.arange(0, 32)
     kmask = rk < K
-    words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
-                    mask=kmask[:, None] & (cw[None, :] < NW), other=0)
+    words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :], mask=kmask[:, None] & (cw[None, :] < NW), other=0)
     bits = (words[:, :, None] >> rb[None, None, :]) & 1
     v = tl.reshape(tl.where(bits != 0, 1.0, -1.0), (BLOCK_K, BLOCK_W * 32))
     cols = pid_w * BLOCK_W * 32 + tl.arange(0, BLOCK_W * 32)
-    tl.store(out_ptr + rk[:, None] * stride_ok + cols[None, :], v.to(out_ptr.dtype.element_ty),
-             mask=kmask[:, None] & (cols[None, :] < M))
+    tl.store(
+        out_ptr + rk[:, None] * stride_ok + cols[None, :],
+        v.to(out_ptr.dtype.element_ty),
+        mask=kmask[:, None] & (cols[None, :] < M),
+    )
 
 
 @triton.jit
-def _onebit_gemm_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
-                        ACT: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
-                        BLOCK_N: tl.constexpr,
-                        BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, GROUP: tl.constexpr):
+def _onebit_gemm_kernel(
+    x_ptr,
+    w_ptr,
+    out_ptr,
+    N,
+    M,
+    K,
+    NW,
+    stride_xn,
+    stride_wk,
+    stride_on,
+    alpha,
+    ACT: tl.constexpr,
+    IEEE: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    GROUP: tl.constexpr,
+):
     pid = tl.program_id(0)
     num_n = tl.cdiv(N, BLOCK_N)
     num_k = tl.cdiv(K, BLOCK_K)
@@ -142,14 +182,16 @@ def _onebit_gemm_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk
     acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
     for w0 in range(0, NW, BLOCK_W):
         cw = w0 + rw
-        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
-                        mask=kmask[:, None] & (cw[None, :] < NW), other=0)
+        words = tl.load(
+            w_ptr + rk[:, None] * stride_wk + cw[None, :], mask=kmask[:, None] & (cw[None, :] < NW), other=0
+        )
         bits = (words[:, :, None] >> rb[None, None, :]) & 1
         wt = tl.where(bits != 0, 1.0, -1.0).to(x_ptr.dtype.element_ty)
         wt = tl.reshape(wt, (BLOCK_K, BLOCK_W * 32))
         cols = w0 * 32 + rm
-        xt = tl.load(x_ptr + rn[None, :] * stride_xn + cols[:, None],
-                     mask=(cols[:, None] < M) & nmask[None, :], other=0.0)
+        xt = tl.load(
+            x_ptr + rn[None, :] * stride_xn + cols[:, None], mask=(cols[:, None] < M) & nmask[None, :], other=0.0
+        )
         if UPCAST:  # interpreter work-around: its bf16 tl.dot returns garbage (triton 3.9)
             acc = tl.dot(wt.to(tl.float32), xt.to(tl.float32), acc, input_precision="ieee")
         elif IEEE:
@@ -157,8 +199,11 @@ def _onebit_gemm_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk
         else:
             acc = tl.dot(wt, xt, acc)
     y = _act(acc * alpha, ACT)
-    tl.store(out_ptr + rn[None, :] * stride_on + rk[:, None], y.to(out_ptr.dtype.element_ty),
-             mask=kmask[:, None] & nmask[None, :])
+    tl.store(
+        out_ptr + rn[None, :] * stride_on + rk[:, None],
+        y.to(out_ptr.dtype.element_ty),
+        mask=kmask[:, None] & nmask[None, :],
+    )
 
 
 # --------------------------------------------------------------------------- packed half2 GEMV
@@ -195,8 +240,7 @@ def _gemv2_asm(bf16: bool) -> str:
         else:
             lines.append(f"xor.b32 s, s, ${i + 2};")
             lines.append(f"{add} a, a, s;")
-    lines += ["mov.b32 {lo, hi}, a;", f"{cvt} fl, lo;", f"{cvt} fh, hi;", "add.f32 fl, fl, fh;",
-              "mov.b32 $0, fl;", "}"]
+    lines += ["mov.b32 {lo, hi}, a;", f"{cvt} fl, lo;", f"{cvt} fh, hi;", "add.f32 fl, fl, fh;", "mov.b32 $0, fl;", "}"]
     return "\n".join(lines)
 
 
@@ -205,8 +249,7 @@ _GEMV2_ASM_BF16 = tl.constexpr(_gemv2_asm(True))
 
 
 @triton.jit
-def _pair_kernel(x_ptr, p_ptr, ws_ptr, M, NW, K, stride_xn, stride_pn, BLOCK_W: tl.constexpr,
-                 BLOCK_Z: tl.constexpr):
+def _pair_kernel(x_ptr, p_ptr, ws_ptr, M, NW, K, stride_xn, stride_pn, BLOCK_W: tl.constexpr, BLOCK_Z: tl.constexpr):
     # x (n, m) fp16/bf16 (int16 view) -> pairs (n, NW*16) int32: low half bits(-x[32w+i]), high half bits(-x[32w+16+i])
     pid_n = tl.program_id(0)
     pid_w = tl.program_id(1)
@@ -246,9 +289,20 @@ def _half2_step(acc_lo, acc_hi, words, pair, i: tl.constexpr, HALF: tl.constexpr
 
 
 @triton.jit
-def _onebit_gemv2_kernel(p_ptr, w_ptr, ws_ptr, K, NW, stride_pn, stride_wk,
-                         BF16: tl.constexpr, USE_ASM: tl.constexpr,
-                         BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, SPLIT: tl.constexpr):
+def _onebit_gemv2_kernel(
+    p_ptr,
+    w_ptr,
+    ws_ptr,
+    K,
+    NW,
+    stride_pn,
+    stride_wk,
+    BF16: tl.constexpr,
+    USE_ASM: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    SPLIT: tl.constexpr,
+):
     # split-K: program (n, k-block, s) covers words [s*chunk, (s+1)*chunk) and atomically adds
     # its fp32 partial row sums into ws (zeroed by _pair_kernel); _finish_kernel applies act
     pid_n = tl.program_id(0)
@@ -265,8 +319,7 @@ def _onebit_gemv2_kernel(p_ptr, w_ptr, ws_ptr, K, NW, stride_pn, stride_wk,
     for w0 in range(w_lo, w_hi, BLOCK_W):
         cw = w0 + rw
         cmask = cw < w_hi
-        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :],
-                        mask=kmask[:, None] & cmask[None, :], other=0)
+        words = tl.load(w_ptr + rk[:, None] * stride_wk + cw[None, :], mask=kmask[:, None] & cmask[None, :], other=0)
         pb = p_row + cw * 16
         p0 = tl.load(pb + 0, mask=cmask, other=0)
         p1 = tl.load(pb + 1, mask=cmask, other=0)
@@ -292,15 +345,29 @@ def _onebit_gemv2_kernel(p_ptr, w_ptr, ws_ptr, K, NW, stride_pn, stride_wk,
             part = tl.inline_asm_elementwise(
                 asm,
                 "=r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r",
-                [words, p0[None, :], p1[None, :],
-                 p2[None, :], p3[None, :],
-                 p4[None, :], p5[None, :],
-                 p6[None, :], p7[None, :],
-                 p8[None, :], p9[None, :],
-                 p10[None, :], p11[None, :],
-                 p12[None, :], p13[None, :],
-                 p14[None, :], p15[None, :]],
-                dtype=tl.int32, is_pure=True, pack=1)
+                [
+                    words,
+                    p0[None, :],
+                    p1[None, :],
+                    p2[None, :],
+                    p3[None, :],
+                    p4[None, :],
+                    p5[None, :],
+                    p6[None, :],
+                    p7[None, :],
+                    p8[None, :],
+                    p9[None, :],
+                    p10[None, :],
+                    p11[None, :],
+                    p12[None, :],
+                    p13[None, :],
+                    p14[None, :],
+                    p15[None, :],
+                ],
+                dtype=tl.int32,
+                is_pure=True,
+                pack=1,
+            )
             acc += part.to(tl.float32, bitcast=True)
         else:
             a_lo = tl.zeros((BLOCK_K, BLOCK_W), dtype=tl.float32)
@@ -333,11 +400,28 @@ def _onebit_gemv2_kernel(p_ptr, w_ptr, ws_ptr, K, NW, stride_pn, stride_wk,
 # truncated to 16 bits and bit-cast to fp16/bf16 (no compare/select/convert) -- as a
 # (32*BLOCK_W, BLOCK_K) B operand; fp32 accumulation on tensor cores; activation fused.
 
+
 @triton.jit
-def _onebit_gemm2_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_wk, stride_on, alpha,
-                         ACT: tl.constexpr, NEG_ONE: tl.constexpr, UPCAST: tl.constexpr,
-                         BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
-                         GROUP: tl.constexpr):
+def _onebit_gemm2_kernel(
+    x_ptr,
+    w_ptr,
+    out_ptr,
+    N,
+    M,
+    K,
+    NW,
+    stride_xn,
+    stride_wk,
+    stride_on,
+    alpha,
+    ACT: tl.constexpr,
+    NEG_ONE: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    GROUP: tl.constexpr,
+):
     pid = tl.program_id(0)
     num_n = tl.cdiv(N, BLOCK_N)
     num_k = tl.cdiv(K, BLOCK_K)
@@ -358,47 +442,92 @@ def _onebit_gemm2_kernel(x_ptr, w_ptr, out_ptr, N, M, K, NW, stride_xn, stride_w
     acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
     for w0 in range(0, NW, BLOCK_W):
         cw = w0 + rw
-        words = tl.load(w_ptr + rk[None, :] * stride_wk + cw[:, None],
-                        mask=kmask[None, :] & (cw[:, None] < NW), other=0)
+        words = tl.load(
+            w_ptr + rk[None, :] * stride_wk + cw[:, None], mask=kmask[None, :] & (cw[:, None] < NW), other=0
+        )
         v = (((words[:, None, :] >> rb[None, :, None]) & 1) << 15) ^ NEG_ONE
         wt = tl.reshape(v.to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True), (BLOCK_W * 32, BLOCK_K))
         cols = w0 * 32 + rm
-        xt = tl.load(x_ptr + rn[:, None] * stride_xn + cols[None, :],
-                     mask=nmask[:, None] & (cols[None, :] < M), other=0.0)
+        xt = tl.load(
+            x_ptr + rn[:, None] * stride_xn + cols[None, :], mask=nmask[:, None] & (cols[None, :] < M), other=0.0
+        )
         if UPCAST:  # interpreter: exact fp32 dot
             acc = tl.dot(xt.to(tl.float32), wt.to(tl.float32), acc, input_precision="ieee")
         else:
             acc = tl.dot(xt, wt, acc)
     y = _act(acc * alpha, ACT)
-    tl.store(out_ptr + rn[:, None] * stride_on + rk[None, :], y.to(out_ptr.dtype.element_ty),
-             mask=nmask[:, None] & kmask[None, :])
+    tl.store(
+        out_ptr + rn[:, None] * stride_on + rk[None, :],
+        y.to(out_ptr.dtype.element_ty),
+        mask=nmask[:, None] & kmask[None, :],
+    )
 
 
 _GEMV_CONFIGS = [
     triton.Config({"BLOCK_K": bk, "BLOCK_W": bw}, num_warps=nw)
-    for bk, bw, nw in [(16, 16, 4), (32, 8, 4), (32, 16, 4), (32, 32, 8), (64, 8, 4),
-                       (64, 16, 8), (16, 32, 4), (128, 8, 8)]
+    for bk, bw, nw in [
+        (16, 16, 4),
+        (32, 8, 4),
+        (32, 16, 4),
+        (32, 32, 8),
+        (64, 8, 4),
+        (64, 16, 8),
+        (16, 32, 4),
+        (128, 8, 8),
+    ]
 ]
 _GEMM_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "BLOCK_W": bw, "GROUP": 8}, num_warps=nw, num_stages=ns)
-    for bn, bk, bw, nw, ns in [(128, 128, 2, 8, 3), (128, 256, 2, 8, 3), (64, 128, 2, 4, 4),
-                               (256, 128, 2, 8, 3), (32, 128, 2, 4, 4), (16, 128, 2, 4, 4),
-                               (16, 64, 4, 4, 4), (64, 256, 1, 8, 4), (256, 128, 4, 8, 3),
-                               (128, 128, 4, 8, 3), (128, 256, 4, 8, 3)]
+    for bn, bk, bw, nw, ns in [
+        (128, 128, 2, 8, 3),
+        (128, 256, 2, 8, 3),
+        (64, 128, 2, 4, 4),
+        (256, 128, 2, 8, 3),
+        (32, 128, 2, 4, 4),
+        (16, 128, 2, 4, 4),
+        (16, 64, 4, 4, 4),
+        (64, 256, 1, 8, 4),
+        (256, 128, 4, 8, 3),
+        (128, 128, 4, 8, 3),
+        (128, 256, 4, 8, 3),
+    ]
 ]
 _GEMV2_CONFIGS = [
     triton.Config({"BLOCK_K": bk, "BLOCK_W": bw, "SPLIT": sp}, num_warps=nw)
-    for bk, bw, nw, sp in [(32, 8, 4, 1), (128, 8, 8, 1), (32, 16, 4, 1), (64, 8, 4, 1),
-                           (128, 8, 8, 4), (128, 8, 8, 8), (128, 8, 8, 16), (64, 8, 4, 4), (64, 8, 4, 8),
-                           (32, 16, 4, 4), (32, 16, 4, 8), (64, 16, 4, 8), (256, 8, 8, 8), (128, 16, 8, 8),
-                           (128, 4, 4, 16), (64, 16, 8, 16)]
+    for bk, bw, nw, sp in [
+        (32, 8, 4, 1),
+        (128, 8, 8, 1),
+        (32, 16, 4, 1),
+        (64, 8, 4, 1),
+        (128, 8, 8, 4),
+        (128, 8, 8, 8),
+        (128, 8, 8, 16),
+        (64, 8, 4, 4),
+        (64, 8, 4, 8),
+        (32, 16, 4, 4),
+        (32, 16, 4, 8),
+        (64, 16, 4, 8),
+        (256, 8, 8, 8),
+        (128, 16, 8, 8),
+        (128, 4, 4, 16),
+        (64, 16, 8, 16),
+    ]
 ]
 _GEMM2_CONFIGS = [
     triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "BLOCK_W": bw, "GROUP": 8}, num_warps=nw, num_stages=ns)
-    for bn, bk, bw, nw, ns in [(128, 128, 2, 8, 3), (128, 256, 2, 8, 3), (256, 128, 2, 8, 3),
-                               (128, 128, 2, 4, 4), (128, 256, 2, 8, 4), (256, 128, 2, 8, 4),
-                               (64, 128, 2, 4, 4), (128, 64, 2, 4, 4), (16, 128, 2, 4, 4),
-                               (16, 64, 4, 4, 4), (32, 128, 2, 4, 4)]
+    for bn, bk, bw, nw, ns in [
+        (128, 128, 2, 8, 3),
+        (128, 256, 2, 8, 3),
+        (256, 128, 2, 8, 3),
+        (128, 128, 2, 4, 4),
+        (128, 256, 2, 8, 4),
+        (256, 128, 2, 8, 4),
+        (64, 128, 2, 4, 4),
+        (128, 64, 2, 4, 4),
+        (16, 128, 2, 4, 4),
+        (16, 64, 4, 4, 4),
+        (32, 128, 2, 4, 4),
+    ]
 ]
 _INTERP_GEMV = {"BLOCK_K": 16, "BLOCK_W": 2}
 _INTERP_GEMV2 = {"BLOCK_K": 16, "BLOCK_W": 2, "SPLIT": 2}
@@ -411,23 +540,21 @@ def _tuned_kernels():
         _tuned["gemv"] = triton.autotune(_GEMV_CONFIGS, key=["M", "K"])(_onebit_gemv_kernel)
         _tuned["gemm"] = triton.autotune(_GEMM_CONFIGS, key=["N", "M", "K"])(_onebit_gemm_kernel)
         _tuned["gemv2"] = triton.autotune(_GEMV2_CONFIGS, key=["K", "NW"], reset_to_zero=["ws_ptr"])(
-            _onebit_gemv2_kernel)
+            _onebit_gemv2_kernel
+        )
         _tuned["gemm2"] = triton.autotune(_GEMM2_CONFIGS, key=["N", "M", "K"])(_onebit_gemm2_kernel)
     return _tuned
 
 
-def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str,
-                  allow_fp64: bool = False) -> None:
+def _check_inputs(x: torch.Tensor, words: torch.Tensor, m: int, activation: str, allow_fp64: bool = False) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if x.dim() != 2 or x.shape[1] != m:
         raise ValueError(f"x must have shape (n, m={m}), got {tuple(x.shape)}")
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) and not (
-            allow_fp64 and x.dtype == torch.float64):
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) and not (allow_fp64 and x.dtype == torch.float64):
         raise ValueError(f"x dtype must be float16, bfloat16 or float32, got {x.dtype}")
     if words.dtype != torch.int32 or words.dim() != 2 or words.shape[1] != packed_words(m):
-        raise ValueError(f"words must be int32 of shape (k, {packed_words(m)}), got "
-                         f"{words.dtype} {tuple(words.shape)}")
+        raise ValueError(f"words must be int32 of shape (k, {packed_words(m)}), got {words.dtype} {tuple(words.shape)}")
     if words.device != x.device:
         raise ValueError(f"x is on {x.device} but words on {words.device}")
 
@@ -457,12 +584,18 @@ def unpack_signs_triton(words: torch.Tensor, m: int, dtype: Any, out: torch.Tens
         out = torch.empty((k, m), dtype=dtype, device=words.device)
     bk, bw = (16, 2) if interpreting() else (32, 8)
     _unpack_kernel[(triton.cdiv(k, bk), triton.cdiv(nw, bw))](
-        words, out, k, m, nw, words.stride(0), out.stride(0), BLOCK_K=bk, BLOCK_W=bw, num_warps=4)
+        words, out, k, m, nw, words.stride(0), out.stride(0), BLOCK_K=bk, BLOCK_W=bw, num_warps=4
+    )
     return out
 
 
-def choose_strategy(n: int, strategy: str = "auto", gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH,
-                    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH, dtype: str = "fp16") -> str:
+def choose_strategy(
+    n: int,
+    strategy: str = "auto",
+    gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH,
+    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH,
+    dtype: str = "fp16",
+) -> str:
     """Kernel used for batch ``n``: ``auto`` -> GEMV (``AUTO_GEMV``, n <= gemv_max_batch),
     ``unpack`` (n >= unpack_min_batch) or the fused tensor-core GEMM (``AUTO_GEMM``).
     ``dtype`` ("fp16", "bf16", "fp32"): activation dtype; ``gemv2`` needs fp16 and ``gemm2``
@@ -481,10 +614,17 @@ def choose_strategy(n: int, strategy: str = "auto", gemv_max_batch: int = DEFAUL
     return strategy
 
 
-def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
-                  activation: str = "relu", out: torch.Tensor | None = None,
-                  gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH, strategy: str = "auto",
-                  unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH) -> torch.Tensor:
+def onebit_linear(
+    x: torch.Tensor,
+    words: torch.Tensor,
+    m: int,
+    alpha: float,
+    activation: str = "relu",
+    out: torch.Tensor | None = None,
+    gemv_max_batch: int = DEFAULT_GEMV_MAX_BATCH,
+    strategy: str = "auto",
+    unpack_min_batch: int = DEFAULT_UNPACK_MIN_BATCH,
+) -> torch.Tensor:
     """``act(alpha * x @ sign(W).T)`` from packed ``words`` with Triton kernels.
 
     ``x``: ``(n, m)`` fp16/bf16/fp32 (made contiguous); ``words``: int32 ``(k, ceil(m/32))``.
@@ -517,8 +657,12 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
     if out is None:
         out = torch.empty((n, k), dtype=x.dtype, device=x.device)
     if interpreting():
-        kernels = {"gemv": _onebit_gemv_kernel, "gemm": _onebit_gemm_kernel,
-                   "gemv2": _onebit_gemv2_kernel, "gemm2": _onebit_gemm2_kernel}
+        kernels = {
+            "gemv": _onebit_gemv_kernel,
+            "gemm": _onebit_gemm_kernel,
+            "gemv2": _onebit_gemv2_kernel,
+            "gemm2": _onebit_gemm2_kernel,
+        }
         cfgs = {"gemv": _INTERP_GEMV, "gemm": _INTERP_GEMM, "gemv2": _INTERP_GEMV2, "gemm2": _INTERP_GEMM}
     else:
         kernels = _tuned_kernels()
@@ -529,15 +673,26 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
         bz = triton.next_power_of_2(triton.cdiv(k, triton.cdiv(nw, 64)))
 
         def prep():
-            _pair_kernel[(n, triton.cdiv(nw, 64))](x.view(torch.int16), pairs, ws, m, nw, k, x.stride(0),
-                                                   pairs.stride(0), BLOCK_W=64, BLOCK_Z=bz)
+            _pair_kernel[(n, triton.cdiv(nw, 64))](
+                x.view(torch.int16), pairs, ws, m, nw, k, x.stride(0), pairs.stride(0), BLOCK_W=64, BLOCK_Z=bz
+            )
 
         def grid(meta):
             return (n, triton.cdiv(k, meta["BLOCK_K"]), meta["SPLIT"])
 
         def main():
-            kernels["gemv2"][grid](pairs, words, ws, k, nw, pairs.stride(0), words.stride(0),
-                                   BF16=x.dtype == torch.bfloat16, USE_ASM=not interpreting(), **cfgs["gemv2"])
+            kernels["gemv2"][grid](
+                pairs,
+                words,
+                ws,
+                k,
+                nw,
+                pairs.stride(0),
+                words.stride(0),
+                BF16=x.dtype == torch.bfloat16,
+                USE_ASM=not interpreting(),
+                **cfgs["gemv2"],
+            )
 
         tuner = kernels["gemv2"]
         before = len(getattr(tuner, "cache", {}))
@@ -548,20 +703,55 @@ def onebit_linear(x: torch.Tensor, words: torch.Tensor, m: int, alpha: float,
             main()
         _finish_kernel[(n, triton.cdiv(k, 1024))](ws, out, k, out.stride(0), float(alpha), ACT=act, BLOCK=1024)
     elif kind == "gemm2":
+
         def grid(meta):
             return (triton.cdiv(n, meta["BLOCK_N"]) * triton.cdiv(k, meta["BLOCK_K"]),)
-        kernels["gemm2"][grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
-                               float(alpha), ACT=act, NEG_ONE=0xBF80 if x.dtype == torch.bfloat16 else 0xBC00,
-                               UPCAST=interpreting(), **cfgs["gemm2"])
+
+        kernels["gemm2"][grid](
+            x,
+            words,
+            out,
+            n,
+            m,
+            k,
+            nw,
+            x.stride(0),
+            words.stride(0),
+            out.stride(0),
+            float(alpha),
+            ACT=act,
+            NEG_ONE=0xBF80 if x.dtype == torch.bfloat16 else 0xBC00,
+            UPCAST=interpreting(),
+            **cfgs["gemm2"],
+        )
     elif kind == "gemv":
+
         def grid(meta):
             return (n, triton.cdiv(k, meta["BLOCK_K"]))
-        kernels["gemv"][grid](x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
-                            float(alpha), ACT=act, **cfgs[kind])
+
+        kernels["gemv"][grid](
+            x, words, out, m, k, nw, x.stride(0), words.stride(0), out.stride(0), float(alpha), ACT=act, **cfgs[kind]
+        )
     else:
+
         def grid(meta):
             return (triton.cdiv(n, meta["BLOCK_N"]) * triton.cdiv(k, meta["BLOCK_K"]),)
-        kernels["gemm"][grid](x, words, out, n, m, k, nw, x.stride(0), words.stride(0), out.stride(0),
-                              float(alpha), ACT=act, IEEE=x.dtype == torch.float32,
-                              UPCAST=interpreting() and x.dtype == torch.bfloat16, **cfgs["gemm"])
+
+        kernels["gemm"][grid](
+            x,
+            words,
+            out,
+            n,
+            m,
+            k,
+            nw,
+            x.stride(0),
+            words.stride(0),
+            out.stride(0),
+            float(alpha),
+            ACT=act,
+            IEEE=x.dtype == torch.float32,
+            UPCAST=interpreting() and x.dtype == torch.bfloat16,
+            **cfgs["gemm"],
+        )
     return out
