@@ -356,3 +356,24 @@ def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, caps
     assert len(note) == 1 and "unavailable: numba is not installed" in note[0] and "pip install" in note[0]
     report = json.loads((tmp_path / "bench.json").read_text())
     assert {r["variant"] for r in report["results"]} == {"dense-fp32"}
+
+
+@needs_numba
+@pytest.mark.parametrize("m", [8, 200, 2056, 4100])
+def test_prepared_layer_holds_every_packed_byte_once(m):
+    rng = np.random.default_rng(m)
+    words = pack_signs(np.where(rng.standard_normal((37, m)) >= 0, 1.0, -1.0))
+    layer = cpu_onebit.prepare_layer(words, m)
+    bits = as_bytes(words)
+    ntiles, k, width = layer.tiles.shape
+    assert k == 37 and width % 8 == 0 and width <= cpu_onebit.TILE
+    flat = layer.tiles.transpose(1, 0, 2).reshape(k, ntiles * width)
+    assert np.array_equal(flat[:, : bits.shape[1]], bits) and not flat[:, bits.shape[1] :].any()
+    x = rng.standard_normal((3, m)).astype(np.float32)
+    for n in (1, 3):
+        assert np.array_equal(
+            cpu_onebit.onebit_linear_cpu(x[:n], layer, m, 0.1, "tanh"),
+            cpu_onebit.onebit_linear_cpu(x[:n], words, m, 0.1, "tanh"),
+        )
+    with pytest.raises(ValueError, match="prepared layer has m="):
+        cpu_onebit.onebit_linear_cpu(x, layer, m + 1, 0.1)

@@ -461,14 +461,14 @@ def cpu_kernel_unavailable() -> str | None:
 
 
 def _onebit_cpu_factory(model: Model, opts: dict) -> Impl:
-    """``onebit-cpu-fp32``: the lookup-table kernel on numpy views of the packed words."""
+    """``onebit-cpu-fp32``: the lookup-table kernel on the packed words in its tile layout."""
     import torch
 
-    from .cpu_onebit import onebit_linear_cpu, readout_cpu, set_num_threads
+    from .cpu_onebit import onebit_linear_cpu, prepare_layer, readout_cpu, set_num_threads
 
     set_num_threads(torch.get_num_threads())  # the same thread count as the BLAS of dense-*
-    words = [w.cpu().numpy() for w in model.words]
     ms = [s.shape[1] for s in model.signs]
+    words = [prepare_layer(w.cpu().numpy(), m) for w, m in zip(model.words, ms)]  # once, like a model load
     alphas = [1.0 / math.sqrt(m) for m in ms]
     a = model.readout.to(torch.float32)
     a_np = a.numpy()

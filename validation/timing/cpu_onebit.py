@@ -21,9 +21,14 @@ past ``m`` are zero, so the padding bits contribute nothing.
 
 For a batch the table is laid out ``T[g, b, j]`` (``j`` the batch row), so one lookup
 reads the ``n`` partial sums of all batch rows at once (contiguous, vectorised adds).
-Threads split the output rows (``numba.prange``).  Batch 1 (GEMV): each row sums its
-lookups in four independent float32 accumulators (groups ``g mod 4``), added pairwise at the
-end.  Batch ``n >= 2`` (small GEMM, tiles of 2, 4, 8 or 16 batch rows, the tile size a
+
+Weights layout (:func:`prepare_layer`, once per layer): the packed bytes of every row are
+cut into tiles of :data:`TILE` = 32 bytes (256 inputs) and stored tile-major, so that the
+bytes of one tile for all rows are contiguous.  Batch 1 (GEMV): threads split the output
+rows (``numba.prange``); each walks the tiles in order, so the table slice of one tile
+(32 groups x 256 float32 = 32 KiB) stays in the core's L1 cache while the bytes of its rows
+stream through once; four independent float32 accumulators per row and tile, added
+pairwise.  Batch ``n >= 2`` (small GEMM, tiles of 2, 4, 8 or 16 batch rows, the tile size a
 compile-time constant so that the adds over the tile vectorise): one block of rows per
 thread; for each chunk of 8 groups every row adds the pairwise sum of its 8 looked-up
 vectors to a float32 accumulator.  The result is float32.
@@ -36,6 +41,7 @@ this module raises :class:`ImportError` with that line when it cannot.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,6 +56,8 @@ __all__ = [
     "onebit_forward_cpu",
     "readout_cpu",
     "build_tables",
+    "CpuOneBitLayer",
+    "prepare_layer",
     "set_num_threads",
     "get_num_threads",
 ]
@@ -60,6 +68,9 @@ NUMBA_HINT = "numba is not installed (pip install 'rfq-theory[cpu]', or pip inst
 #: batch tile sizes of the small-batch kernel (a batch is padded to the next one; larger
 #: batches are cut into tiles of the largest)
 BATCH_TILES = (2, 4, 8, 16)
+#: bytes per packed row in one tile of the kernels' layout (:func:`prepare_layer`): the table
+#: slice of a tile (TILE groups x 256 float32 = 32 KiB) fits a core's L1 data cache
+TILE = 32
 #: below this many table reads a call runs on one thread: waking
 #: the worker threads costs more than it saves, and on a loaded machine much more
 PARALLEL_MIN_WORK = 1 << 18
@@ -126,71 +137,99 @@ def _compile() -> dict:
         return y
 
     @njit(parallel=True, cache=True)
-    def gemv(table, bits, alpha, code, out):  # pragma: no cover - compiled
-        # batch 1: table (G * 256,) float32 (flat), bits (k, G) uint8, out (1, k) float32;
-        # one thread per row range, four independent accumulators (groups g mod 4)
-        k, ngroups = bits.shape
-        g4 = ngroups - ngroups % 4
-        for r in prange(k):
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            a3 = np.float32(0.0)
-            for q in range(g4 // 4):
-                g = uint64(q) * uint64(4)
-                t = g * uint64(256)
-                a0 += table[t + uint64(bits[r, g])]
-                a1 += table[t + uint64(256) + uint64(bits[r, g + uint64(1)])]
-                a2 += table[t + uint64(512) + uint64(bits[r, g + uint64(2)])]
-                a3 += table[t + uint64(768) + uint64(bits[r, g + uint64(3)])]
-            for g in range(g4, ngroups):
-                a0 += table[uint64(g) * uint64(256) + uint64(bits[r, g])]
-            out[0, r] = act(np.float32(alpha * ((a0 + a1) + (a2 + a3))), code)
+    def build1(xp, parent, low, table, nchunks):  # pragma: no cover - compiled
+        # batch 1: xp (8 * G,) float32, zero past m; table (G * 256,) float32 (flat).  Chunks
+        # of groups in parallel, partial sums in float64 (one scratch row per chunk)
+        ngroups = table.shape[0] // 256
+        per = (ngroups + nchunks - 1) // nchunks
+        for c in prange(nchunks):
+            tmp = np.empty(256, dtype=np.float64)
+            for g in range(c * per, min(ngroups, (c + 1) * per)):
+                base = 8 * g
+                tot = 0.0
+                for i in range(8):
+                    tot += xp[base + i]
+                tmp[0] = -tot
+                t = 256 * g
+                table[t] = np.float32(-tot)
+                for b in range(1, 256):
+                    v = tmp[parent[b]] + 2.0 * xp[base + low[b]]
+                    tmp[b] = v
+                    table[t + b] = np.float32(v)
+
+    @njit(parallel=True, cache=True)
+    def gemv(table, tiles, alpha, code, out, nblocks):  # pragma: no cover - compiled
+        # batch 1: table (G * 256,) float32 (flat); tiles (G / T, k, T) uint8, the packed rows cut
+        # into tiles of T bytes, tile-major (tile_bits); out (1, k) float32.  Each thread owns
+        # a range of rows and walks the tiles in order: the table slice of one tile (T KiB)
+        # stays in the core's L1 cache while the bytes of every row stream through once.
+        # Four independent accumulators per row and tile, added pairwise.
+        ntiles, k, width = tiles.shape
+        rb = (k + nblocks - 1) // nblocks
+        for blk in prange(nblocks):
+            r0 = blk * rb
+            r1 = min(k, r0 + rb)
+            if r1 <= r0:
+                continue
+            acc = np.zeros(r1 - r0, dtype=np.float32)
+            for b in range(ntiles):
+                tb = uint64(b) * uint64(width) * uint64(256)
+                for r in range(r0, r1):
+                    a0 = np.float32(0.0)
+                    a1 = np.float32(0.0)
+                    a2 = np.float32(0.0)
+                    a3 = np.float32(0.0)
+                    for q in range(0, width, 4):
+                        qu = uint64(q)
+                        t = tb + qu * uint64(256)
+                        a0 += table[t + uint64(tiles[b, r, qu])]
+                        a1 += table[t + uint64(256) + uint64(tiles[b, r, qu + uint64(1)])]
+                        a2 += table[t + uint64(512) + uint64(tiles[b, r, qu + uint64(2)])]
+                        a3 += table[t + uint64(768) + uint64(tiles[b, r, qu + uint64(3)])]
+                    acc[r - r0] += (a0 + a1) + (a2 + a3)
+            for r in range(r0, r1):
+                out[0, r] = act(np.float32(alpha * acc[r - r0]), code)
 
     def make_gemm(nb):
         # batch tile of nb rows (a compile-time constant: the inner loop is unrolled/vectorised)
         @njit(parallel=True, cache=False)
-        def gemm(table, bits, alpha, code, out, n, nblocks):  # pragma: no cover - compiled
-            # table (G, 256, nb) float32, bits (k, G) uint8, out (n, k) float32 (n <= nb);
-            # a block of rows per thread; for each chunk of 8 groups (8 table slices) every row
-            # of the block adds the tree sum of its 8 looked-up nb-vectors to its accumulator
-            k, ngroups = bits.shape
+        def gemm(table, tiles, alpha, code, out, n, nblocks):  # pragma: no cover - compiled
+            # table (G, 256, nb) float32, tiles (G / T, k, T) uint8 (tile_bits), out (n, k)
+            # float32 (n <= nb); a block of rows per thread; for each chunk of 8 groups (8 table
+            # slices, inside one tile) every row of the block adds the tree sum of its 8
+            # looked-up nb-vectors to its accumulator
+            ntiles, k, width = tiles.shape
             rb = (k + nblocks - 1) // nblocks
-            g8 = ngroups - ngroups % 8
             for blk in prange(nblocks):
                 r0 = blk * rb
                 r1 = min(k, r0 + rb)
                 if r1 <= r0:
                     continue
                 acc = np.zeros((r1 - r0, nb), dtype=np.float32)
-                for c in range(0, g8, 8):
-                    t0 = table[c]
-                    t1 = table[c + 1]
-                    t2 = table[c + 2]
-                    t3 = table[c + 3]
-                    t4 = table[c + 4]
-                    t5 = table[c + 5]
-                    t6 = table[c + 6]
-                    t7 = table[c + 7]
-                    for r in range(r0, r1):
-                        a = acc[r - r0]
-                        u0 = t0[bits[r, c]]
-                        u1 = t1[bits[r, c + 1]]
-                        u2 = t2[bits[r, c + 2]]
-                        u3 = t3[bits[r, c + 3]]
-                        u4 = t4[bits[r, c + 4]]
-                        u5 = t5[bits[r, c + 5]]
-                        u6 = t6[bits[r, c + 6]]
-                        u7 = t7[bits[r, c + 7]]
-                        for j in range(nb):
-                            a[j] += ((u0[j] + u1[j]) + (u2[j] + u3[j])) + ((u4[j] + u5[j]) + (u6[j] + u7[j]))
-                for c in range(g8, ngroups):
-                    t0 = table[c]
-                    for r in range(r0, r1):
-                        a = acc[r - r0]
-                        u0 = t0[bits[r, c]]
-                        for j in range(nb):
-                            a[j] += u0[j]
+                for tb in range(ntiles):
+                    for co in range(0, width, 8):
+                        c = tb * width + co
+                        t0 = table[c]
+                        t1 = table[c + 1]
+                        t2 = table[c + 2]
+                        t3 = table[c + 3]
+                        t4 = table[c + 4]
+                        t5 = table[c + 5]
+                        t6 = table[c + 6]
+                        t7 = table[c + 7]
+                        for r in range(r0, r1):
+                            a = acc[r - r0]
+                            row = tiles[tb, r]
+                            u0 = t0[row[co]]
+                            u1 = t1[row[co + 1]]
+                            u2 = t2[row[co + 2]]
+                            u3 = t3[row[co + 3]]
+                            u4 = t4[row[co + 4]]
+                            u5 = t5[row[co + 5]]
+                            u6 = t6[row[co + 6]]
+                            u7 = t7[row[co + 7]]
+                            for j in range(nb):
+                                a[j] += ((u0[j] + u1[j]) + (u2[j] + u3[j])) + ((u4[j] + u5[j]) + (u6[j] + u7[j]))
                 for r in range(r0, r1):
                     for j in range(n):
                         out[j, r] = act(np.float32(alpha * acc[r - r0, j]), code)
@@ -212,6 +251,7 @@ def _compile() -> dict:
     low = np.array([((b & -b).bit_length() - 1) if b else 0 for b in range(256)], dtype=np.int64)
     _kernels.update(
         build=build,
+        build1=build1,
         gemv=gemv,
         readout=readout,
         parent=parent,
@@ -232,37 +272,86 @@ def get_num_threads() -> int:
     return int(_compile()["numba"].get_num_threads())
 
 
-def _check(x: Any, words: Any, m: int, activation: str) -> tuple[np.ndarray, np.ndarray]:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+@dataclass(frozen=True)
+class CpuOneBitLayer:
+    """A packed one-bit layer in the kernels' layout (:func:`prepare_layer`).
+
+    ``tiles``: uint8 ``(ceil(G / T), k, T)`` with ``G = 4 * ceil(m / 32)`` groups of 8
+    inputs and ``T = min(TILE, G rounded up to a multiple of 8)``: byte ``g`` of row ``r``
+    (the signs of inputs ``8g .. 8g+7``) is ``tiles[g // T, r, g % T]``; bytes past ``G`` are
+    zero (their inputs are zero too).
+    """
+
+    tiles: np.ndarray
+    m: int
+    k: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the packed weights (including the zero padding to whole tiles)."""
+        return int(self.tiles.nbytes)
+
+
+def prepare_layer(words: Any, m: int) -> CpuOneBitLayer:
+    """Cut packed ``words`` (int32 ``(k, ceil(m/32))``, :mod:`validation.timing.onebit` layout)
+    into the tile-major layout of the kernels (one pass over the bits; do it once per layer).
+    """
+    w = _check_words(words, m)
+    bits = as_bytes(w)
+    k, ngroups = bits.shape
+    width = min(TILE, -(-ngroups // 8) * 8)  # a multiple of 8 bytes; narrow layers are not padded to TILE
+    ntiles = -(-ngroups // width)
+    padded = np.zeros((k, ntiles * width), dtype=np.uint8)
+    padded[:, :ngroups] = bits
+    tiles = np.ascontiguousarray(padded.reshape(k, ntiles, width).transpose(1, 0, 2))
+    return CpuOneBitLayer(tiles, int(m), int(k))
+
+
+def _check_words(words: Any, m: int) -> np.ndarray:
     nw = packed_words(m)
     w = np.asarray(words)
     if w.ndim != 2 or w.dtype not in (np.int32, np.uint32) or w.shape[1] != nw or w.shape[0] < 1:
         raise ValueError(f"words must be an int32 array of shape (k, {nw}) for m={m}, got {w.dtype} {w.shape}")
+    return w
+
+
+def _check(x: Any, layer: Any, m: int, activation: str) -> tuple[np.ndarray, CpuOneBitLayer]:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if isinstance(layer, CpuOneBitLayer):
+        if layer.m != m:
+            raise ValueError(f"the prepared layer has m={layer.m}, not m={m}")
+    else:
+        layer = prepare_layer(layer, m)
     xa = np.asarray(x)
     if xa.ndim == 1:
         xa = xa[None, :]
     if xa.ndim != 2 or xa.shape[1] != m or xa.shape[0] < 1:
         raise ValueError(f"x must have shape (n, m={m}) with n >= 1, got {np.asarray(x).shape}")
-    return xa, w
+    return xa, layer
 
 
-def build_tables(x: Any, m: int) -> np.ndarray:
-    """The lookup tables ``T[g, b, j]`` (float32, shape ``(4*ceil(m/32), 256, n)``) of ``x`` (n, m).
+def build_tables(x: Any, m: int, groups: int | None = None) -> np.ndarray:
+    """The lookup tables ``T[g, b, j]`` (float32, shape ``(groups, 256, n)``) of ``x`` (n, m).
 
     ``T[g, b, j] = sum_{i<8} s_i x[j, 8g+i]`` with ``s_i = +1`` where bit ``i`` of ``b`` is set,
     else ``-1``; inputs past ``m`` count as zero.  Computed in float64, rounded once.
+    ``groups`` defaults to ``4 * ceil(m / 32)`` (whole packed words); more groups are zero.
     """
     xa = np.asarray(x)
     if xa.ndim == 1:
         xa = xa[None, :]
     ks = _compile()
     n = xa.shape[0]
-    ngroups = 4 * packed_words(m)
+    ngroups = 4 * packed_words(m) if groups is None else int(groups)
     xp = np.zeros((n, 8 * ngroups), dtype=np.float32)
     xp[:, :m] = xa
     table = np.empty((ngroups, 256, n), dtype=np.float32)
-    ks["build"](xp, ks["parent"], ks["low"], table)
+    if n == 1:
+        nchunks = 1 if ngroups * 256 < PARALLEL_MIN_WORK else get_num_threads()
+        ks["build1"](xp[0], ks["parent"], ks["low"], table.reshape(-1), nchunks)
+    else:
+        ks["build"](xp, ks["parent"], ks["low"], table)
     return table
 
 
@@ -289,51 +378,48 @@ class _threads_for:
 def onebit_linear_cpu(
     x: Any, words: Any, m: int, alpha: float, activation: str = "relu", out: np.ndarray | None = None
 ) -> np.ndarray:
-    """``act(alpha * x @ sign(W).T)`` from packed ``words`` (lookup-table kernel, Numba, CPU).
+    """``act(alpha * x @ sign(W).T)`` from packed weights (lookup-table kernel, Numba, CPU).
 
-    ``x``: ``(n, m)`` or ``(m,)`` array (converted to float32); ``words``: int32
-    ``(k, ceil(m/32))`` in the :mod:`validation.timing.onebit` layout; ``alpha``: the layer's
-    multiplier (``scale / sqrt(m)``); ``activation``: one of :data:`ACTIVATIONS`.
-    Returns float32 ``(n, k)`` (written into ``out`` when given, which must be C-contiguous
-    float32 of that shape).  Batch 1 runs the GEMV kernel, larger batches the small-GEMM
-    kernel in tiles of up to 16 rows (each tile builds its own tables).  Accumulation is
-    float32; the per-group partial sums are float64 sums rounded once to float32.  Raises
-    :class:`ImportError` without Numba and :class:`ValueError` for inconsistent shapes, a
-    non-finite ``alpha`` or an unknown activation.
+    ``x``: ``(n, m)`` or ``(m,)`` array (converted to float32); ``words``: a
+    :class:`CpuOneBitLayer` from :func:`prepare_layer` (prepare once, call many times), or
+    int32 ``(k, ceil(m/32))`` words in the :mod:`validation.timing.onebit` layout (prepared
+    on every call); ``alpha``: the layer's multiplier (``scale / sqrt(m)``); ``activation``:
+    one of :data:`ACTIVATIONS`.  Returns float32 ``(n, k)`` (written into ``out`` when given,
+    which must be C-contiguous float32 of that shape).  Batch 1 runs the GEMV kernel, larger
+    batches the small-GEMM kernel in tiles of up to 16 rows (each tile builds its own
+    tables).  Accumulation is float32; the per-group partial sums are float64 sums rounded
+    once to float32.  Raises :class:`ImportError` without Numba and :class:`ValueError` for
+    inconsistent shapes, a non-finite ``alpha`` or an unknown activation.
     """
-    xa, w = _check(x, words, m, activation)
+    xa, layer = _check(x, words, m, activation)
     if not math.isfinite(float(alpha)):
         raise ValueError(f"alpha must be finite, got {alpha!r}")
     ks = _compile()
-    n, k = xa.shape[0], w.shape[0]
-    bits = as_bytes(w)
+    n, k = xa.shape[0], layer.k
+    tiles = layer.tiles
+    groups = tiles.shape[0] * tiles.shape[2]
     if out is None:
         out = np.empty((n, k), dtype=np.float32)
     elif out.shape != (n, k) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, k)}")
     code = ACTIVATIONS[activation]
     a32 = np.float32(alpha)
-    if n == 1:
-        table = build_tables(xa, m).reshape(-1)
-        with _threads_for(k * bits.shape[1]):
-            ks["gemv"](table, bits, a32, code, out)
-        return out
     nblocks = max(1, get_num_threads())
     top = BATCH_TILES[-1]
     for j0 in range(0, n, top):
         xt = xa[j0 : j0 + top]
         nt = xt.shape[0]
-        nb = next(t for t in BATCH_TILES if t >= nt)
-        if nt == 1:  # a lone last row: the GEMV kernel
-            table = build_tables(xt, m).reshape(-1)
-            with _threads_for(k * bits.shape[1]):
-                ks["gemv"](table, bits, a32, code, out[j0 : j0 + 1])
+        if nt == 1:  # batch 1, or a lone last row: the GEMV kernel
+            table = build_tables(xt, m, groups).reshape(-1)
+            with _threads_for(k * groups) as ctx:
+                ks["gemv"](table, tiles, a32, code, out[j0 : j0 + 1], 1 if ctx.saved else nblocks)
             continue
+        nb = next(t for t in BATCH_TILES if t >= nt)
         xpad = np.zeros((nb, m), dtype=np.float32)
         xpad[:nt] = xt
-        table = build_tables(xpad, m)
-        with _threads_for(k * bits.shape[1] * nb) as ctx:
-            ks["gemm"][nb](table, bits, a32, code, out[j0 : j0 + nt], nt, 1 if ctx.saved else nblocks)
+        table = build_tables(xpad, m, groups)
+        with _threads_for(k * groups * nb) as ctx:
+            ks["gemm"][nb](table, tiles, a32, code, out[j0 : j0 + nt], nt, 1 if ctx.saved else nblocks)
     return out
 
 
@@ -347,8 +433,10 @@ def readout_cpu(z: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
 def onebit_forward_cpu(x: Any, layers: list, activation: str = "relu") -> np.ndarray:
     """Features of a stack of packed layers: ``z_l = act(alpha_l * z_{l-1} @ sign(W_l).T)``.
 
-    ``layers``: :class:`~validation.timing.onebit.OneBitLayer` objects with numpy ``words``
-    (``alpha = scale / sqrt(m)`` each); ``x``: ``(n, m_0)``.  Returns float32 ``(n, k_L)``.
+    ``layers``: :class:`~validation.timing.onebit.OneBitLayer` objects whose ``words`` are
+    numpy int32 words or :class:`CpuOneBitLayer` objects (:func:`prepare_layer`; prepared
+    layers skip the re-layout on every call), ``alpha = scale / sqrt(m)`` each; ``x``:
+    ``(n, m_0)``.  Returns float32 ``(n, k_L)``.
     This is the entry point for small-batch feature maps of one-bit networks on a CPU.
     """
     z = np.asarray(x, dtype=np.float32)
