@@ -377,3 +377,20 @@ def test_prepared_layer_holds_every_packed_byte_once(m):
         )
     with pytest.raises(ValueError, match="prepared layer has m="):
         cpu_onebit.onebit_linear_cpu(x, layer, m + 1, 0.1)
+
+
+@needs_numba
+def test_batch_one_tables_equal_the_batched_build():
+    """The batch-1 build (low/high nibble outer sum) and the batched build (float64 chain) agree."""
+    rng = np.random.default_rng(11)
+    m = 1000
+    x = rng.standard_normal((1, m)).astype(np.float32)
+    one = cpu_onebit.build_tables(x, m)
+    two = cpu_onebit.build_tables(np.vstack([x, x]), m)
+    assert np.array_equal(one[:, :, 0], two[:, :, 0])
+    xp = np.zeros(one.shape[0] * 8)
+    xp[:m] = x[0]
+    for b in (0, 7, 0x5A, 255):
+        signs = np.array([1.0 if (b >> i) & 1 else -1.0 for i in range(8)])
+        direct = xp.reshape(-1, 8) @ signs
+        assert np.allclose(one[:, b, 0], direct, rtol=0, atol=1e-5)

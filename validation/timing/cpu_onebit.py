@@ -137,25 +137,38 @@ def _compile() -> dict:
         return y
 
     @njit(parallel=True, cache=True)
-    def build1(xp, parent, low, table, nchunks):  # pragma: no cover - compiled
-        # batch 1: xp (8 * G,) float32, zero past m; table (G * 256,) float32 (flat).  Chunks
-        # of groups in parallel, partial sums in float64 (one scratch row per chunk)
+    def build1(xp, table, nchunks):  # pragma: no cover - compiled
+        # batch 1: xp (8 * G,) float32, zero past m; table (G * 256,) float32 (flat).  Chunks of
+        # groups in parallel.  Per group, the 16 partial sums of the low and of the high four
+        # inputs (float64, exact for float32 inputs), then T[16 h + l] = hi[h] + lo[l] rounded
+        # once: a 16 x 16 outer sum that vectorises
         ngroups = table.shape[0] // 256
         per = (ngroups + nchunks - 1) // nchunks
         for c in prange(nchunks):
-            tmp = np.empty(256, dtype=np.float64)
+            lo = np.empty(16, dtype=np.float64)
+            hi = np.empty(16, dtype=np.float64)
             for g in range(c * per, min(ngroups, (c + 1) * per)):
                 base = 8 * g
-                tot = 0.0
-                for i in range(8):
-                    tot += xp[base + i]
-                tmp[0] = -tot
+                x0 = np.float64(xp[base])
+                x1 = np.float64(xp[base + 1])
+                x2 = np.float64(xp[base + 2])
+                x3 = np.float64(xp[base + 3])
+                x4 = np.float64(xp[base + 4])
+                x5 = np.float64(xp[base + 5])
+                x6 = np.float64(xp[base + 6])
+                x7 = np.float64(xp[base + 7])
+                for b in range(16):
+                    lo[b] = ((x0 if b & 1 else -x0) + (x1 if b & 2 else -x1)) + (
+                        (x2 if b & 4 else -x2) + (x3 if b & 8 else -x3)
+                    )
+                    hi[b] = ((x4 if b & 1 else -x4) + (x5 if b & 2 else -x5)) + (
+                        (x6 if b & 4 else -x6) + (x7 if b & 8 else -x7)
+                    )
                 t = 256 * g
-                table[t] = np.float32(-tot)
-                for b in range(1, 256):
-                    v = tmp[parent[b]] + 2.0 * xp[base + low[b]]
-                    tmp[b] = v
-                    table[t + b] = np.float32(v)
+                for h in range(16):
+                    hh = hi[h]
+                    for low4 in range(16):
+                        table[t + 16 * h + low4] = np.float32(hh + lo[low4])
 
     @njit(parallel=True, cache=True)
     def gemv(table, tiles, alpha, code, out, nblocks):  # pragma: no cover - compiled
@@ -349,7 +362,7 @@ def build_tables(x: Any, m: int, groups: int | None = None) -> np.ndarray:
     table = np.empty((ngroups, 256, n), dtype=np.float32)
     if n == 1:
         nchunks = 1 if ngroups * 256 < PARALLEL_MIN_WORK else get_num_threads()
-        ks["build1"](xp[0], ks["parent"], ks["low"], table.reshape(-1), nchunks)
+        ks["build1"](xp[0], table.reshape(-1), nchunks)
     else:
         ks["build"](xp, ks["parent"], ks["low"], table)
     return table
