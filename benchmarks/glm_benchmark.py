@@ -21,30 +21,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import time
 
-
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times)
-
-
-def _cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from validation.machine import cpu_model, median_time
 
 
 def run(repeats=7):
@@ -60,7 +40,7 @@ def run(repeats=7):
     out = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -74,12 +54,12 @@ def run(repeats=7):
     predict_glm(*args, loss="logistic")  # warm coefficient caches
     predict_glm(*args, loss="logistic", digits=30)
     for loss in ("logistic", "hinge", "square"):
-        med, lo, hi = _median_time(lambda: predict_glm(*args, loss=loss), repeats)
+        med, lo, hi = median_time(lambda: predict_glm(*args, loss=loss), repeats)
         out[f"float_{loss}_point_ms"] = {"median": med * 1e3, "min": lo * 1e3, "max": hi * 1e3}
-    med, lo, hi = _median_time(lambda: predict_glm(*args, loss="logistic", digits=30), 3)
+    med, lo, hi = median_time(lambda: predict_glm(*args, loss="logistic", digits=30), 3)
     out["digits30_logistic_point_s"] = {"median": med, "min": lo, "max": hi}
     grid = list(np.linspace(0.2, 4, 100) * 1000)
-    med, lo, hi = _median_time(
+    med, lo, hi = median_time(
         lambda: glm_sweep(model, "samples", grid, None, 1e-2, 0.1, "linear", "sign", "logistic", progress=False), 3
     )
     out["curve100_logistic_float_s"] = {"median": med, "min": lo, "max": hi}

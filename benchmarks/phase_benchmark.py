@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from validation.machine import cpu_model, load_average, median_time
 
 MODEL_ARGS = dict(input_dim=1000, widths=(2000, 1500, 1000), activations=("tanh", "relu", "erf"), quantizers="sign")
 RIDGE = 1e-3
@@ -44,30 +44,6 @@ def _model():
     return DeepRF(**MODEL_ARGS)
 
 
-def _load():
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
-
-def _median(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def per_point(side=316, scalar_points=400, repeats=3, seed=0):
     """Vectorized map vs scalar ``predict`` per point, same points, same run."""
     from rfq_theory import predict
@@ -75,11 +51,11 @@ def per_point(side=316, scalar_points=400, repeats=3, seed=0):
     from rfq_theory.sweeps import model_at
 
     model = _model()
-    out = {"side": side, "points": side * side, "load_before": _load()}
+    out = {"side": side, "points": side * side, "load_before": load_average()}
     x = f"samples:0.1:4:{side}"
     y = f"width:0.1:4:{side}"
     pm = phase_map(model, x, y, ridge=RIDGE, noise=NOISE)  # warm: coefficients cached
-    t_vec = _median(lambda: phase_map(model, x, y, ridge=RIDGE, noise=NOISE), repeats)
+    t_vec = median_time(lambda: phase_map(model, x, y, ridge=RIDGE, noise=NOISE), repeats)[0]
     rng = np.random.default_rng(seed)
     ii = rng.integers(0, side, scalar_points)
     jj = rng.integers(0, side, scalar_points)
@@ -102,7 +78,7 @@ def per_point(side=316, scalar_points=400, repeats=3, seed=0):
         map_fallback_points=pm.n_fallback,
         map_failed_points=pm.n_failed,
         max_rel_diff_vs_scalar_float=worst,
-        load_after=_load(),
+        load_after=load_average(),
     )
     return out
 
@@ -112,17 +88,19 @@ def maps_300(repeats=3):
     from rfq_theory.phase import phase_map
 
     model = _model()
-    out = {"load_before": _load()}
+    out = {"load_before": load_average()}
     x, y = "samples:0.1:4:300", "width:0.1:4:300"
     phase_map(model, x, y, ridge=RIDGE, noise=NOISE)
-    out["fixed_ridge_map_s"] = _median(lambda: phase_map(model, x, y, ridge=RIDGE, noise=NOISE), repeats)
-    out["ridgeless_map_s"] = _median(lambda: phase_map(model, x, y, ridge=0, noise=NOISE), repeats)
+    out["fixed_ridge_map_s"] = median_time(lambda: phase_map(model, x, y, ridge=RIDGE, noise=NOISE), repeats)[0]
+    out["ridgeless_map_s"] = median_time(lambda: phase_map(model, x, y, ridge=0, noise=NOISE), repeats)[0]
     pm = phase_map(model, x, y, quantity="optimal_error", noise=NOISE)
-    out["optimal_error_map_s"] = _median(lambda: phase_map(model, x, y, quantity="optimal_error", noise=NOISE), repeats)
+    out["optimal_error_map_s"] = median_time(
+        lambda: phase_map(model, x, y, quantity="optimal_error", noise=NOISE), repeats
+    )[0]
     out["optimal_over_fixed"] = out["optimal_error_map_s"] / out["fixed_ridge_map_s"]
     out["optimal_map_fallback_points"] = pm.n_fallback
     out["optimal_map_failed_points"] = pm.n_failed
-    out["load_after"] = _load()
+    out["load_after"] = load_average()
     return out
 
 
@@ -151,7 +129,7 @@ def accuracy(lanes=1000, seed=1):
     model = _model()
     rng = np.random.default_rng(seed)
     n, kL, lam, noise, kind = random_lanes(rng, lanes)
-    out = {"lanes": lanes, "load_before": _load()}
+    out = {"lanes": lanes, "load_before": load_average()}
     widths = (2000.0, 1500.0, kL)
     solve_batch(model, np.array([1200.0]), 1e-9, fallback="dd")  # warm: 34-digit coefficients
     results = {}
@@ -205,7 +183,7 @@ def accuracy(lanes=1000, seed=1):
             ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold")
         )
     }
-    out["load_after"] = _load()
+    out["load_after"] = load_average()
     return out
 
 
@@ -214,14 +192,14 @@ def tiny_ridge_map(repeats=3):
     from rfq_theory.phase import phase_map
 
     model = _model()
-    out = {"ridge": 1e-6, "load_before": _load()}
+    out = {"ridge": 1e-6, "load_before": load_average()}
     x, y = "samples:0.1:4:300", "width:0.1:4:300"
     pm = phase_map(model, x, y, ridge=1e-6, noise=NOISE, fallback="dd")
-    out["map_s_dd"] = _median(lambda: phase_map(model, x, y, ridge=1e-6, noise=NOISE, fallback="dd"), repeats)
+    out["map_s_dd"] = median_time(lambda: phase_map(model, x, y, ridge=1e-6, noise=NOISE, fallback="dd"), repeats)[0]
     out["ill_conditioned_points"] = pm.n_fallback
     out["failed_points"] = pm.n_failed
     out["messages"] = pm.messages
-    out["load_after"] = _load()
+    out["load_after"] = load_average()
     return out
 
 
@@ -240,7 +218,7 @@ print(side * side, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, t, pm.n_f
 
 def memory(sides=(100, 316, 1000)):
     """Peak RSS (KiB) of maps of growing size, each in a fresh process."""
-    out = {"load_before": _load(), "runs": []}
+    out = {"load_before": load_average(), "runs": []}
     for side in sides:
         r = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(side)], capture_output=True, text=True, check=True)
         pts, rss, t, failed, fb = r.stdout.split()
@@ -257,7 +235,7 @@ def memory(sides=(100, 316, 1000)):
     if len(runs) >= 2:
         a, b = runs[-2], runs[-1]
         out["mib_per_million_points"] = (b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["points"] - a["points"]) * 1e6
-    out["load_after"] = _load()
+    out["load_after"] = load_average()
     return out
 
 
@@ -270,7 +248,7 @@ def run(side=316, scalar_points=400, lanes=1000, repeats=3):
 
     info = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,

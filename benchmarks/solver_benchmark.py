@@ -17,20 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 
 import numpy as np
 
-
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times)
+from validation.machine import median_time
 
 
 def run(width=2000, repeats=5):
@@ -55,13 +47,13 @@ def run(width=2000, repeats=5):
         "date": time.strftime("%Y-%m-%d"),
     }
     coefficients("tanh", 0.8)
-    med, lo, hi = _median_time(lambda: coefficients("tanh", 0.8), 200)
+    med, lo, hi = median_time(lambda: coefficients("tanh", 0.8), 200)
     out["coefficient_call_cached_ms"] = med * 1e3
 
     model = DeepRF(1000, [2000, 1500, 1200], ["tanh", "relu", "erf"], "sign")
     grid = np.linspace(50, 5000, 200)
     model.layers(17)  # coefficients are computed once per model
-    med, lo, hi = _median_time(lambda: sweep(model, "samples", grid, ridge=1e-3, noise=0.1, progress=False), repeats)
+    med, lo, hi = median_time(lambda: sweep(model, "samples", grid, ridge=1e-3, noise=0.1, progress=False), repeats)
     out["learning_curve_200_points_float_s"] = med
 
     _moments_cached.cache_clear()
@@ -69,7 +61,7 @@ def run(width=2000, repeats=5):
     t0 = time.perf_counter()
     predict(model, 1200, "1e-3", "0.1", digits=50)
     out["prediction_50_digits_cold_s"] = time.perf_counter() - t0
-    med, lo, hi = _median_time(lambda: predict(model, 1200, "1e-3", "0.1", digits=50), repeats)
+    med, lo, hi = median_time(lambda: predict(model, 1200, "1e-3", "0.1", digits=50), repeats)
     out["prediction_50_digits_warm_s"] = med
 
     fs_model = DeepRF(width // 2, [width], ["tanh"], "sign")
@@ -79,7 +71,7 @@ def run(width=2000, repeats=5):
     out["finite_size_width"] = width
     out["finite_size_route_s"] = time.perf_counter() - t0
     predict(fs_model, 0.75 * width, 1e-3, 0.1)
-    med, lo, hi = _median_time(lambda: predict(fs_model, 0.75 * width, 1e-3, 0.1), 50)
+    med, lo, hi = median_time(lambda: predict(fs_model, 0.75 * width, 1e-3, 0.1), 50)
     theory = predict(fs_model, 0.75 * width, 1e-3, 0.1).test_error
     out["asymptotic_point_s"] = med
     out["speedup_vs_finite_size"] = out["finite_size_route_s"] / med

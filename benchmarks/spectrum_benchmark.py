@@ -20,30 +20,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import time
 
-
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times)
-
-
-def _cpu_model():
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    for line in text.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+from validation.machine import cpu_model, median_time
 
 
 def run(repeats=5):
@@ -59,7 +39,7 @@ def run(repeats=5):
     out = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -75,16 +55,16 @@ def run(repeats=5):
     s = layer_spectrum(model, 3, points=400)
     out["float_400_points_top_layer_cold_s"] = time.perf_counter() - t0
     assert len(s.x) == 400 and s.converged
-    med, lo, hi = _median_time(lambda: layer_spectrum(model, 3, points=400), repeats)
+    med, lo, hi = median_time(lambda: layer_spectrum(model, 3, points=400), repeats)
     out["float_400_points_top_layer_warm_s"] = {"median": med, "min": lo, "max": hi}
-    med, lo, hi = _median_time(lambda: spectrum(model, samples=1200, points=400), repeats)
+    med, lo, hi = median_time(lambda: spectrum(model, samples=1200, points=400), repeats)
     out["float_400_points_3_layers_and_kernel_warm_s"] = {"median": med, "min": lo, "max": hi}
 
     clear_caches()
     t0 = time.perf_counter()
     value = density_at(model, "0.3", digits=30)
     out["digits30_one_point_cold_s"] = time.perf_counter() - t0
-    med, lo, hi = _median_time(lambda: density_at(model, "0.3", digits=30), repeats)
+    med, lo, hi = median_time(lambda: density_at(model, "0.3", digits=30), repeats)
     out["digits30_one_point_warm_s"] = {"median": med, "min": lo, "max": hi}
     out["digits30_value_at_0.3"] = mpmath.nstr(value, 30)
     out["load_average_after"] = list(os.getloadavg())

@@ -399,8 +399,27 @@ def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence
 # --------------------------------------------------------------------------
 
 
+class _LaneCounts:
+    """Shape and counts shared by the lane results (``test_error``, ``converged``, ``fallback``)."""
+
+    @property
+    def shape(self):
+        """Shape of the lane arrays."""
+        return self.test_error.shape
+
+    @property
+    def n_failed(self) -> int:
+        """Number of lanes that did not converge (NaN)."""
+        return int(np.count_nonzero(~self.converged))
+
+    @property
+    def n_fallback(self) -> int:
+        """Number of ill-conditioned lanes re-solved at higher precision (double-double or mpmath)."""
+        return int(np.count_nonzero(self.fallback))
+
+
 @dataclass
-class BatchResult:
+class BatchResult(_LaneCounts):
     """Errors of many lanes (arrays of the broadcast shape of the inputs).
 
     Attributes
@@ -446,24 +465,9 @@ class BatchResult:
     extra: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
 
-    @property
-    def shape(self):
-        """Shape of the lane arrays."""
-        return self.test_error.shape
-
-    @property
-    def n_failed(self) -> int:
-        """Number of lanes that did not converge (NaN)."""
-        return int(np.count_nonzero(~self.converged))
-
-    @property
-    def n_fallback(self) -> int:
-        """Number of lanes re-solved with the scalar mpmath path."""
-        return int(np.count_nonzero(self.fallback))
-
 
 @dataclass
-class OptimalRidgeResult:
+class OptimalRidgeResult(_LaneCounts):
     """Error-minimising ridge per lane.
 
     ``ridge`` is ``lambda*`` (``0`` where the ridgeless estimator is best),
@@ -479,21 +483,6 @@ class OptimalRidgeResult:
     iterations: np.ndarray
     rank: np.ndarray
     messages: list = field(default_factory=list)
-
-    @property
-    def shape(self):
-        """Shape of the lane arrays."""
-        return self.test_error.shape
-
-    @property
-    def n_failed(self) -> int:
-        """Number of lanes that did not converge (NaN)."""
-        return int(np.count_nonzero(~self.converged))
-
-    @property
-    def n_fallback(self) -> int:
-        """Number of lanes re-solved with the scalar mpmath path."""
-        return int(np.count_nonzero(self.fallback))
 
 
 # --------------------------------------------------------------------------

@@ -343,11 +343,10 @@ def _sign_channel(loss, m, q, V, delta, quad, want_outputs=False):
     st = xp.sqrt(xp.asarray([st2]))[0]
     b = m / (sq * st)  # Z(y | t) = Phi(y b t)
     breaks = [0 * one, one * 3, -one * 3]
-    if b != 0:
+    if abs(b) > 0.5:  # Z(y | t) changes on the scale w0 = 1/|b| < 2 around t = 0
         w0 = abs(1 / b)
-        if w0 < 2:  # Z(y | t) changes on the scale w0 around t = 0
-            for f in (1, 3, 6, 12):
-                breaks += [w0 * f, -w0 * f]
+        for f in (1, 3, 6, 12):
+            breaks += [w0 * f, -w0 * f]
     kinks = [one, one - V] if loss == "hinge" else []
     a0 = margin_threshold(loss, V)
     for kk in kinks + ([a0] if want_outputs else []):

@@ -202,6 +202,22 @@ def names(items):
     return [getattr(x, "name", None) or str(x) for x in items]
 
 
+def prediction_settings(args, model, ridge_text, digits):
+    """The settings of a ``predict``-like command as JSON fields (numbers as given, as text)."""
+    return {
+        "input_dim": args.input_dim,
+        "widths": [str(w) for w in model.widths],
+        "activations": names(model.activations),
+        "quantizers": names(model.quantizers),
+        "samples": args.samples,
+        "ridge": ridge_text,
+        "noise": args.noise,
+        "target": args.target,
+        "digits": digits,
+        "path": "float" if digits is None else "mpmath",
+    }
+
+
 def fmt(x, digits):
     """A number as text with ``digits`` significant digits.
 

@@ -14,7 +14,7 @@ from .common import (
     short_repr,
     split_list,
 )
-from .glm import add_glm_arguments, run_glm_curve, wants_glm
+from .glm import add_glm_arguments, wants_glm
 
 EXAMPLES = """\
 examples:
@@ -109,14 +109,16 @@ def _variants(args):
 
 
 def run_curve(args):
-    """``rfq curve``."""
-    if wants_glm(args):
-        return run_glm_curve(args)
+    """``rfq curve``: the asymptotic errors over a grid, one CSV row per point and variant.
+
+    Ridge regression by default; with ``--labels``/``--loss`` the convex-loss readout
+    (:func:`rfq_theory.glm.glm_sweep`) and its order parameters.
+    """
     import mpmath
 
     from ..checks import InputError
-    from ..sweeps import sweep
 
+    glm = wants_glm(args)
     out_path = check_output_path(args.out, "out")
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
     if plot_path is not None and same_file(plot_path, out_path):
@@ -132,23 +134,20 @@ def run_curve(args):
     rows, results = [], {}
     for variant in variants:
         m = model.with_quantizers(tuple(split_list(variant, "compare")))
-        preds = sweep(m, args.vary, values, args.samples, args.ridge, args.noise, args.target, progress=args.progress)
+        fixed = (args.samples, args.ridge, args.noise, args.target)
+        if glm:
+            from ..glm import glm_sweep
+
+            preds = glm_sweep(m, args.vary, values, *fixed, args.labels, args.loss, progress=args.progress)
+        else:
+            from ..sweeps import sweep
+
+            preds = sweep(m, args.vary, values, *fixed, progress=args.progress)
         results[variant] = preds
         for g, v, p in zip(grid, values, preds):
-            rows.append(
-                {
-                    "vary": args.vary,
-                    "x": g,
-                    "value": v,
-                    "quantizers": variant,
-                    "test_error": p.test_error,
-                    "train_error": p.train_error,
-                    "effective_ridge": p.effective_ridge,
-                    "df1": p.df1,
-                    "df2": p.df2,
-                    "regime": p.regime,
-                }
-            )
+            row = {"vary": args.vary, "x": g, "value": v, "quantizers": variant}
+            row.update(_glm_row(args, p) if glm else _ridge_row(p))
+            rows.append(row)
     try:
         with open(out_path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -169,6 +168,31 @@ def run_curve(args):
     return 0
 
 
+def _ridge_row(p):
+    return {
+        "test_error": p.test_error,
+        "train_error": p.train_error,
+        "effective_ridge": p.effective_ridge,
+        "df1": p.df1,
+        "df2": p.df2,
+        "regime": p.regime,
+    }
+
+
+def _glm_row(args, p):
+    return {
+        "labels": args.labels,
+        "loss": args.loss,
+        "test_error": p.test_error,
+        "test_loss": p.test_loss,
+        "train_loss": p.train_loss,
+        "train_error": p.train_error,
+        "m": p.m,
+        "q": p.q,
+        "V": p.V,
+    }
+
+
 def plot_curve(args, model, grid, results, path):
     """Test error against the grid, one line per variant."""
     import math
@@ -186,7 +210,10 @@ def plot_curve(args, model, grid, results, path):
         ax.plot(grid, ys, ls, lw=lw, alpha=alpha, label=VARIANT_LABELS.get(variant, variant))
     xlabel = {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary]
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("asymptotic test error")
+    if wants_glm(args):
+        ax.set_ylabel("test classification error" if args.labels == "sign" else "test error")
+    else:
+        ax.set_ylabel("asymptotic test error")
     if args.vary == "ridge":
         ax.set_xscale("log")
     finite = [float(p.test_error) for ps in results.values() for p in ps if math.isfinite(float(p.test_error))]
@@ -200,7 +227,9 @@ def plot_curve(args, model, grid, results, path):
         "ridge": f"n {args.samples}",
     }[args.vary]
     widths = " x ".join(str(w) for w in model.widths) + (" (k_L varied)" if args.vary == "width" else "")
-    ax.set_title(f"d {model.input_dim}, widths {widths}, {'/'.join(names(model.activations))}, {fixed}", fontsize=9)
+    readout = f", {args.loss} loss, {args.labels} labels" if wants_glm(args) else ""
+    title = f"d {model.input_dim}, widths {widths}, {'/'.join(names(model.activations))}, {fixed}{readout}"
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

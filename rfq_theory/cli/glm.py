@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from .common import fmt, model_from_args
+from .common import fmt, model_from_args, prediction_settings
 
-__all__ = ["add_glm_arguments", "wants_glm", "run_glm_predict", "run_glm_theorem", "run_glm_curve"]
+__all__ = ["add_glm_arguments", "wants_glm", "run_glm_predict", "run_glm_theorem"]
 
 LABEL_CHOICES = ("regression", "sign")
 LOSS_CHOICES = ("square", "logistic", "hinge")
@@ -93,20 +93,7 @@ def run_glm_predict(args):
         ridge_text = str(args.ridge)
     if args.json:
         out = pred.as_dict(shown)
-        out.update(
-            {
-                "input_dim": args.input_dim,
-                "widths": [str(w) for w in model.widths],
-                "activations": list(model.activations),
-                "quantizers": list(model.quantizers),
-                "samples": args.samples,
-                "ridge": ridge_text,
-                "noise": args.noise,
-                "target": args.target,
-                "digits": digits,
-                "path": "float" if digits is None else "mpmath",
-            }
-        )
+        out.update(prediction_settings(args, model, ridge_text, digits))
         print(json.dumps(out, indent=2))
         return 0
     print(_header(args, model))
@@ -171,90 +158,3 @@ def run_glm_theorem(args):
         print(f"  {name:<16}{fmt(p.test_error, shown):>{w}}{fmt(p.train_loss, shown):>{w}}{d:>{w + 4}}")
     print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")
     return 0 if same else 1
-
-
-def run_glm_curve(args):
-    """``rfq curve --labels ... --loss ...``: the test error over a grid, CSV (and a plot)."""
-    import csv
-    import os
-
-    from ..checks import InputError
-    from ..glm import glm_sweep
-    from .common import check_output_path, parse_grid, split_list
-    from .curve import VARIANT_LABELS, _variants
-
-    out_path = check_output_path(args.out, "out")
-    plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
-    if plot_path is not None and os.path.abspath(plot_path) == os.path.abspath(out_path):
-        raise InputError("--plot and --out name the same file")
-    variants = _variants(args)
-    args.quantizers = variants[0]
-    model = model_from_args(args)
-    grid = parse_grid(args.grid)
-    d = float(model.sizes(20)[0])
-    values = [g * d for g in grid] if args.vary in ("samples", "width") else grid
-    if args.vary != "samples" and args.samples is None:
-        raise InputError("--samples is required unless --vary samples")
-    rows, results = [], {}
-    for variant in variants:
-        m = model.with_quantizers(tuple(split_list(variant, "compare")))
-        preds = glm_sweep(
-            m,
-            args.vary,
-            values,
-            args.samples,
-            args.ridge,
-            args.noise,
-            args.target,
-            args.labels,
-            args.loss,
-            progress=args.progress,
-        )
-        results[variant] = preds
-        for g, v, p in zip(grid, values, preds):
-            rows.append(
-                {
-                    "vary": args.vary,
-                    "x": g,
-                    "value": v,
-                    "quantizers": variant,
-                    "labels": args.labels,
-                    "loss": args.loss,
-                    "test_error": float(p.test_error),
-                    "test_loss": float(p.test_loss),
-                    "train_loss": float(p.train_loss),
-                    "train_error": float(p.train_error),
-                    "m": float(p.m),
-                    "q": float(p.q),
-                    "V": float(p.V),
-                }
-            )
-    with open(out_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    print(f"wrote {len(rows)} rows to {out_path}")
-    if plot_path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for variant, preds in results.items():
-            ax.plot(grid, [float(p.test_error) for p in preds], label=VARIANT_LABELS.get(variant, variant))
-        ax.set_xlabel(
-            {"samples": "n / d", "width": "k_L / d", "widths": "widths factor", "ridge": "ridge lambda"}[args.vary]
-        )
-        ax.set_ylabel("test classification error" if args.labels == "sign" else "test error")
-        if args.vary == "ridge":
-            ax.set_xscale("log")
-        ax.set_title(f"{args.loss} loss, {args.labels} labels", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(plot_path, dpi=120)
-        plt.close(fig)
-        print(f"wrote {plot_path}")
-    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_model_arguments, fmt, model_from_args, names
+from .common import add_model_arguments, fmt, model_from_args, names, prediction_settings
 from .glm import add_glm_arguments, run_glm_predict, run_glm_theorem, wants_glm
 
 EXAMPLES_PREDICT = """\
@@ -127,20 +127,7 @@ def run_predict(args):
     ridge_text = fmt(lam, shown) if lam is not None else str(args.ridge)
     if args.json:
         out = pred.as_dict(shown)
-        out.update(
-            {
-                "input_dim": args.input_dim,
-                "widths": [str(w) for w in model.widths],
-                "activations": names(model.activations),
-                "quantizers": names(model.quantizers),
-                "samples": args.samples,
-                "ridge": ridge_text,
-                "noise": args.noise,
-                "target": args.target,
-                "digits": digits,
-                "path": "float" if digits is None else "mpmath",
-            }
-        )
+        out.update(prediction_settings(args, model, ridge_text, digits))
         print(json.dumps(out, indent=2))
     else:
         print(

@@ -65,6 +65,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..machine import cpu_model
+
 __all__ = ["run_bench", "register_variant", "VARIANTS", "TARGETS", "BenchError"]
 
 ACTIVATION_NAMES = ("linear", "relu", "tanh", "sign")
@@ -919,7 +921,7 @@ def _environment(device: str) -> dict:
         "device": device,
         "platform": platform.platform(),
         "blas_threads": torch.get_num_threads(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "numpy": _version("numpy"),
         "numba": _version("numba"),
@@ -964,18 +966,6 @@ def _version(module: str) -> str | None:
         return metadata.version(module)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _cpu_model() -> str:
-    """``lscpu``'s model name (from /proc/cpuinfo), else :func:`platform.processor`."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _log(cfg: dict, msg: str) -> None:

@@ -1,0 +1,38 @@
+"""What a measurement ran on, and how it was timed: shared by the timing harness and the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+__all__ = ["cpu_model", "load_average", "median_time"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s, read from /proc/cpuinfo), else :func:`platform.processor`."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded to 2 decimals (a measurement's context)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median, minimum and maximum wall time of ``repeats`` calls of ``fn`` (``time.perf_counter``)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times), max(times)
