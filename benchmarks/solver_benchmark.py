@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from validation.machine import median_time
+from validation.machine import cpu_model, load_average, median_time
 
 
 def run(width=2000, repeats=5):
@@ -44,7 +44,9 @@ def run(width=2000, repeats=5):
         "scipy": scipy.__version__,
         "mpmath": mpmath.__version__,
         "rfq_theory": rfq_theory.__version__,
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu_model(),
+        "load_average_before": load_average(),
     }
     coefficients("tanh", 0.8)
     med, lo, hi = median_time(lambda: coefficients("tanh", 0.8), 200)
@@ -76,6 +78,7 @@ def run(width=2000, repeats=5):
     out["asymptotic_point_s"] = med
     out["speedup_vs_finite_size"] = out["finite_size_route_s"] / med
     out["relative_gap_finite_size"] = abs(finite.test_error - theory) / theory
+    out["load_average_after"] = load_average()
     return out
 
 
