@@ -400,3 +400,55 @@ def test_monte_carlo_small(act, quant):
     assert len(rows) == 6
     for r in rows:
         assert r.passed, r.as_dict()
+
+
+def test_trial_means_average_the_empirical_moments():
+    from validation.montecarlo.spectrum_check import trial_means
+
+    pred = [1.0, 2.0, 4.0, 8.0]
+    rows = [
+        {
+            "quantizer": "sign",
+            "quantizer_spec": "sign",
+            "layer": 2,
+            "kind": "gram",
+            "trial": t,
+            "moments_pred": pred,
+            "moments_emp": emp,
+            "moment_errors": [e / p - 1 for e, p in zip(emp, pred)],
+        }
+        for t, emp in enumerate([[1.1, 2.0, 3.6, 8.8], [0.9, 2.2, 4.4, 7.2]])
+    ]
+    (m,) = trial_means(rows)
+    assert (m["quantizer"], m["layer"], m["kind"], m["draws"]) == ("sign", 2, "gram", 2)
+    assert m["mean_errors"] == pytest.approx([0.0, 0.05, 0.0, 0.0], abs=1e-12)
+    assert m["max_single_errors"] == pytest.approx([0.1, 0.1, 0.1, 0.1])
+
+
+@pytest.mark.slow
+def test_validate_spectrum_writes_the_means_of_several_draws(tmp_path, capsys):
+    from rfq_theory.cli import main
+
+    out = tmp_path / "v"
+    args = [
+        "validate-spectrum",
+        "--input-dim",
+        "120",
+        "--widths",
+        "200",
+        "--activations",
+        "tanh",
+        "--quantizers",
+        "sign",
+        "--samples",
+        "150",
+        "--trials",
+        "2",
+        "--no-plot",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    means = json.loads((out / "means.json").read_text())
+    assert {(m["layer"], m["kind"], m["draws"]) for m in means} == {(1, "omega", 2), (1, "gram", 2)}
+    assert "mean over the draws" in capsys.readouterr().out

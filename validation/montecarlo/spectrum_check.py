@@ -158,6 +158,36 @@ def moment_errors(eigs: np.ndarray, predicted) -> tuple:
     return emp, err
 
 
+def trial_means(rows) -> list[dict]:
+    """Moment errors of the mean over draws, per ``(quantizer, layer, kind)``.
+
+    ``rows``: result dicts (:meth:`SpectrumRow.as_dict` plus ``quantizer_spec`` and
+    ``trial``).  For each matrix, the empirical moments averaged over its draws against the
+    prediction: ``mean_errors[j] = mean_t(M_j,emp) / M_j - 1``, next to ``max_single_errors``
+    (the largest ``|error|`` of one draw).  Draw-to-draw fluctuations of ``O(1/N)`` average
+    out in the mean; a bias of the prediction would not.
+    """
+    groups: dict = {}
+    for r in rows:
+        key = (r.get("quantizer_spec", r["quantizer"]), r["layer"], r["kind"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (q, layer, kind), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2])):
+        pred = rs[0]["moments_pred"]
+        emp = np.mean([r["moments_emp"] for r in rs], axis=0)
+        out.append(
+            {
+                "quantizer": q,
+                "layer": layer,
+                "kind": kind,
+                "draws": len(rs),
+                "mean_errors": [float(e / p - 1) for e, p in zip(emp, pred)],
+                "max_single_errors": [float(max(abs(r["moment_errors"][j]) for r in rs)) for j in range(4)],
+            }
+        )
+    return out
+
+
 def _row(model, quantizer, layer, kind, eigs, samples, points):
     sizes = network_sizes(model)
     n_min = min(sizes[: layer + 1]) if kind == "omega" else min(min(sizes[: layer + 1]), int(samples))

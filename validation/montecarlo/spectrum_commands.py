@@ -42,7 +42,13 @@ def register(sub) -> None:
         help="quantizers to compare, one network each (default none,sign,sign-scaled); each applies to every layer",
     )
     p.add_argument("--samples", required=True, metavar="N", help="number of inputs n for the conjugate kernel")
-    p.add_argument("--trials", default="1", metavar="T", help="independent draws per quantizer (default 1)")
+    p.add_argument(
+        "--trials",
+        default="1",
+        metavar="T",
+        help="independent draws per quantizer (default 1); with more than one, the moment errors of the "
+        "mean over the draws are printed and written to OUT/means.json",
+    )
     p.add_argument("--seed", default="0", metavar="S", help="random seed (default 0)")
     p.add_argument("--points", default="800", metavar="P", help="grid points per predicted density (default 800)")
     p.add_argument("--out", default="spectrum-validation", metavar="DIR", help="output folder (created)")
@@ -62,7 +68,7 @@ def _run(args):
     from rfq_theory.cli.common import split_list
     from rfq_theory.model import DeepRF
 
-    from .spectrum_check import check_spectra, plot_spectra
+    from .spectrum_check import check_spectra, plot_spectra, trial_means
 
     d = check_scalar(args.input_dim, "input-dim", int, min_val=2, max_val=20000)
     widths = tuple(check_scalar(w, "widths", int, min_val=2, max_val=20000) for w in split_list(args.widths, "widths"))
@@ -125,6 +131,25 @@ def _run(args):
             panels, path, title=f"d={d}, widths={','.join(map(str, widths))}, n={n}, activations={','.join(acts)}"
         )
         print(f"wrote {path}")
+    if trials > 1:
+        stored = []
+        with open(results) as fh:
+            for line in fh:
+                try:
+                    stored.append(json.loads(line))
+                except ValueError:  # a torn line of an interrupted run
+                    continue
+        stored = [r for r in stored if r.get("quantizer_spec") in quants and r.get("trial", 0) < trials]
+        means = trial_means(stored)
+        print("moment errors of the mean over the draws (per-draw fluctuations average out; a bias would not):")
+        for m in means:
+            print(
+                f"{m['quantizer']:<12} layer {m['layer']} {m['kind']:<5} {m['draws']} draws  "
+                f"mean {' '.join(f'{e:+.4f}' for e in m['mean_errors'])}  "
+                f"largest single draw {' '.join(f'{e:.4f}' for e in m['max_single_errors'])}"
+            )
+        with open(os.path.join(args.out, "means.json"), "w") as fh:
+            json.dump(means, fh, indent=1)
     print(f"{'all rows pass' if failures == 0 else f'{failures} row(s) FAIL'}; rows in {results}")
     return 0 if failures == 0 else 1
 
