@@ -288,3 +288,64 @@ def test_cli_curve_with_a_loss(tmp_path, capsys):
     assert len(rows) == 1 + 3 * 3 and "test_error" in rows[0]
     errs = [float(r.split(",")[6]) for r in rows[1:4]]
     assert errs[0] > errs[1] > errs[2]
+
+
+def test_validate_without_scikit_learn_says_how_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from rfq_theory.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    argv = [
+        "validate",
+        "--input-dim",
+        "50",
+        "--widths",
+        "80",
+        "--activations",
+        "tanh",
+        "--grid",
+        "1",
+        "--ridge",
+        "1e-2",
+        "--labels",
+        "sign",
+        "--loss",
+        "logistic",
+        "--no-progress",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'rfq-theory[sklearn]'" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "extra,word",
+    [(["--input-dim", "abc"], "input-dim"), (["--trials", "1"], "trials"), (["--workers", "2"], "--workers")],
+)
+def test_validate_glm_bad_options_one_line(extra, word, capsys):
+    from rfq_theory.cli import main
+
+    argv = [
+        "validate",
+        "--input-dim",
+        "50",
+        "--widths",
+        "80",
+        "--activations",
+        "tanh",
+        "--grid",
+        "1",
+        "--ridge",
+        "1e-2",
+        "--labels",
+        "sign",
+        "--loss",
+        "square",
+        "--no-progress",
+        *extra,
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0], err

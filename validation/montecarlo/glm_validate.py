@@ -359,13 +359,27 @@ def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True)
 
 def run_glm_validate(args) -> int:
     """``rfq validate --labels sign --loss ...``: one row per quantizer variant and grid value."""
+    import importlib.util
+
+    from rfq_theory.checks import InputError, check_scalar
     from rfq_theory.cli.common import split_list
 
-    widths = tuple(int(float(k)) for k in split_list(args.widths, "widths"))
+    if args.loss in ("logistic", "hinge") and importlib.util.find_spec("sklearn") is None:
+        raise InputError(
+            f"the {args.loss} readout is fitted with scikit-learn, which is not installed: "
+            "pip install 'rfq-theory[sklearn]'"
+        )
+    if str(getattr(args, "workers", "1")) not in ("1", "None") or getattr(args, "scheduler", None):
+        raise InputError("--workers and --scheduler run ridge validations only; drop them with --labels/--loss")
+    widths = tuple(check_scalar(k, "widths", int, min_val=1, max_val=10**6) for k in split_list(args.widths, "widths"))
     acts = split_list(args.activations, "activations")
     if len(acts) == 1:
         acts = acts * len(widths)
-    d = int(float(args.input_dim))
+    d = check_scalar(args.input_dim, "input-dim", int, min_val=1, max_val=10**6)
+    trials = check_scalar(args.trials, "trials", int, min_val=2, max_val=10**5)
+    test_samples = check_scalar(args.test_samples, "test-samples", int, min_val=1, max_val=10**7)
+    seed = check_scalar(args.seed, "seed", int, min_val=0, max_val=2**63 - 1)
+    noise = check_scalar(args.noise, "noise", float, min_val=0)
     configs = []
     for variant in split_list(args.quantizers, "quantizers"):
         for g in [float(x) for x in split_list(args.grid, "grid")]:
@@ -381,11 +395,11 @@ def run_glm_validate(args) -> int:
                     args.loss,
                     n,
                     lam,
-                    float(args.noise),
+                    noise,
                     args.labels,
-                    int(float(args.trials)),
-                    int(float(args.test_samples)),
-                    int(float(args.seed)),
+                    trials,
+                    test_samples,
+                    seed,
                 )
             )
     rows = run_configs(configs, args.out, args.resume, not args.no_progress)
