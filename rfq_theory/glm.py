@@ -44,13 +44,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import mpmath
 import numpy as np
 
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
+from .precision import freeze
+from .precision import mp as mpmath
 from .solver import SolverError, build_chain, target_moments, walk
 
 __all__ = [
@@ -297,11 +298,13 @@ class _Quadrature:
                 from mpmath.calculus.quadrature import GaussLegendre
 
                 nodes = GaussLegendre(mpmath.mp).calc_nodes(degree, mpmath.mp.prec)
-                self._mp_cache[key] = (
-                    np.array([x for x, _ in nodes], dtype=object),
-                    np.array([w for _, w in nodes], dtype=object),
-                )
-            self.base = self._mp_cache[key]
+                # frozen: shared by every thread, whatever its context's precision
+                self._mp_cache[key] = ([freeze(x, dps) for x, _ in nodes], [freeze(w, dps) for _, w in nodes])
+            xs, ws = self._mp_cache[key]
+            self.base = (  # in this thread's context
+                np.array([mpmath.mpf(x) for x in xs], dtype=object),
+                np.array([mpmath.mpf(w) for w in ws], dtype=object),
+            )
             self.T = mpmath.sqrt(2 * mpmath.log(10) * (dps + 8)) + 1
             self.max_len = mpmath.mpf(4) / (1 + level)
 
@@ -852,6 +855,17 @@ def _finish(prob: _Problem, x, iters, digits, target):
     )
     chain = prob.chain
     kappas = tuple([None] * chain.first + list(feat.kappas)) if chain is not None else (feat.k,)
+    if prob.kind == "mp":  # numbers of fixed precision, independent of this thread's context from now on
+        dps = mpmath.mp.dps
+        fz = lambda v: None if v is None else freeze(v, dps)  # noqa: E731
+        test, m, q, V, mh, qh, Vh, quad_err = (fz(v) for v in (test, m, q, V, mh, qh, Vh, quad_err))
+        out = {key: fz(v) for key, v in out.items()}
+        kappas = tuple(fz(v) for v in kappas)
+        residuals = tuple(fz(v) for v in residuals)
+        feat = _Features(
+            fz(feat.kappa0), feat.kappas, fz(feat.k), fz(feat.df1), fz(feat.df2), fz(feat.s), fz(feat.s_prime)
+        )
+        prob.n, prob.lam, prob.delta = fz(prob.n), fz(prob.lam), fz(prob.delta)
     return GLMPrediction(
         test_error=test,
         test_loss=out["test_loss"],

@@ -21,7 +21,9 @@ is ``y u`` with ``u`` the proximal point of ``V ell`` at the margin
 
 Two number types are served by the same functions: NumPy ``float64``
 arrays (the fast path) and NumPy object arrays of ``mpmath.mpf`` (any
-precision; the caller sets the precision with ``mpmath.workdps``).
+precision; the caller sets the precision of this thread's private context,
+``rfq_theory.precision.mp.workdps(...)``, as :mod:`rfq_theory.glm` does; the
+global ``mpmath.mp`` is never read or set).
 :func:`ops` returns the elementwise functions for each.
 """
 
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import mpmath
 import numpy as np
 
 from .checks import InputError
+from .precision import context
+from .precision import mp as mpmath
 
 __all__ = [
     "LOSSES",
@@ -108,11 +111,19 @@ _OPS = {}
 def ops(kind: str):
     """Elementwise functions for ``"float"`` (float64 arrays) or ``"mp"`` (object arrays of mpf).
 
-    The mp functions read the caller's working precision at call time.
+    The mp functions belong to the calling thread's private context and read
+    its working precision at call time.
     """
-    if kind not in _OPS:
-        _OPS[kind] = _float_ops() if kind == "float" else _mp_ops()
-    return _OPS[kind]
+    if kind == "float":
+        if "float" not in _OPS:
+            _OPS["float"] = _float_ops()
+        return _OPS["float"]
+    ctx = context()  # mp functions bound to this thread's private context, kept on that context
+    found = getattr(ctx, "_rfq_mp_ops", None)
+    if found is None:
+        found = _mp_ops()
+        ctx._rfq_mp_ops = found
+    return found
 
 
 def margin_prox(loss, a, V, xp, tol=None, max_iter=200, guess=None):

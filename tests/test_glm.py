@@ -38,13 +38,15 @@ def test_prox_minimises_the_proximal_objective(a, V, loss):
 
 
 def test_prox_mp_matches_float_and_solves_the_optimality_condition():
+    from rfq_theory.precision import mp as pmp
+
     a = np.linspace(-20, 20, 41)
-    with mpmath.workdps(40):
-        am = np.array([mpmath.mpf(float(x)) for x in a], dtype=object)
-        V = mpmath.mpf(3)
+    with pmp.workdps(40):  # the package computes in this thread's private context
+        am = np.array([pmp.mpf(float(x)) for x in a], dtype=object)
+        V = pmp.mpf(3)
         u = margin_prox("logistic", am, V, ops("mp"))
         for x, y in zip(u, am):
-            assert abs(x - V / (1 + mpmath.exp(x)) - y) < mpmath.mpf(10) ** -36
+            assert abs(x - V / (1 + pmp.exp(x)) - y) < pmp.mpf(10) ** -36
     uf = margin_prox("logistic", a, 3.0, ops("float"))
     assert np.max(np.abs(uf - np.array([float(x) for x in u]))) < 1e-12
     du = margin_dprox("logistic", uf, a, 3.0, ops("float"))

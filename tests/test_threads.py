@@ -71,3 +71,39 @@ def test_results_print_with_their_precision():
     text = str(p.test_error)
     assert len(text.replace(".", "").lstrip("0")) >= 29, text
     assert mpmath.mp.dps == 15
+
+
+GLM_JOBS = [
+    (DeepRF(100, (150,), ("tanh",), ("none", "sign")[i % 2]), ("logistic", "hinge", "square")[i % 3], 20 + 3 * i)
+    for i in range(6)
+]  # digits 20..35
+
+
+def _run_glm(job):
+    from rfq_theory.glm import predict_glm
+
+    model, loss, digits = job
+    p = predict_glm(model, 150, "0.01", "0.1", loss=loss, digits=digits)
+    return tuple(mpmath.nstr(x, digits) for x in (p.test_error, p.train_loss, p.m, p.q))
+
+
+@pytest.mark.slow
+def test_concurrent_convex_loss_solves_equal_serial_ones():
+    serial = [_run_glm(j) for j in GLM_JOBS]
+    before = (mpmath.mp.prec, mpmath.mp.dps)
+    results, errors = [None] * len(GLM_JOBS), []
+
+    def work(i, results=results, errors=errors):
+        try:
+            results[i] = _run_glm(GLM_JOBS[i])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(GLM_JOBS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results == serial
+    assert (mpmath.mp.prec, mpmath.mp.dps) == before
