@@ -108,7 +108,7 @@ def walk(base_dim, base_scale, layers, k0):
 
 def _pair(x):
     """``(hi, lo)`` floats of an mpf (at the caller's working precision)."""
-    import mpmath
+    from .precision import mp as mpmath
 
     hi = float(x)
     return hi, float(x - mpmath.mpf(hi))
@@ -121,8 +121,7 @@ def coefficients(model, target, first):
     float rounding (a rounding of ``kappastar_L^2`` would be amplified like
     any other).  Returns ``(base_scale, [(a, c)...], rho, var_f)``.
     """
-    import mpmath
-
+    from .precision import mp as mpmath
     from .solver import target_moments
 
     layers = model.layers(34)

@@ -149,8 +149,7 @@ def chain_model(model: DeepRF, target="linear") -> ChainModel:
 
 @lru_cache(maxsize=256)
 def _chain_model_cached(activations, quantizers, target):
-    import mpmath
-
+    from .precision import mp as mpmath
     from .solver import build_chain, target_moments
 
     layers = DeepRF(1, (1,) * len(activations), activations, quantizers).layers(17)
@@ -732,7 +731,7 @@ def _limit():
 
 def _exact(x):
     """The binary value of a float lane input, exactly (a decimal repr would move near-threshold lanes)."""
-    import mpmath
+    from .precision import mp as mpmath
 
     return mpmath.mpf(float(x))
 

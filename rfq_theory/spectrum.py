@@ -34,8 +34,10 @@ partitions, and ``Omega_l = a_l B_l + c_l I`` by the binomial theorem.
 
 Two number paths share these equations: a float path vectorized over the
 grid of ``x`` (NumPy complex arrays, adaptive continuation in ``eta`` per
-point) and an mpmath path at any precision (a private working precision
-via ``mpmath.workdps``; the global precision is never read or set here).
+point) and an mpmath path at any precision (the precision raised locally
+with ``mpmath.workdps`` and restored on exit; that is mpmath's global
+context, so unlike the ridge and convex-loss solvers the mpmath path is not
+meant to run in several threads at once).
 """
 
 from __future__ import annotations
