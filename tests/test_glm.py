@@ -351,3 +351,49 @@ def test_validate_glm_bad_options_one_line(extra, word, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and word in err[0], err
+
+
+@pytest.mark.slow
+def test_validate_glm_store_keeps_rows_and_reports(tmp_path, capsys):
+    from rfq_theory.cli import main
+
+    out = tmp_path / "v"
+    argv = [
+        "validate",
+        "--input-dim",
+        "40",
+        "--widths",
+        "60",
+        "--activations",
+        "tanh",
+        "--grid",
+        "1",
+        "--ridge",
+        "1e-1",
+        "--noise",
+        "0.1",
+        "--labels",
+        "sign",
+        "--loss",
+        "square",
+        "--trials",
+        "6",
+        "--test-samples",
+        "200",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    main(argv)
+    text = capsys.readouterr().out
+    assert "verdict:" in text and f"files: {out / 'results.jsonl'}" in text
+    first = (out / "results.jsonl").read_text()
+    with open(out / "results.jsonl", "a") as fh:
+        fh.write('[1, 2]\n{"no key": 1}\n{"key": "torn')
+    main(argv + ["--resume"])  # damaged lines are skipped, the finished row is reused
+    capsys.readouterr()
+    main(argv)  # a new run keeps the old file aside
+    assert (out / "results.1.jsonl").read_text().startswith(first)
+    assert main(argv[:-1] + [str(out / "results.jsonl")]) == 2  # --out onto a file: one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rfq validate: error: --out")

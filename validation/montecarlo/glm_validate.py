@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -323,21 +324,34 @@ def format_rows(rows) -> str:
 
 def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True):
     """Validate each configuration; rows appended to ``out_dir/results.jsonl`` as they finish."""
+    from rfq_theory.checks import InputError
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "results.jsonl"
-    done = {}
-    if resume and path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[row["key"]] = row
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        done = {}
+        if resume and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn line of an interrupted run
+                if isinstance(row, dict) and isinstance(row.get("key"), str):
+                    done[row["key"]] = row
+        elif path.exists():  # a new run never deletes finished rows: the old file is kept aside
+            i = 1
+            while (out / f"results.{i}.jsonl").exists():
+                i += 1
+            path.rename(out / f"results.{i}.jsonl")
+            print(f"rfq validate: note: earlier results moved to {out / f'results.{i}.jsonl'}", file=sys.stderr)
+        fh = open(path, "a")
+    except OSError as exc:
+        raise InputError(f"--out: cannot write to {str(out)!r}: {exc.strerror or exc}") from None
     from tqdm.auto import tqdm
 
     rows = []
-    with open(path, "a") as fh:
+    with fh:
         for cfg in tqdm(list(configs), desc="glm validate", disable=not progress):
             if cfg.key in done:
                 rows.append(score(done[cfg.key]) if done[cfg.key].get("status") != "error" else done[cfg.key])
@@ -407,6 +421,13 @@ def run_glm_validate(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_rows(rows))
+        counts = {k: sum(r["status"] == k for r in rows) for k in ("pass", "fail", "inconclusive", "error")}
+        verdict = "PASS" if counts["pass"] == len(rows) else "FAIL"
+        print(
+            f"verdict: {verdict}  ({counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} "
+            f"inconclusive, {counts['error']} error of {len(rows)} rows)"
+        )
+        print(f"files: {Path(args.out) / 'results.jsonl'}")
     return 0 if all(r["status"] == "pass" for r in rows) else 1
 
 
