@@ -18,37 +18,19 @@ recorded with the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import sys
-import time
 
-from validation.machine import cpu_model, median_time
+from validation.machine import environment, median_time, report_json
 
 
 def run(repeats=7):
     """Run every measurement; return a JSON-ready dict."""
-    import mpmath
     import numpy as np
-    import scipy
 
-    import rfq_theory
     from rfq_theory import DeepRF
     from rfq_theory.glm import glm_sweep, predict_glm
 
-    out = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "mpmath": mpmath.__version__,
-        "rfq_theory": rfq_theory.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average_before": list(os.getloadavg()),
-    }
+    out = environment()
     model = DeepRF(1000, (2000, 1500), ("tanh", "relu"), "sign")
     args = (model, 1200, 1e-2, 0.1, "linear", "sign")
     predict_glm(*args, loss="logistic")  # warm coefficient caches
@@ -74,11 +56,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args(argv)
     res = run(args.repeats)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
+    report_json(res, args.json)
     return 0
 
 

@@ -11,8 +11,9 @@ the difference between the sign twin and full precision at 30 digits.
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from validation.machine import report_json
 
 KEYS = ("test_error", "test_loss", "train_loss", "train_error", "m", "q", "V")
 
@@ -49,11 +50,7 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     res = run()
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
+    report_json(res, args.json)
     return 0
 
 

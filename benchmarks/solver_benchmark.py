@@ -16,38 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 
 import numpy as np
 
-from validation.machine import cpu_model, load_average, median_time
+from validation.machine import environment, load_average, median_time
 
 
 def run(width=2000, repeats=5):
     """Run every measurement; return a JSON-ready dict."""
-    import mpmath
-    import scipy
 
-    import rfq_theory
     from rfq_theory import DeepRF, coefficients, predict
     from rfq_theory.coefficients import _moments_cached
     from rfq_theory.model import _layers_cached
     from rfq_theory.sweeps import sweep
     from validation.montecarlo.finite_size import finite_size_spectrum
 
-    out = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "mpmath": mpmath.__version__,
-        "rfq_theory": rfq_theory.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_model(),
-        "load_average_before": load_average(),
-    }
+    out = environment()
     coefficients("tanh", 0.8)
     med, lo, hi = median_time(lambda: coefficients("tanh", 0.8), 200)
     out["coefficient_call_cached_ms"] = med * 1e3

@@ -19,35 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
-from validation.machine import cpu_model, median_time
+from validation.machine import environment, median_time
 
 
 def run(repeats=5):
     """Run every measurement; return a JSON-ready dict."""
     import mpmath
-    import numpy as np
-    import scipy
 
-    import rfq_theory
     from rfq_theory import DeepRF, clear_caches
     from rfq_theory.spectrum import density_at, layer_spectrum, spectrum
 
-    out = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "mpmath": mpmath.__version__,
-        "rfq_theory": rfq_theory.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average_before": list(os.getloadavg()),
-    }
+    out = environment()
     model = DeepRF(1000, (2000, 1500, 1000), ("tanh", "relu", "erf"))
 
     clear_caches()

@@ -8,7 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["cpu_model", "load_average", "median_time"]
+__all__ = ["cpu_model", "environment", "load_average", "median_time", "report_json"]
 
 
 def cpu_model() -> str:
@@ -36,3 +36,31 @@ def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float, f
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times), max(times)
+
+
+def environment() -> dict:
+    """Where and when a benchmark runs: Python, platform, CPU, package versions, date, load average."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model()}
+    out["cpu_count"] = os.cpu_count()
+    for pkg in ("rfq-theory", "numpy", "scipy", "mpmath", "sympy"):
+        try:
+            out[pkg.replace("-", "_")] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg.replace("-", "_")] = None
+    out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out["load_average_before"] = load_average()
+    return out
+
+
+def report_json(result: dict, path: str | None) -> None:
+    """Print ``result`` as indented JSON and, with ``path``, write it there too."""
+    import json
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        with open(path, "w") as fh:
+            fh.write(text + "\n")
