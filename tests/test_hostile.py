@@ -357,6 +357,76 @@ def _cli_cases():
         ("--json", "/nonexistent-rfq-dir/x.json"),
     ]:
         add(_set(BENCH, opt, v))
+    # spectrum, phase, validate-spectrum and the convex-loss options
+    spec = ["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--points", "60"]
+    for opt, v in [
+        ("--points", "0"),
+        ("--points", "1e999999999"),
+        ("--digits", "999"),
+        ("--samples", "-3"),
+        ("--layers", "7"),
+        ("--layers", "__import__('os')"),
+        ("--plot", "/nonexistent-rfq-dir/s.png"),
+        ("--activations", "__import__('os').system('touch {marker}')"),
+    ]:
+        add(_set(spec, opt, v) if opt in spec else [*spec, opt, v])
+    phase = [
+        "phase",
+        "--input-dim",
+        "100",
+        "--widths",
+        "200",
+        "--activations",
+        "tanh",
+        "--ridge",
+        "1e-2",
+        "--x",
+        "samples:0.5:2:5",
+        "--y",
+        "width:0.5:2:5",
+        "--out",
+        "m.npz",
+    ]
+    for opt, v in [
+        ("--x", "samples:0.5:2:1e999999999"),
+        ("--x", "bogus:1:2:3"),
+        ("--y", "width:log:-1:2:5"),
+        ("--x", "samples:0.5:2:100000"),
+        ("--y", "samples:0.5:2:5"),
+        ("--out", "/nonexistent-rfq-dir/m.npz"),
+        ("--quantity", "__class__"),
+        ("--ridge", "1e-999999999"),
+    ]:
+        add(_set(phase, opt, v))
+    vspec = [
+        "validate-spectrum",
+        "--input-dim",
+        "40",
+        "--widths",
+        "60",
+        "--activations",
+        "tanh",
+        "--samples",
+        "50",
+        "--no-plot",
+        "--out",
+        "vs",
+    ]
+    for opt, v in [
+        ("--trials", "0"),
+        ("--samples", "1e999999999"),
+        ("--input-dim", "abc"),
+        ("--out", "existing-file"),
+        ("--quantizers", "expr:__import__('os')"),
+    ]:
+        add(_set(vspec, opt, v) if opt in vspec else [*vspec, opt, v])
+    for extra in (
+        ["--loss", "hinge", "--ridge", "0"],
+        ["--loss", "logistic", "--labels", "sign", "--target", "cos"],
+        ["--loss", "exec"],
+        ["--labels", "eval"],
+    ):
+        add(["predict", *SMALL, *extra])
     return cases
 
 
@@ -643,7 +713,7 @@ def _check(result, kind):
     lines = _error_lines(err)
     assert len(lines) <= 1, err[-1500:]
     if kind == "cli" and result["code"] in (2, 3):
-        assert len(lines) == 1 and re.match(r"^rfq( [a-z]+)?: error: ", lines[0]), err[-500:]
+        assert len(lines) == 1 and re.match(r"^rfq( [a-z-]+)?: error: ", lines[0]), err[-500:]
     assert not (result["folder"] / MARKER_NAME).exists(), "an injection payload ran code"
 
 
@@ -657,7 +727,20 @@ def test_hostile_sweep_size():
     kinds = {k: sum(1 for c in ALL_CASES if c[0] == k) for k in ("cli", "api")}
     commands = {c[1][0] for c in ALL_CASES if c[0] == "cli"}
     assert kinds["cli"] >= 300 and kinds["api"] >= 100, kinds
-    assert {"coefficients", "layers", "list", "predict", "theorem", "curve", "validate", "demo", "bench"} <= commands
+    assert {
+        "coefficients",
+        "layers",
+        "list",
+        "predict",
+        "theorem",
+        "curve",
+        "validate",
+        "demo",
+        "bench",
+        "spectrum",
+        "phase",
+        "validate-spectrum",
+    } <= commands
 
 
 def test_no_file_created_outside_the_case_folders(sweep_results):
