@@ -30,28 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from validation.machine import cpu_model
-
-BLAS_ENV = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("rfq-theory", "numpy", "scipy", "dask", "distributed"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
+from validation.machine import cpu_model, package_versions
+from validation.montecarlo.executors import BLAS_ENV
 
 
 def run(argv, workers: int, outdir: Path) -> dict:
@@ -120,7 +100,10 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "versions": versions(),
+        "versions": {
+            "python": platform.python_version(),
+            **package_versions(("rfq-theory", "numpy", "scipy", "dask", "distributed")),
+        },
         "runs": [one, two],
         "speedup": one["wall_s"] / two["wall_s"],
         "identical_rows": same,

@@ -417,6 +417,16 @@ class _LaneCounts:
         return int(np.count_nonzero(self.fallback))
 
 
+def _report_failures(conv, n_lanes, messages, warn):
+    """Count the lanes that did not converge in ``messages`` (and a warning at the caller's caller)."""
+    n_failed = int(np.count_nonzero(~conv))
+    if n_failed:
+        msg = f"{n_failed} of {n_lanes} lane(s) did not converge; they are NaN"
+        messages.append(msg)
+        if warn:
+            warnings.warn(msg, NonConvergenceWarning, stacklevel=3)
+
+
 @dataclass
 class BatchResult(_LaneCounts):
     """Errors of many lanes (arrays of the broadcast shape of the inputs).
@@ -917,12 +927,7 @@ def solve_batch(
         v[~conv] = np.nan
     for k in ("kappa", "kappa0", "df1", "df2"):
         res[k][~conv] = np.nan
-    n_failed = int(np.count_nonzero(~conv))
-    if n_failed:
-        msg = f"{n_failed} of {N} lane(s) did not converge; they are NaN"
-        messages.append(msg)
-        if warn:
-            warnings.warn(msg, NonConvergenceWarning, stacklevel=2)
+    _report_failures(conv, N, messages, warn)
     extra = {k: v.reshape(shape) for k, v in outs.items() if k not in ("test_error", "train_error")}
     return BatchResult(
         test_error=outs["test_error"].reshape(shape),
@@ -1134,12 +1139,7 @@ def optimal_ridge_batch(
         messages.append(f"{lanes.size} ill-conditioned lane(s) left as NaN (fallback='none')")
     res["test_error"][~conv] = np.nan
     res["ridge"][~conv] = np.nan
-    n_failed = int(np.count_nonzero(~conv))
-    if n_failed:
-        msg = f"{n_failed} of {N} lane(s) did not converge; they are NaN"
-        messages.append(msg)
-        if warn:
-            warnings.warn(msg, NonConvergenceWarning, stacklevel=2)
+    _report_failures(conv, N, messages, warn)
     return OptimalRidgeResult(
         ridge=res["ridge"].reshape(shape),
         test_error=res["test_error"].reshape(shape),

@@ -8,7 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["cpu_model", "environment", "load_average", "median_time", "report_json"]
+__all__ = ["cpu_model", "environment", "load_average", "median_time", "package_versions", "report_json"]
 
 
 def cpu_model() -> str:
@@ -41,17 +41,26 @@ def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float, f
 def environment() -> dict:
     """Where and when a benchmark runs: Python, platform, CPU, package versions, date, load average."""
     import sys
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model()}
     out["cpu_count"] = os.cpu_count()
-    for pkg in ("rfq-theory", "numpy", "scipy", "mpmath", "sympy"):
-        try:
-            out[pkg.replace("-", "_")] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg.replace("-", "_")] = None
+    versions = package_versions(("rfq-theory", "numpy", "scipy", "mpmath", "sympy"))
+    out.update({pkg.replace("-", "_"): v for pkg, v in versions.items()})
     out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out["load_average_before"] = load_average()
+    return out
+
+
+def package_versions(packages) -> dict:
+    """``{distribution name: installed version or None}`` for ``packages``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
     return out
 
 

@@ -202,6 +202,14 @@ def names(items):
     return [getattr(x, "name", None) or str(x) for x in items]
 
 
+def model_header(args, model):
+    """The first line of a command's text report: the model as the user gave it."""
+    return (
+        f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
+        f"activations={','.join(names(model.activations))}, quantizers={','.join(names(model.quantizers))}"
+    )
+
+
 def prediction_settings(args, model, ridge_text, digits):
     """The settings of a ``predict``-like command as JSON fields (numbers as given, as text)."""
     return {

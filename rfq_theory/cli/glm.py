@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .common import fmt, model_from_args, prediction_settings
+from .common import fmt, model_from_args, model_header, prediction_settings
 
 __all__ = ["add_glm_arguments", "wants_glm", "run_glm_predict", "run_glm_theorem"]
 
@@ -71,13 +71,6 @@ def optimal_ridge_glm(model, samples, noise, target, labels, loss, digits=None, 
     return lam, predict_glm(model, samples, repr(lam), noise, target, labels, loss, digits)
 
 
-def _header(args, model):
-    return (
-        f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
-        f"activations={','.join(model.activations)}, quantizers={','.join(model.quantizers)}"
-    )
-
-
 def run_glm_predict(args):
     """``rfq predict --labels ... --loss ...``: one prediction as a table or JSON."""
     from ..glm import predict_glm
@@ -96,7 +89,7 @@ def run_glm_predict(args):
         out.update(prediction_settings(args, model, ridge_text, digits))
         print(json.dumps(out, indent=2))
         return 0
-    print(_header(args, model))
+    print(model_header(args, model))
     print(f"samples={args.samples}, ridge={ridge_text}, noise={args.noise}, labels={args.labels}, loss={args.loss}")
     rows = [
         ("test_error", pred.test_error),

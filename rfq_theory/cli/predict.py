@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_model_arguments, fmt, model_from_args, names, prediction_settings
+from .common import add_model_arguments, fmt, model_from_args, model_header, prediction_settings
 from .glm import add_glm_arguments, run_glm_predict, run_glm_theorem, wants_glm
 
 EXAMPLES_PREDICT = """\
@@ -130,10 +130,7 @@ def run_predict(args):
         out.update(prediction_settings(args, model, ridge_text, digits))
         print(json.dumps(out, indent=2))
     else:
-        print(
-            f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
-            f"activations={','.join(names(model.activations))}, quantizers={','.join(names(model.quantizers))}"
-        )
+        print(model_header(args, model))
         print(f"samples={args.samples}, ridge={ridge_text}, noise={args.noise}, target={args.target}")
         rows = [
             ("test_error", pred.test_error),

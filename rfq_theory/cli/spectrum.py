@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .common import check_output_path, fmt, model_from_args, split_list
+from .common import check_output_path, fmt, model_from_args, model_header, split_list
 
 EXAMPLES = """\
 examples:
@@ -109,10 +109,7 @@ def run_spectrum(args):
         )
         print(json.dumps(out, indent=2))
     else:
-        print(
-            f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
-            f"activations={','.join(model.activations)}, quantizers={','.join(model.quantizers)}"
-        )
+        print(model_header(args, model))
         show = min(shown, 12)
         for s in res.layers + ((res.gram,) if res.gram is not None else ()):
             name = f"layer {s.layer}" if s.layer != "gram" else f"conjugate kernel (n={args.samples})"
