@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,18 +60,23 @@ def run_page(app: Sphinx, docname: str, source: str) -> None:
         results_path = Path(tmp, ".results.json")
         payload.write_text(json.dumps({"steps": [asdict(s) for s in steps], "source": str(path)}))
         timeout = app.config.docs_exec_timeout
-        timed_out = False
+        # a session of its own, so that a timeout also ends the rfq command the runner started
+        proc = subprocess.Popen(
+            [sys.executable, str(RUNNER), str(payload), str(results_path)],
+            cwd=tmp,
+            env=_environment(root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                [sys.executable, str(RUNNER), str(payload), str(results_path)],
-                cwd=tmp,
-                env=_environment(root),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
+            _, stderr = proc.communicate(timeout=timeout)
+            timed_out = False
         except subprocess.TimeoutExpired:
-            proc, timed_out = None, True
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, stderr = proc.communicate()
+            timed_out = True
         results = json.loads(results_path.read_text()) if results_path.exists() else []
     record["seconds"] = time.perf_counter() - t0
     for entry in results:
@@ -95,11 +101,11 @@ def run_page(app: Sphinx, docname: str, source: str) -> None:
         logger.warning(
             "%s failed%s:\n%s", what, later, last["error"], location=(docname, last["line"]), type="docs_exec"
         )
-    elif proc is not None and proc.returncode != 0:
+    elif proc.returncode != 0:
         logger.warning(
             "example runner failed (exit code %d):\n%s",
             proc.returncode,
-            (proc.stderr or "")[-2000:],
+            (stderr or "")[-2000:],
             location=(docname, steps[0].line),
             type="docs_exec",
         )

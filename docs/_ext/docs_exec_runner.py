@@ -41,9 +41,10 @@ def run(steps: list[dict], source: str, results_path: str) -> None:
             try:
                 with contextlib.redirect_stdout(out):
                     exec(compile(code, source, "exec"), namespace)
-            except BaseException:  # noqa: BLE001 - every failure of an example is reported
+            except BaseException as exc:  # noqa: BLE001 - every failure of an example is reported
                 entry["status"] = "failed"
-                entry["error"] = _tail(traceback.format_exc())
+                # the traceback from the example's own frame on, without this runner's
+                entry["error"] = _tail("".join(traceback.format_exception(type(exc), exc, exc.__traceback__.tb_next)))
         else:
             proc = subprocess.run([sys.executable, "-m", "rfq_theory", *step["args"]], capture_output=True, text=True)
             if proc.returncode != 0:
