@@ -8,6 +8,7 @@ a warning at the page and line of the example (so ``sphinx-build -W`` fails); th
 examples are not run. The rules that pick the examples and the ``no-run`` markers are in
 ``docs_exec_blocks``.
 
+Pages with examples are read again on every build (the code they run may have changed since).
 Configuration (``conf.py`` or ``-D``): ``docs_exec_enabled`` (default true), ``docs_exec_timeout``
 (seconds for one page's examples, default 300).
 """
@@ -49,7 +50,14 @@ def _environment(root: Path) -> dict:
 def run_page(app: Sphinx, docname: str, source: str) -> None:
     path = app.env.doc2path(docname)
     steps, skipped = runnable(source)
-    record = {"steps": 0, "python": 0, "rfq": 0, "seconds": 0.0, "skipped": [(b.line, b.reason) for b in skipped]}
+    record = {
+        "runnable": len(steps),
+        "steps": 0,
+        "python": 0,
+        "rfq": 0,
+        "seconds": 0.0,
+        "skipped": [(b.line, b.reason) for b in skipped],
+    }
     _records(app.env)[docname] = record
     if not steps or not app.config.docs_exec_enabled:
         return
@@ -126,6 +134,14 @@ def _merge(app: Sphinx, env: BuildEnvironment, docnames: set[str], other: BuildE
             mine[docname] = record
 
 
+def _outdated(app: Sphinx, env: BuildEnvironment, added: set, changed: set, removed: set) -> list[str]:
+    # pages with examples are read (and their examples run) on every build, not only when the page
+    # changed: the code they run may have changed
+    if not app.config.docs_exec_enabled:
+        return []
+    return [docname for docname, record in _records(env).items() if record["runnable"]]
+
+
 def _summary(app: Sphinx, env: BuildEnvironment) -> None:
     records = _records(env)
     python = sum(r["python"] for r in records.values())
@@ -144,6 +160,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("docs_exec_enabled", True, "env", bool)
     app.add_config_value("docs_exec_timeout", 300, "env", int)
     app.connect("source-read", _source_read)
+    app.connect("env-get-outdated", _outdated)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.connect("env-check-consistency", _summary)
