@@ -53,7 +53,8 @@ autoclass_content = "class"
 
 # docs_exec: examples that take long are marked ``<!-- docs: no-run -->`` on the line before the fence
 # (or ``bash no-run`` as the fence info); everything else runs, one namespace and one temporary
-# folder per page. Seconds allowed for one page's examples:
+# folder per page (``-D docs_exec_enabled=0`` builds without running them, for drafts). Seconds allowed
+# for one page's examples:
 docs_exec_timeout = 300
 
 html_theme = "furo"
