@@ -860,6 +860,8 @@ def solve_batch(
     warn:
         Emit a :class:`NonConvergenceWarning` counting the NaN lanes.
 
+    Notes
+    -----
     All inputs broadcast to one shape, the shape of every result array.
     Solves the fixed-point equations of the module docstring lane by lane on
     the physical branch and returns a :class:`BatchResult`.

@@ -253,6 +253,8 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
     digits:
         Significant digits of the result (1 to 1000).
 
+    Notes
+    -----
     Implements ``mu0 = E sigma(u)``, ``mu1 = E[u sigma(u)]/v``,
     ``mu_star^2 = E sigma(u)^2 - mu0^2 - mu1^2 v``, ``u ~ N(0, v)``.
     """

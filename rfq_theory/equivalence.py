@@ -79,6 +79,8 @@ def propagate(activations, quantizers=None, digits=15):
         One quantizer spec per layer, or a single one for all (default
         ``none``).
 
+    Notes
+    -----
     Returns a tuple of :class:`LayerCoefficients`, layer 1 first.
     Implements ``v_l = s_l^2 q_{l-1}``, ``q_l = Var sigma_l``,
     ``kappa1_l = s_l mu1(v_l)``, ``kappastar_l = mu_star(v_l)``.

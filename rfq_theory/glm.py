@@ -704,6 +704,8 @@ def predict_glm(
         Optional warm start ``(log kappa_0, m, q)`` (float), e.g. from the
         previous point of a sweep.
 
+    Notes
+    -----
     Solves the saddle-point equations of the module docstring and returns a
     :class:`GLMPrediction`.  Raises :class:`InputError` for bad input and
     :class:`~rfq_theory.solver.SolverError` when the iteration does not converge.

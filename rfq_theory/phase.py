@@ -275,6 +275,8 @@ def phase_map(
         Emit a :class:`~rfq_theory.batch.NonConvergenceWarning` counting the
         NaN points.
 
+    Notes
+    -----
     Returns a :class:`PhaseMap` whose ``values`` have shape ``(len(y), len(x))``.
     """
     from .batch import NonConvergenceWarning

@@ -384,6 +384,8 @@ def predict(
     guess:
         Optional warm start for ``kappa_0`` (used by sweeps).
 
+    Notes
+    -----
     Solves the fixed-point equations of the module docstring on the
     physical branch and returns a :class:`Prediction`.
     """

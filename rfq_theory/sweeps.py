@@ -70,6 +70,8 @@ def sweep(
         Show a progress bar (default: on for more than 50 points when
         standard error is a terminal).
 
+    Notes
+    -----
     Returns a list of :class:`~rfq_theory.solver.Prediction`, one per value.
     Each point is warm-started from the previous ``kappa_0``.
     """
