@@ -251,7 +251,12 @@ def build_chain(sizes, layer_coeffs, to_number=float, dps=16) -> Chain:
     for index in range(first + 1, len(sizes)):
         lc = layer_coeffs[index - 1]
         layers.append(
-            (to_number(sizes[index - 1]), to_number(sizes[index]), to_number(lc.kappa1) ** 2, to_number(lc.kappa_star) ** 2)
+            (
+                to_number(sizes[index - 1]),
+                to_number(sizes[index]),
+                to_number(lc.kappa1) ** 2,
+                to_number(lc.kappa_star) ** 2,
+            )
         )
     return Chain(base_dim, base_scale, signal, tuple(layers), first, omega_rank(base_dim, layers))
 

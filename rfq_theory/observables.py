@@ -82,18 +82,30 @@ def error_terms(var_f, noise, rho, s_minus_ks, df2, n, denom=None) -> tuple[obje
 
 def train_error(test, n, ridge, kappa, rank):
     """``E_train``: ``(lambda/kappa)^2 E_test`` for ``lambda > 0``; at ``lambda = 0`` it is
-    ``0`` when ``kappa > 0`` (interpolation, ``n < rank``) and ``(1 - rank/n)^2 E_test`` when ``kappa = 0``.
+    ``0`` when ``kappa > 0`` (interpolation, ``n < rank``) and ``((n - rank)/n)^2 E_test`` when ``kappa = 0``.
+
+    On float lanes the three cases are chosen per lane; on double-double
+    lanes every lane is taken to have ``lambda > 0``.
     """
+
+    def ratio_squared_times_test(num, den):
+        r = num / den
+        return r * r * test
+
+    if hasattr(test, "hi"):  # double-double lanes (ridge lanes)
+        return ratio_squared_times_test(ridge, kappa)
     if isinstance(test, np.ndarray):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(
-                ridge > 0, (ridge / kappa) ** 2 * test, np.where(kappa > 0, 0.0, ((n - rank) / n) ** 2 * test)
+                ridge > 0,
+                ratio_squared_times_test(ridge, kappa),
+                np.where(kappa > 0, 0.0, ratio_squared_times_test(n - rank, n)),
             )
     if ridge > 0:
-        return (ridge / kappa) ** 2 * test
+        return ratio_squared_times_test(ridge, kappa)
     if kappa > 0:
         return 0 * test
-    return ((n - rank) / n) ** 2 * test
+    return ratio_squared_times_test(n - rank, n)
 
 
 def regime(n, ridge, rank) -> str:
