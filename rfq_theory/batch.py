@@ -72,6 +72,7 @@ from .chain import (
     bracket_above_lanes,
     branch_edge_lanes,
     build_chain,
+    layer_residuals,
     omega_rank,
     ridge_equation,
     ridgeless_equation,
@@ -560,10 +561,8 @@ def _state(ch, lc, kappa0, n, lam, delta, regime):
 def _residual(lc, wk, n, lam, regime):
     """Largest relative residual of the layer equations and the ridge equation (walk ``wk`` at the solution)."""
     worst = np.zeros_like(wk.kappa)
-    for (kp, k, a, c), kap, new, D in zip(lc.layers, wk.kappas[:-1], wk.kappas[1:], wk.dfs):
-        lhs = a * kap * (k - D) / kp
-        scale = np.maximum(np.abs(lhs), new + c)
-        worst = np.maximum(worst, np.where(scale > 0, np.abs(lhs - (new + c)) / scale, 0.0))
+    for r in layer_residuals(lc, wk, LANES):
+        worst = np.maximum(worst, r)
     kap, D = wk.kappa, wk.df1
     ridge_res = np.abs(kap * (1 - D / n) - lam) / np.maximum(lam, kap)
     ridge_res = np.where(regime == RIDGE, ridge_res, np.where(regime == OVER, np.abs(n - D) / n, 0.0))

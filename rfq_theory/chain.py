@@ -61,6 +61,7 @@ __all__ = [
     "WalkState",
     "walk",
     "walk_state",
+    "layer_residuals",
     "ridge_equation",
     "ridgeless_equation",
     "branch_edge",
@@ -365,6 +366,21 @@ def walk(chain: Chain, kappa0, ar: Arithmetic = FLOAT) -> WalkState | None:
     if not ar.lanes and ar.ordered and not st.valid:
         return None
     return st
+
+
+def layer_residuals(chain: Chain, st: WalkState, ar: Arithmetic = FLOAT) -> list:
+    """Relative residual of each layer equation at a walked state.
+
+    Layer ``l``: ``|a_l kappa_{l-1} (k_l - D_{l-1}) / k_{l-1} - (kappa_l + c_l)|``
+    over the larger of both sides (0 where both vanish).
+    """
+    out = []
+    for (k_prev, k, a, c), kap_prev, kap, D in zip(chain.layers, st.kappas[:-1], st.kappas[1:], st.dfs):
+        lhs = a * kap_prev * (k - D) / k_prev
+        rhs = kap + c
+        scale = ar.maximum(abs(lhs), rhs)
+        out.append(ar.where(scale > 0, ar.divide(abs(lhs - rhs), scale), 0 * scale))
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .chain import (
     bracket_above,
     branch_edge,
     build_chain,
+    layer_residuals,
     real,
     ridge_equation,
     ridgeless_equation,
@@ -413,7 +414,7 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     bias, noise_part, test = error_terms(var_f, delta, rho_eff, s_minus, df2, n, denom)
     train = train_error(test, n, lam, kappa_L, chain.rank)
 
-    residuals = _residuals(chain, state, n, lam, at_edge)
+    residuals = _residuals(chain, state, n, lam, at_edge, ar)
     # rounding errors amplified by cancellations in the walk and by 1/(1 - df2/n)
     condition = (1 if at_edge else float(state.cancellation)) / float(denom)
     fallback = ar is FLOAT and condition > FLOAT_AMPLIFICATION_LIMIT
@@ -448,24 +449,17 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     )
 
 
-def _residuals(chain: Chain, state: WalkState, n, lam, at_edge):
+def _residuals(chain: Chain, state: WalkState, n, lam, at_edge, ar):
     """Relative residuals of every equation, recomputed from the walk ``state`` at the solution.
 
-    Layer ``l``: ``a_l kappa_{l-1} (k_l - D_{l-1}) / k_{l-1}`` against
-    ``kappa_l + c_l``; then the ridge equation ``kappa_L (1 - D_L/n) = lambda``.
-    At the branch edge (ridgeless, under-parameterized) the last entry is
-    ``kappa_L`` of the edge point found (the equation there is ``kappa_L = 0``).
+    The layer equations (:func:`rfq_theory.chain.layer_residuals`), then the
+    ridge equation ``kappa_L (1 - D_L/n) = lambda``.  At the branch edge
+    (ridgeless, under-parameterized) the last entry is ``kappa_L`` of the
+    edge point found (the equation there is ``kappa_L = 0``).
     """
-    kappas, dfs = state.kappas, state.dfs
-    out = []
-    for (k_prev, k, a, c), kap_prev, kap, D in zip(chain.layers, kappas[:-1], kappas[1:], dfs):
-        lhs = a * kap_prev * (k - D) / k_prev
-        scale = max(abs(lhs), kap + c)
-        out.append(abs(lhs - (kap + c)) / scale if scale > 0 else 0 * scale)
-    if at_edge:
-        out.append(abs(kappas[-1]))
-    else:
-        out.append(abs(kappas[-1] * (1 - state.df1 / n) - lam) / max(lam, kappas[-1]))
+    out = layer_residuals(chain, state, ar)
+    kappa = state.kappa
+    out.append(abs(kappa) if at_edge else abs(kappa * (1 - state.df1 / n) - lam) / max(lam, kappa))
     return out
 
 
