@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -210,12 +211,12 @@ class Chain:
     arrays (one entry per lane) while ``a_l`` and ``c_l`` are shared.
     """
 
-    base_dim: object
-    base_scale: object
+    base_dim: Any
+    base_scale: Any
     signal: bool
     layers: tuple
     first: int
-    rank: object
+    rank: Any
 
     @property
     def top_size(self):
@@ -292,12 +293,12 @@ class WalkState:
 
     kappas: list
     dkappas: list
-    df1: object
-    ddf1: object
-    cancellation: object = 1
-    valid: object = True
-    valid_below: object = True
-    dfs: list | None = None
+    df1: Any
+    ddf1: Any
+    cancellation: Any = 1
+    valid: Any = True
+    valid_below: Any = True
+    dfs: list = None  # type: ignore[assignment]
 
     @property
     def kappa(self):
@@ -323,6 +324,9 @@ def walk_state(chain: Chain, kappa0, ar: Arithmetic = FLOAT) -> WalkState:
     dD = -D / den
     kap, dkap = kappa0, kappa0 * 0 + 1
     kappas, dkappas, dfs = [kap], [dkap], [D]
+    cancel: Any
+    valid: Any
+    below: Any
     if ar.lanes:
         shape = np.shape(getattr(kappa0, "hi", kappa0))
         cancel, valid, below = np.ones(shape), np.ones(shape, dtype=bool), np.ones(shape, dtype=bool)

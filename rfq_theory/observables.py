@@ -30,6 +30,8 @@ Every function works with Python floats and with mpmath numbers alike, and
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["target_moments", "chain_readout", "error_terms", "train_error", "regime", "REGIMES"]
@@ -65,7 +67,7 @@ def chain_readout(kappa0, kappa, dkappa, df1, ddf1, signal: bool):
     return df2, zero, zero
 
 
-def error_terms(var_f, noise, rho, s_minus_ks, df2, n, denom=None) -> tuple[object, object, object]:
+def error_terms(var_f, noise, rho, s_minus_ks, df2, n, denom=None) -> tuple[Any, Any, Any]:
     """``(bias, noise_part, test_error)`` with ``E_test = [Var f* + Delta - rho (s - kappa s')] / (1 - df2/n)``.
 
     ``var_f`` is ``Var f*(g)`` (noise excluded) and ``noise`` is ``Delta``.

@@ -107,13 +107,12 @@ def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None =
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer <= L:
         raise InputError(f"layer must be an integer between 0 and {L}, got {layer!r}")
     layer = int(layer)
-    if digits is None:
-        conv = float
-    else:  # numbers of fixed precision digits + GUARD, whatever the caller's context
+    if digits is not None:
         digits = check_digits(digits)
 
-        def conv(v):
-            return freeze(v, digits + GUARD)
+    def conv(v):
+        # floats, or numbers of fixed precision digits + GUARD whatever the caller's context
+        return float(v) if digits is None else freeze(v, digits + GUARD)
 
     sizes = [conv(k) for k in model.sizes(digits + GUARD if digits else 30)]
     coeffs = model.layers(digits + GUARD if digits else 15)[:layer]
