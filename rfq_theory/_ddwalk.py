@@ -1,4 +1,4 @@
-"""Double-double (about 32 digits) arithmetic on NumPy arrays, and the chain walk in it.
+"""Double-double (about 32 digits) arithmetic on NumPy arrays, and lanes re-solved in it.
 
 A number is a pair ``(hi, lo)`` of float arrays with ``|lo| <= ulp(hi)/2``;
 the error-free transformations are Knuth's two-sum and Dekker's two-product
@@ -6,7 +6,8 @@ the error-free transformations are Knuth's two-sum and Dekker's two-product
 :mod:`rfq_theory.batch` to refine the lanes whose float walk amplifies
 rounding errors too much: the walk, the root and the errors are recomputed
 with about 32 significant digits, so an amplification ``A`` costs
-``A * 1e-32`` instead of ``A * 1e-16``.
+``A * 1e-32`` instead of ``A * 1e-16``.  The walk and the equations are
+those of :mod:`rfq_theory.chain` applied to :class:`DD` numbers.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def refine(model, target, first, signal, sizes, n, lam, delta, over, k0, iterati
         denom = 1 - df2 / nn
         rho_eff = full(rho) if signal else 0 * x
         _, _, test = error_terms(full(var_f), de, rho_eff, s - kap * sp, df2, nn, denom)
-        train = train_error(test, nn, ll, kap, nn)
+        train = train_error(test, nn, ll, kap, None)  # ridge lanes: the rank does not enter
     return {
         "test_error": test.hi,
         "train_error": np.where(over, 0.0, train.hi),

@@ -5,7 +5,7 @@ With ``a_l = kappa1_l^2``, ``c_l = kappastar_l^2`` and sizes ``k_0..k_L``:
 
     base:   df1_0(k) = k_0 c_0 / (c_0 + k),   s(kappa) = 1 / (1 + kappa_0)
     layer:  kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l
-            df1_l   = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})
+            df1_l   = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1}) = df1_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})
     ridge:  lambda  = kappa_L (1 - df1_L / n)
 
     E_test  = [Var y - rho (s - kappa_L s')] / (1 - df2 / n),   df2 = df1 + kappa_L df1'
@@ -16,15 +16,16 @@ noise ``Delta`` and sizes ``k_0..k_L``; the layer coefficients depend only on
 the activations, quantizers and target, so they are computed once per
 distinct model (:func:`chain_model`) and shared by all lanes.
 
-Per lane the chain is walked upward from ``kappa_0`` in closed form with its
-derivative (forward-mode implicit differentiation), as in
-:func:`rfq_theory.solver.walk`, but on NumPy arrays.  Then:
+This module is the lane driver of :mod:`rfq_theory.chain`: per lane the
+chain is walked upward from ``kappa_0`` in closed form with its derivative
+(:func:`rfq_theory.chain.walk_state` on NumPy arrays).  Then:
 
 1. the lower end of the physical branch (the *edge*, where ``kappa_L``
-   reaches 0) is found by a safeguarded Newton-bisection on ``kappa_L(kappa_0)``;
+   reaches 0) is found by :func:`rfq_theory.chain.branch_edge_lanes`;
 2. the root of the scalar equation (``lambda(kappa_0) = lambda``, or
    ``df1_L(kappa_0) = n`` for the ridgeless over-parameterized lanes) is
-   found by a per-lane safeguarded Newton-bisection inside the bracket
+   found by the per-lane safeguarded Newton-bisection
+   :func:`rfq_theory.chain.rtsafe_lanes` inside the bracket
    ``(edge, hi)``; a point where the walk leaves the branch counts as lying
    below the root;
 3. the ridgeless under-parameterized lanes (``n > rank Omega_L``) sit at the

@@ -114,9 +114,6 @@ class Arithmetic:
     def maximum(self, a, b):
         return a if a >= b else b
 
-    def minimum(self, a, b):
-        return a if a <= b else b
-
     def where(self, cond, a, b):
         return a if cond else b
 
@@ -159,9 +156,6 @@ class _Lanes(Arithmetic):
 
     def maximum(self, a, b):
         return np.maximum(a, b)
-
-    def minimum(self, a, b):
-        return np.minimum(a, b)
 
     def where(self, cond, a, b):
         return np.where(cond, a, b)

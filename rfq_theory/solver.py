@@ -14,13 +14,18 @@ and the errors
     E_test  = [Var y - rho (s(kappa) - kappa s'(kappa))] / (1 - df2(kappa) / n)
     E_train = (lambda / kappa)^2 E_test,        df2 = df1 + kappa df1'.
 
-Given ``kappa_0`` the layer equations are walked upward in closed form
-(:func:`walk`), carrying the derivatives ``d kappa_l / d kappa_0`` and
-``d df1_l / d kappa_0`` (forward-mode implicit differentiation), so the
-system becomes one scalar equation in ``kappa_0`` that is solved by a
-safeguarded Newton-bisection iteration inside the physical branch (all
-``kappa_l > 0``).  One implementation serves both number types: Python
-floats (the fast path for sweeps) and ``mpmath.mpf`` at any precision.
+This module is the scalar driver of :mod:`rfq_theory.chain`: given
+``kappa_0`` the layer equations are walked upward in closed form
+(:func:`rfq_theory.chain.walk`, ``df1_l`` in its cancellation-free form
+``df1_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})``), carrying the derivatives
+``d kappa_l / d kappa_0`` and ``d df1_l / d kappa_0`` (forward-mode implicit
+differentiation), so the system becomes one scalar equation in ``kappa_0``
+that is solved by the chain's safeguarded Newton-bisection
+(:func:`rfq_theory.chain.rtsafe`) inside the physical branch (all
+``kappa_l > 0``, above :func:`rfq_theory.chain.branch_edge`).  Python floats
+(the fast path for sweeps) and mpmath numbers of the calling thread's
+private context at any precision run the same code; ``df2``, ``s``, ``s'``
+and the errors come from :mod:`rfq_theory.observables`.
 
 A layer with ``kappa1_l = 0`` (an even activation) forgets its input: the
 chain then restarts at that layer from ``Omega_l = kappastar_l^2 I`` and
