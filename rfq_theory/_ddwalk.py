@@ -1,4 +1,4 @@
-"""Double-double (about 32 digits) arithmetic on NumPy arrays, and the chain walk in it.
+"""Double-double (about 32 digits) arithmetic on NumPy arrays, and lanes re-solved in it.
 
 A number is a pair ``(hi, lo)`` of float arrays with ``|lo| <= ulp(hi)/2``;
 the error-free transformations are Knuth's two-sum and Dekker's two-product
@@ -6,12 +6,16 @@ the error-free transformations are Knuth's two-sum and Dekker's two-product
 :mod:`rfq_theory.batch` to refine the lanes whose float walk amplifies
 rounding errors too much: the walk, the root and the errors are recomputed
 with about 32 significant digits, so an amplification ``A`` costs
-``A * 1e-32`` instead of ``A * 1e-16``.
+``A * 1e-32`` instead of ``A * 1e-16``.  The walk and the equations are
+those of :mod:`rfq_theory.chain` applied to :class:`DD` numbers.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .chain import Arithmetic, Chain, ridge_equation, ridgeless_equation, walk_state
+from .observables import chain_readout, error_terms, train_error
 
 _SPLIT = 134217729.0  # 2^27 + 1
 
@@ -79,31 +83,71 @@ def div(a, b):
     return add(q, (q3, np.zeros_like(q3)))
 
 
-def walk(base_dim, base_scale, layers, k0):
-    """The chain walk of :func:`rfq_theory.batch._walk` in double-double.
+class DD:
+    """Double-double numbers on lanes: arrays ``hi`` and ``lo`` with operators (for :mod:`rfq_theory.chain`).
 
-    ``base_dim``: dd array ``k_first``; ``base_scale``: dd scalar pair;
-    ``layers``: list of ``(k_prev, k, a, c)`` dd pairs; ``k0``: dd array.
-    Returns ``(kappa_L, dkappa_L, df1, ddf1, valid)``.
+    Floats, ints and float arrays mix in as double-doubles with ``lo = 0``;
+    comparisons look at ``hi`` (exact for the sign, as ``|lo| <= ulp(hi)/2``).
     """
-    one = dd(np.ones_like(k0[0]))
-    kap, dkap = k0, one
-    den = add(base_scale, k0)
-    D = div(mul(base_dim, base_scale), den)
-    dD = neg(div(D, den))
-    valid = np.ones(k0[0].shape, dtype=bool)
-    for kp, k, a, c in layers:
-        gap = sub(k, D)
-        akp = div(a, kp)
-        new = sub(mul(mul(akp, kap), gap), c)
-        valid &= new[0] > 0
-        dnew = mul(akp, sub(mul(dkap, gap), mul(kap, dD)))
-        D_new = sub(k, div(new, mul(akp, kap)))
-        # dD = -(k_prev/a) (dnew kap - new dkap) / kap^2
-        dD = neg(div(sub(mul(dnew, kap), mul(new, dkap)), mul(akp, mul(kap, kap))))
-        D = D_new
-        kap, dkap = new, dnew
-    return kap, dkap, D, dD, valid
+
+    __slots__ = ("hi", "lo")
+    __array_ufunc__ = None  # NumPy defers to the reflected operators
+
+    def __init__(self, hi, lo=None):
+        self.hi, self.lo = dd(hi, lo)
+
+    @classmethod
+    def _of(cls, x):
+        if isinstance(x, DD):
+            return x
+        return cls(x)
+
+    @classmethod
+    def _wrap(cls, pair):
+        out = object.__new__(cls)
+        out.hi, out.lo = pair
+        return out
+
+    def _pair(self):
+        return self.hi, self.lo
+
+    def __add__(self, other):
+        return DD._wrap(add(self._pair(), DD._of(other)._pair()))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return DD._wrap(sub(self._pair(), DD._of(other)._pair()))
+
+    def __rsub__(self, other):
+        return DD._wrap(sub(DD._of(other)._pair(), self._pair()))
+
+    def __mul__(self, other):
+        return DD._wrap(mul(self._pair(), DD._of(other)._pair()))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return DD._wrap(div(self._pair(), DD._of(other)._pair()))
+
+    def __rtruediv__(self, other):
+        return DD._wrap(div(DD._of(other)._pair(), self._pair()))
+
+    def __neg__(self):
+        return DD._wrap(neg(self._pair()))
+
+    def __gt__(self, other):
+        return (self - other).hi > 0
+
+    def __lt__(self, other):
+        return (self - other).hi < 0
+
+    def __getitem__(self, idx):
+        return DD._wrap((self.hi[idx], self.lo[idx]))
+
+
+#: the chain's arithmetic on double-double lanes (no cancellation bound: the float walk supplies it)
+DD_LANES = type("DDLanes", (Arithmetic,), {"lanes": True, "condition": False})()
 
 
 def _pair(x):
@@ -138,61 +182,52 @@ def refine(model, target, first, signal, sizes, n, lam, delta, over, k0, iterati
     ``sizes``: float arrays ``k_first..k_L`` of the lanes; ``over`` marks
     ridgeless over-parameterized lanes (equation ``df1_L = n``), the others
     solve ``kappa_L (1 - df1_L/n) = lambda``.  Newton steps in double-double
-    until the step is below ``1e-28`` relative.  Returns a dict of float
-    arrays ``test_error, train_error, kappa, df1, df2, denom`` and the masks
-    ``converged`` and ``valid``.
+    on the walk of :mod:`rfq_theory.chain` until the step is below ``1e-28``
+    relative.  Returns a dict of float arrays ``test_error, train_error,
+    kappa, kappa0, df1, df2, denom, s, s_prime`` and the masks ``converged``
+    and ``valid``.
     """
     base_scale, ac, rho, var_f = coefficients(model, target, first)
     m = k0.shape[0]
 
     def full(p):
-        return np.full(m, p[0]), np.full(m, p[1])
+        return DD(np.full(m, p[0]), np.full(m, p[1]))
 
-    c0 = full(base_scale)
-    sz = [dd(s) for s in sizes]
-    layers = [(sz[j], sz[j + 1], full(a), full(c)) for j, (a, c) in enumerate(ac)]
-    nn, ll, de = dd(n), dd(lam), dd(delta)
-    one = dd(np.ones(m))
-    x = dd(k0)
+    sz = [DD(s) for s in sizes]
+    layers = tuple((sz[j], sz[j + 1], full(a), full(c)) for j, (a, c) in enumerate(ac))
+    chain = Chain(sz[0], full(base_scale), signal, layers, first, None)  # the rank is not needed here
+    nn, ll, de = DD(n), DD(lam), DD(delta)
+    x = DD(k0)
     conv = np.zeros(m, dtype=bool)
     with np.errstate(all="ignore"):
         for _ in range(iterations):
-            kap, dkap, D, dD, valid = walk(sz[0], c0, layers, x)
-            q = sub(one, div(D, nn))
-            f_r = sub(mul(kap, q), ll)
-            df_r = sub(mul(dkap, q), div(mul(kap, dD), nn))
-            f_o, df_o = sub(nn, D), neg(dD)
-            f = (np.where(over, f_o[0], f_r[0]), np.where(over, f_o[1], f_r[1]))
-            df = (np.where(over, df_o[0], df_r[0]), np.where(over, df_o[1], df_r[1]))
-            step = div(f, df)
-            x = sub(x, step)
-            conv = np.abs(step[0]) <= 1e-28 * np.abs(x[0])
+            st = walk_state(chain, x, DD_LANES)
+            f_r, df_r = ridge_equation(st, nn, ll)
+            f_o, df_o = ridgeless_equation(st, nn)
+            f = DD(np.where(over, f_o.hi, f_r.hi), np.where(over, f_o.lo, f_r.lo))
+            df = DD(np.where(over, df_o.hi, df_r.hi), np.where(over, df_o.lo, df_r.lo))
+            step = f / df
+            x = x - step
+            conv = np.abs(step.hi) <= 1e-28 * np.abs(x.hi)
             if conv.all():
                 break
-        kap, dkap, D, dD, valid = walk(sz[0], c0, layers, x)
-        df2 = add(D, div(mul(kap, dD), dkap))
-        denom = sub(one, div(df2, nn))
-        if signal:
-            s = div(one, add(one, x))
-            sp = neg(div(mul(s, s), dkap))
-            s_minus = sub(s, mul(kap, sp))
-            num = sub(full(var_f), mul(full(rho), s_minus))
-        else:
-            s = sp = dd(np.zeros(m))
-            num = full(var_f)
-        test = div(add(num, de), denom)
-        ratio = div(ll, kap)
-        train = mul(mul(ratio, ratio), test)
+        st = walk_state(chain, x, DD_LANES)
+        kap = st.kappa
+        df2, s, sp = chain_readout(x, kap, st.dkappa, st.df1, st.ddf1, signal)
+        denom = 1 - df2 / nn
+        rho_eff = full(rho) if signal else 0 * x
+        _, _, test = error_terms(full(var_f), de, rho_eff, s - kap * sp, df2, nn, denom)
+        train = train_error(test, nn, ll, kap, None)  # ridge lanes: the rank does not enter
     return {
-        "test_error": test[0],
-        "train_error": np.where(over, 0.0, train[0]),
-        "kappa": kap[0],
-        "kappa0": x[0],
-        "df1": D[0],
-        "df2": df2[0],
-        "denom": denom[0],
-        "s": s[0],
-        "s_prime": sp[0],
-        "converged": conv & np.isfinite(test[0]),
-        "valid": valid,
+        "test_error": test.hi,
+        "train_error": np.where(over, 0.0, train.hi),
+        "kappa": kap.hi,
+        "kappa0": x.hi,
+        "df1": st.df1.hi,
+        "df2": df2.hi,
+        "denom": denom.hi,
+        "s": s.hi,
+        "s_prime": sp.hi,
+        "converged": conv & np.isfinite(test.hi),
+        "valid": st.valid,
     }

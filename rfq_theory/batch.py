@@ -5,7 +5,7 @@ With ``a_l = kappa1_l^2``, ``c_l = kappastar_l^2`` and sizes ``k_0..k_L``:
 
     base:   df1_0(k) = k_0 c_0 / (c_0 + k),   s(kappa) = 1 / (1 + kappa_0)
     layer:  kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l
-            df1_l   = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})
+            df1_l   = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1}) = df1_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})
     ridge:  lambda  = kappa_L (1 - df1_L / n)
 
     E_test  = [Var y - rho (s - kappa_L s')] / (1 - df2 / n),   df2 = df1 + kappa_L df1'
@@ -16,15 +16,16 @@ noise ``Delta`` and sizes ``k_0..k_L``; the layer coefficients depend only on
 the activations, quantizers and target, so they are computed once per
 distinct model (:func:`chain_model`) and shared by all lanes.
 
-Per lane the chain is walked upward from ``kappa_0`` in closed form with its
-derivative (forward-mode implicit differentiation), as in
-:func:`rfq_theory.solver.walk`, but on NumPy arrays.  Then:
+This module is the lane driver of :mod:`rfq_theory.chain`: per lane the
+chain is walked upward from ``kappa_0`` in closed form with its derivative
+(:func:`rfq_theory.chain.walk_state` on NumPy arrays).  Then:
 
 1. the lower end of the physical branch (the *edge*, where ``kappa_L``
-   reaches 0) is found by a safeguarded Newton-bisection on ``kappa_L(kappa_0)``;
+   reaches 0) is found by :func:`rfq_theory.chain.branch_edge_lanes`;
 2. the root of the scalar equation (``lambda(kappa_0) = lambda``, or
    ``df1_L(kappa_0) = n`` for the ridgeless over-parameterized lanes) is
-   found by a per-lane safeguarded Newton-bisection inside the bracket
+   found by the per-lane safeguarded Newton-bisection
+   :func:`rfq_theory.chain.rtsafe_lanes` inside the bracket
    ``(edge, hi)``; a point where the walk leaves the branch counts as lying
    below the root;
 3. the ridgeless under-parameterized lanes (``n > rank Omega_L``) sit at the
@@ -63,8 +64,26 @@ from functools import lru_cache
 import numpy as np
 
 from .caches import register_cache
+from .chain import (
+    EPS,
+    LANES,
+    TINY,
+    Chain,
+    WalkState,
+    bracket_above_lanes,
+    branch_edge_lanes,
+    build_chain,
+    layer_residuals,
+    omega_rank,
+    ridge_equation,
+    ridgeless_equation,
+    rtsafe_lanes,
+    select_lanes,
+    walk_state,
+)
 from .checks import InputError
 from .model import DeepRF
+from .observables import chain_readout, error_terms, train_error
 
 __all__ = [
     "ChainModel",
@@ -85,9 +104,6 @@ __all__ = [
 
 #: digits of the scalar mpmath path that re-solves ill-conditioned lanes
 FALLBACK_DIGITS = 25
-#: smallest ``kappa_0`` tried (the scalar float path uses the same)
-TINY = 1e-150
-EPS = float(np.finfo(float).eps)
 #: lanes handled in one pass (memory stays linear in the number of lanes)
 CHUNK = 1 << 16
 #: what happens to ill-conditioned lanes (see :func:`solve_batch`)
@@ -149,8 +165,8 @@ def chain_model(model: DeepRF, target="linear") -> ChainModel:
 
 @lru_cache(maxsize=256)
 def _chain_model_cached(activations, quantizers, target):
+    from .observables import target_moments
     from .precision import mp as mpmath
-    from .solver import build_chain, target_moments
 
     layers = DeepRF(1, (1,) * len(activations), activations, quantizers).layers(17)
     chain = build_chain([1.0] * (len(activations) + 1), layers, float)
@@ -181,90 +197,16 @@ register_cache(_chain_model_cached.cache_clear)
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class _Walk:
-    kappa: np.ndarray  # kappa_L (may be <= 0 where invalid)
-    dkappa: np.ndarray  # d kappa_L / d kappa_0
-    df1: np.ndarray
-    ddf1: np.ndarray
-    valid: np.ndarray  # every kappa_l > 0
-    valid_below: np.ndarray  # every kappa_l > 0 for l < L
-    cancel: np.ndarray
+def _lane_chain(ch: ChainModel, sizes) -> Chain:
+    """The :class:`~rfq_theory.chain.Chain` of lanes: per-lane sizes ``k_first..k_L``, shared ``a_l``, ``c_l``."""
+    cs = sizes[ch.first :]
+    layers = tuple((cs[j], cs[j + 1], a, c) for j, (a, c) in enumerate(zip(ch.a, ch.c)))
+    return Chain(cs[0], ch.base_scale, ch.signal, layers, ch.first, omega_rank(cs[0], layers, np.minimum))
 
 
-def _walk(ch: ChainModel, sizes, k0) -> _Walk:
-    """Walk the layer equations upward from arrays ``k0`` (sizes: per-lane arrays ``k_first..k_L``)."""
-    c0 = ch.base_scale
-    kap = k0
-    dkap = np.ones_like(k0)
-    den = c0 + k0
-    D = sizes[0] * c0 / den
-    dD = -sizes[0] * c0 / (den * den)
-    valid = np.ones(k0.shape, dtype=bool)
-    below = valid
-    cancel = np.ones_like(k0)
-    for j, (a, c) in enumerate(zip(ch.a, ch.c)):
-        kp, k = sizes[j], sizes[j + 1]
-        gap = k - D
-        new = a * kap * gap / kp - c
-        below = valid.copy()
-        valid &= new > 0
-        cancel *= np.maximum(1.0, np.maximum(k, kp) / gap) * (1.0 + c / new)
-        dnew = a / kp * (dkap * gap - kap * dD)
-        D_new = k - kp * new / (a * kap)
-        dD = -kp / a * (dnew * kap - new * dkap) / (kap * kap)
-        D = D_new
-        kap, dkap = new, dnew
-    return _Walk(kap, dkap, D, dD, valid, below, cancel)
-
-
-def _midpoint(lo, hi):
-    geo = (hi > 4 * lo) & (lo > 0)
-    return np.where(geo, np.sqrt(np.abs(lo * hi)), 0.5 * (lo + hi))
-
-
-def _rtsafe(fun, lo, hi, x0, tol, max_iter):
-    """Per-lane root of increasing functions on ``(lo, hi)``: Newton kept inside a shrinking bracket.
-
-    ``fun(x, idx)`` returns ``(f, df, ok)`` for the lanes ``idx``; ``ok``
-    False means the walk left the branch (the point lies below the root).
-    Returns ``(root, lo, hi, converged, iterations)``.  Mirrors
-    :func:`rfq_theory.solver._rtsafe` lane by lane.
-    """
-    m = lo.shape[0]
-    lo, hi = lo.copy(), hi.copy()
-    root = np.full(m, np.nan)
-    iters = np.zeros(m, dtype=np.int64)
-    done = np.zeros(m, dtype=bool)
-    inside = (x0 > lo) & (x0 < hi)
-    x = np.where(inside, x0, _midpoint(lo, hi))
-    idx = np.arange(m)
-    xa, loa, hia = x, lo, hi
-    for it in range(max_iter):
-        if idx.size == 0:
-            break
-        f, df, ok = fun(xa, idx)
-        pos = ok & (f > 0)
-        exact = ok & (f == 0)
-        loa = np.where(pos, loa, xa)
-        hia = np.where(pos, xa, hia)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = xa - f / df
-        use = ok & (df > 0) & (newton > loa) & (newton < hia)
-        step = np.where(use, newton, _midpoint(loa, hia))
-        fin = exact | (np.abs(step - xa) <= tol * np.abs(xa)) | (hia - loa <= tol * hia)
-        iters[idx] = it + 1
-        if fin.any():
-            sel = idx[fin]
-            root[sel] = np.where(exact[fin], xa[fin], step[fin])
-            lo[sel], hi[sel] = loa[fin], hia[fin]
-            done[sel] = True
-            keep = ~fin
-            idx, xa, loa, hia, step = idx[keep], xa[keep], loa[keep], hia[keep], step[keep]
-        xa = step
-    if idx.size:
-        lo[idx], hi[idx] = loa, hia
-    return root, lo, hi, done, iters
+def _walk(lc: Chain, k0) -> WalkState:
+    """The chain walked on float lanes from the array ``k0`` (:func:`rfq_theory.chain.walk_state`)."""
+    return walk_state(lc, k0, LANES)
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +221,7 @@ class LaneState:
     ``kappa0``, ``kappa`` (``kappa_L``), ``df1``, ``df2``, ``s``, ``s_prime``
     (``ds/dkappa_L``), ``denom = 1 - df2/n``, the lane inputs ``samples``,
     ``ridge``, ``noise`` and the regime codes (indices into :data:`REGIMES`),
-    plus the model's ``rho`` and ``var_f``.
+    plus the model's ``rho`` and ``var_f`` and the lanes' ``rank Omega_L``.
     """
 
     kappa0: np.ndarray
@@ -295,6 +237,7 @@ class LaneState:
     regime: np.ndarray
     rho: float
     var_f: float
+    rank: np.ndarray | None = None
 
 
 #: A loss maps a :class:`LaneState` to ``{"test_error": array, "train_error": array, ...}``
@@ -304,15 +247,12 @@ LossFunction = Callable[[LaneState], dict[str, np.ndarray]]
 
 
 def square_loss(st: LaneState) -> dict[str, np.ndarray]:
-    """Square loss of the ridge readout: ``E_test`` and ``E_train`` (module docstring)."""
+    """Square loss of the ridge readout: ``E_test`` and ``E_train`` (:mod:`rfq_theory.observables`)."""
     s_minus = st.s - st.kappa * st.s_prime
+    rank = st.samples if st.rank is None else st.rank  # enters only at the branch edge
     with np.errstate(divide="ignore", invalid="ignore"):
-        test = (st.var_f - st.rho * s_minus + st.noise) / st.denom
-        train = np.where(
-            st.regime == RIDGE,
-            (st.ridge / st.kappa) ** 2 * test,
-            np.where(st.regime == UNDER, st.denom**2 * test, 0.0),
-        )
+        _, _, test = error_terms(st.var_f, st.noise, st.rho, s_minus, st.df2, st.samples, st.denom)
+        train = train_error(test, st.samples, st.ridge, st.kappa, rank)
     thr = st.regime == THRESHOLD
     test = np.where(thr, np.inf, test)
     train = np.where(thr, 0.0, train)
@@ -368,9 +308,9 @@ class ChainFunctionals:
 def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence | None = None) -> ChainFunctionals:
     """Walk the layer equations from arrays of ``kappa_0`` (the seam for other readouts).
 
-    Implements, lane by lane, ``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l``
-    and ``df1_l = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})`` with their
-    derivatives (module docstring).  A readout whose equations couple the
+    Implements, lane by lane, the walk of :mod:`rfq_theory.chain`
+    (``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l`` and
+    ``df1_l = df1_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})``) with its derivatives.  A readout whose equations couple the
     chain only through ``kappa_0`` and these functionals (for example a
     convex classification loss, with order parameters ``m``, ``q`` beside
     ``kappa_0``) can iterate on arrays of lanes and call this function for
@@ -379,17 +319,12 @@ def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence
     """
     ch = chain_model(model)
     shape, k0, _, _, sizes = _lanes(model, kappa0, 0.0, 0.0, input_dim, widths)
-    cs = _chain_sizes(ch, sizes)
+    lc = _lane_chain(ch, sizes)
     with np.errstate(all="ignore"):
-        wk = _walk(ch, cs, k0)
-        df2 = wk.df1 + wk.kappa * wk.ddf1 / wk.dkappa
-        if ch.signal:
-            s = 1.0 / (1.0 + k0)
-            sp = -(s * s) / wk.dkappa
-        else:
-            s = sp = np.zeros_like(k0)
+        wk = _walk(lc, k0)
+        df2, s, sp = chain_readout(k0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal)
         splus = s + wk.kappa * sp
-    arrays = [wk.kappa, wk.dkappa, wk.df1, df2, s, sp, splus, wk.valid, wk.cancel, _rank(ch, sizes)]
+    arrays = [wk.kappa, wk.dkappa, wk.df1, df2, s, sp, splus, wk.valid, wk.cancellation, lc.rank]
     return ChainFunctionals(*(a.reshape(shape) for a in arrays))
 
 
@@ -543,109 +478,25 @@ def _lanes(model, samples, ridge, noise, input_dim, widths):
 # --------------------------------------------------------------------------
 
 
-def _chain_sizes(ch: ChainModel, sizes):
-    return sizes[ch.first :]
-
-
-def _rank(ch: ChainModel, sizes):
-    cs = _chain_sizes(ch, sizes)
-    rank = cs[0].copy()
-    for j, c in enumerate(ch.c):
-        rank = cs[j + 1].copy() if c > 0 else np.minimum(cs[j + 1], rank)
-    return rank
-
-
-def _edge(ch, cs, max_iter):
-    """Lower end of the physical branch per lane (smallest valid ``kappa_0`` found) and a convergence mask."""
-    m = cs[0].shape[0]
-    tiny = np.full(m, TINY)
-    w = _walk(ch, cs, tiny)
-    edge = tiny.copy()
-    ok = np.ones(m, dtype=bool)
-    need = ~w.valid
-    if not need.any():
-        return edge, ok
-    idx = np.flatnonzero(need)
-    sub = [s[idx] for s in cs]
-    # bracket the edge within a factor 8: up from 1 while invalid, down while valid
-    hi = np.ones(idx.size)
-    lo = np.full(idx.size, TINY)
-    v = _walk(ch, sub, hi).valid
-    todo = np.flatnonzero(~v)
-    for _ in range(600):
-        if todo.size == 0:
-            break
-        lo[todo] = hi[todo]
-        hi[todo] *= 4
-        now = _walk(ch, [s[todo] for s in sub], hi[todo]).valid
-        todo = todo[~now]
-    found = ~np.isin(np.arange(idx.size), todo)
-    todo = np.flatnonzero(v)
-    for _ in range(200):
-        if todo.size == 0:
-            break
-        x = hi[todo] / 8
-        now = _walk(ch, [s[todo] for s in sub], x).valid
-        hi[todo[now]] = x[now]
-        lo[todo[~now]] = x[~now]
-        todo = todo[now & (x > 1e-140)]
-
-    def fun(x, j):
-        s = [v[j] for v in sub]
-        wk = _walk(ch, s, x)
-        return wk.kappa, wk.dkappa, wk.valid_below
-
-    root, lo, hi2, conv, _ = _rtsafe(fun, lo, hi, hi, 4 * EPS, max_iter)
-    # the smallest valid point: the root, nudged up by a few ulps if it fell just below
-    base = np.where(conv, root, hi2)
-    cand = base.copy()
-    good = _walk(ch, sub, base).valid
-    for k in (2, 8, 32, 128):
-        bad = np.flatnonzero(~good)
-        if bad.size == 0:
-            break
-        x = base[bad] * (1 + k * EPS)
-        v = _walk(ch, [s[bad] for s in sub], x).valid
-        cand[bad[v]] = x[v]
-        good[bad[v]] = True
-    cand = np.where(good, cand, hi2)
-    edge[idx] = cand
-    ok[idx] = found & (conv | (hi2 - lo <= 1e-12 * hi2))
-    return edge, ok
-
-
-def _solve_kappa0(ch, cs, n, lam, edge, over, max_iter):
+def _solve_kappa0(lc: Chain, n, lam, edge, over, max_iter):
     """``kappa_0`` of the lanes: ridge root for ``lam > 0``, ``df1_L = n`` where ``over``."""
     m = n.shape[0]
 
     def fun(x, j):
-        s = [v[j] for v in cs]
-        wk = _walk(ch, s, x)
+        wk = _walk(select_lanes(lc, j), x)
         nj, lj, oj = n[j], lam[j], over[j]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            f = np.where(oj, nj - wk.df1, wk.kappa * (1 - wk.df1 / nj) - lj)
-            df = np.where(oj, -wk.ddf1, wk.dkappa * (1 - wk.df1 / nj) - wk.kappa * wk.ddf1 / nj)
-        return f, df, wk.valid
+            f_r, df_r = ridge_equation(wk, nj, lj)
+            f_o, df_o = ridgeless_equation(wk, nj)
+        return np.where(oj, f_o, f_r), np.where(oj, df_o, df_r), wk.valid
 
-    # upper bracket: expand until f > 0
-    hi = np.maximum(2 * edge, 1.0)
-    have = np.zeros(m, dtype=bool)
-    all_idx = np.arange(m)
-    todo = all_idx
-    for _ in range(600):
-        if todo.size == 0:
-            break
-        f, _, ok = fun(hi[todo], todo)
-        good = ok & (f > 0)
-        have[todo[good]] = True
-        todo = todo[~good]
-        hi[todo] *= 4
-        todo = todo[hi[todo] < 1e300]  # no root below kappa_0 = 1e300: the lane fails
+    hi, have = bracket_above_lanes(fun, np.maximum(2 * edge, 1.0))
     # first guess: one Newton step from the edge (exact for small ridges)
+    all_idx = np.arange(m)
     f0, df0, ok0 = fun(edge, all_idx)
     with np.errstate(divide="ignore", invalid="ignore"):
         x0 = np.where(ok0 & (df0 > 0), edge - f0 / df0, np.nan)
-    root, lo, hi, conv, iters = _rtsafe(fun, edge.copy(), hi, x0, 8 * EPS, max_iter)
+    root, lo, hi, conv, iters = rtsafe_lanes(fun, edge.copy(), hi, x0, 8 * EPS, max_iter)
     # a root within rounding of the edge (f(edge) >= 0): the edge itself
     at = ok0 & (f0 >= 0)
     root = np.where(at, edge, root)
@@ -655,29 +506,29 @@ def _solve_kappa0(ch, cs, n, lam, edge, over, max_iter):
 
 def _solve_chunk(ch, n, lam, delta, sizes, loss, max_iter):
     m = n.shape[0]
-    cs = _chain_sizes(ch, sizes)
-    rank = _rank(ch, sizes)
+    lc = _lane_chain(ch, sizes)
+    rank = lc.rank
     regime = np.where(lam > 0, RIDGE, np.where(n > rank, UNDER, np.where(n < rank, OVER, THRESHOLD)))
     with np.errstate(all="ignore"):
-        edge, edge_ok = _edge(ch, cs, max_iter)
+        edge, edge_ok = branch_edge_lanes(lc, max_iter)
         kappa0 = edge.copy()
         conv = edge_ok.copy()
         iters = np.zeros(m, dtype=np.int64)
         solve = np.flatnonzero((regime == RIDGE) | (regime == OVER))
         if solve.size:
-            sub = [s[solve] for s in cs]
-            r, c, it = _solve_kappa0(ch, sub, n[solve], lam[solve], edge[solve], regime[solve] == OVER, max_iter)
+            sub = select_lanes(lc, solve)
+            r, c, it = _solve_kappa0(sub, n[solve], lam[solve], edge[solve], regime[solve] == OVER, max_iter)
             kappa0[solve] = r
             conv[solve] &= c
             iters[solve] = it
-        state, wk = _state(ch, cs, kappa0, n, lam, delta, rank, regime)
+        state, wk = _state(ch, lc, kappa0, n, lam, delta, regime)
         at_edge, denom = regime == UNDER, state.denom
         out = loss(state)
         thr = regime == THRESHOLD
         conv = np.where(thr, True, conv & (wk.valid | at_edge) & (denom > 0))
-        fallback = (~at_edge) & (~thr) & conv & ((wk.cancel > _limit()) | (np.abs(denom) < 1e-6))
+        fallback = (~at_edge) & (~thr) & conv & ((wk.cancellation > _limit()) | (np.abs(denom) < 1e-6))
         fallback |= (~at_edge) & (~thr) & (~(denom > 0)) & (np.abs(denom) < 1e-6)
-        residual = _residual(ch, cs, kappa0, n, lam, regime)
+        residual = _residual(lc, wk, n, lam, regime)
     return dict(
         out=out,
         kappa=state.kappa,
@@ -690,43 +541,30 @@ def _solve_chunk(ch, n, lam, delta, sizes, loss, max_iter):
         iterations=iters,
         fallback=fallback,
         residual=residual,
-        cancel=wk.cancel,
+        cancel=wk.cancellation,
     )
 
 
-def _state(ch, cs, kappa0, n, lam, delta, rank, regime):
+def _state(ch, lc, kappa0, n, lam, delta, regime):
     """The :class:`LaneState` at ``kappa0`` (lanes at the edge: ``kappa_L = 0``, ``df1 = df2 = rank``)."""
-    m = kappa0.shape[0]
-    wk = _walk(ch, cs, kappa0)
+    wk = _walk(lc, kappa0)
+    rank = lc.rank
     at_edge = regime == UNDER
+    df2, s, s_prime = chain_readout(kappa0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal)
     kL = np.where(at_edge, 0.0, wk.kappa)
     df1 = np.where(at_edge, rank, wk.df1)
-    df2 = np.where(at_edge, rank, wk.df1 + wk.kappa * wk.ddf1 / wk.dkappa)
-    if ch.signal:
-        s = 1.0 / (1.0 + kappa0)
-        s_prime = -(s * s) / wk.dkappa
-    else:
-        s = s_prime = np.zeros(m)
+    df2 = np.where(at_edge, rank, df2)
     # (n - rank) is exact when n and rank are within a factor 2 (Sterbenz): no cancellation
     denom = np.where(at_edge, (n - rank) / n, 1 - df2 / n)
-    return LaneState(kappa0, kL, df1, df2, s, s_prime, denom, n, lam, delta, regime, ch.rho, ch.var_f), wk
+    return LaneState(kappa0, kL, df1, df2, s, s_prime, denom, n, lam, delta, regime, ch.rho, ch.var_f, rank), wk
 
 
-def _residual(ch, cs, kappa0, n, lam, regime):
-    """Largest relative residual of the layer equations and the ridge equation."""
-    c0 = ch.base_scale
-    D = cs[0] * c0 / (c0 + kappa0)
-    kap = kappa0
-    worst = np.zeros_like(kappa0)
-    for j, (a, c) in enumerate(zip(ch.a, ch.c)):
-        kp, k = cs[j], cs[j + 1]
-        new = a * kap * (k - D) / kp - c
-        # recompute both sides as the scalar path does
-        lhs = a * kap * (k - D) / kp
-        scale = np.maximum(np.abs(lhs), new + c)
-        worst = np.maximum(worst, np.where(scale > 0, np.abs(lhs - (new + c)) / scale, 0.0))
-        D = k - kp * new / (a * kap)
-        kap = new
+def _residual(lc, wk, n, lam, regime):
+    """Largest relative residual of the layer equations and the ridge equation (walk ``wk`` at the solution)."""
+    worst = np.zeros_like(wk.kappa)
+    for r in layer_residuals(lc, wk, LANES):
+        worst = np.maximum(worst, r)
+    kap, D = wk.kappa, wk.df1
     ridge_res = np.abs(kap * (1 - D / n) - lam) / np.maximum(lam, kap)
     ridge_res = np.where(regime == RIDGE, ridge_res, np.where(regime == OVER, np.abs(n - D) / n, 0.0))
     worst = np.maximum(worst, ridge_res)
@@ -761,7 +599,7 @@ def _refine_dd(model, target, ch, n, lam, delta, sizes, lanes, res, outs, loss):
         part = np.arange(start, min(start + CHUNK, lanes.size))
         idx = lanes[part]
         over = lam[idx] == 0
-        cs = [s[idx] for s in _chain_sizes(ch, sizes)]
+        cs = [s[idx] for s in sizes[ch.first :]]
         r = _ddwalk.refine(
             model, target, ch.first, ch.signal, cs, n[idx], lam[idx], delta[idx], over, res["kappa0"][idx]
         )
@@ -974,34 +812,34 @@ def _optimal_chunk(ch, n, delta, sizes, loss, bounds, tol, max_iter):
     trial point costs one walk of the chain (no inner root find).
     """
     m = n.shape[0]
-    cs = _chain_sizes(ch, sizes)
-    rank = _rank(ch, sizes)
+    lc = _lane_chain(ch, sizes)
+    rank = lc.rank
     zero = np.zeros(m)
     reg0 = np.where(n > rank, UNDER, np.where(n < rank, OVER, THRESHOLD))
     with np.errstate(all="ignore"):
-        edge, conv = _edge(ch, cs, max_iter)
+        edge, conv = branch_edge_lanes(lc, max_iter)
         kmin = edge.copy()
         over = np.flatnonzero(reg0 == OVER)
         if over.size:
-            sub = [s[over] for s in cs]
-            r, c, _ = _solve_kappa0(ch, sub, n[over], zero[over], edge[over], np.ones(over.size, bool), max_iter)
+            sub = select_lanes(lc, over)
+            r, c, _ = _solve_kappa0(sub, n[over], zero[over], edge[over], np.ones(over.size, bool), max_iter)
             kmin[over] = r
             conv[over] &= c
         ones = np.ones(m, bool)
-        k_lo, c_lo, _ = _solve_kappa0(ch, cs, n, np.full(m, bounds[0]), edge, ~ones, max_iter)
-        k_hi, c_hi, _ = _solve_kappa0(ch, cs, n, np.full(m, bounds[1]), edge, ~ones, max_iter)
+        k_lo, c_lo, _ = _solve_kappa0(lc, n, np.full(m, bounds[0]), edge, ~ones, max_iter)
+        k_hi, c_hi, _ = _solve_kappa0(lc, n, np.full(m, bounds[1]), edge, ~ones, max_iter)
         conv &= c_lo & c_hi
         # ridgeless end point
-        st0, wk0 = _state(ch, cs, kmin, n, zero, delta, rank, reg0)
+        st0, wk0 = _state(ch, lc, kmin, n, zero, delta, reg0)
         e0 = loss(st0)["test_error"]
         e0 = np.where(reg0 == THRESHOLD, np.inf, e0)
 
         def err(t, j):
             k0 = kmin[j] + np.exp(t)
-            s = [v[j] for v in cs]
-            wk = _walk(ch, s, k0)
+            sub = select_lanes(lc, j)
+            wk = _walk(sub, k0)
             lam = wk.kappa * (1 - wk.df1 / n[j])
-            st, _ = _state(ch, s, k0, n[j], lam, delta[j], rank[j], np.full(j.size, RIDGE))
+            st, _ = _state(ch, sub, k0, n[j], lam, delta[j], np.full(j.size, RIDGE))
             e = loss(st)["test_error"]
             return np.where(wk.valid & (st.denom > 0) & np.isfinite(e), e, np.inf)
 
@@ -1037,15 +875,15 @@ def _optimal_chunk(ch, n, delta, sizes, loss, bounds, tol, max_iter):
             A, B, C, Dd = A2, B2, C2, D2
         conv &= done
         k_best = kmin + np.exp(best_t)
-        wk = _walk(ch, cs, k_best)
+        wk = _walk(lc, k_best)
         lam_best = wk.kappa * (1 - wk.df1 / n)
-        st, wk = _state(ch, cs, k_best, n, lam_best, delta, rank, np.full(m, RIDGE))
+        st, wk = _state(ch, lc, k_best, n, lam_best, delta, np.full(m, RIDGE))
         e_best = loss(st)["test_error"]
         ridgeless = e0 <= e_best
         lam_star = np.where(ridgeless, 0.0, lam_best)
         e_star = np.where(ridgeless, e0, e_best)
-        ill = (~ridgeless) & ((wk.cancel > _limit()) | (np.abs(st.denom) < 1e-6))
-        ill |= ridgeless & (reg0 == OVER) & ((wk0.cancel > _limit()) | (np.abs(st0.denom) < 1e-6))
+        ill = (~ridgeless) & ((wk.cancellation > _limit()) | (np.abs(st.denom) < 1e-6))
+        ill |= ridgeless & (reg0 == OVER) & ((wk0.cancellation > _limit()) | (np.abs(st0.denom) < 1e-6))
     return dict(ridge=lam_star, test_error=e_star, converged=conv, fallback=ill & conv, iterations=iters, rank=rank)
 
 

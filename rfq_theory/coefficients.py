@@ -258,8 +258,19 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
     Implements ``mu0 = E sigma(u)``, ``mu1 = E[u sigma(u)]/v``,
     ``mu_star^2 = E sigma(u)^2 - mu0^2 - mu1^2 v``, ``u ~ N(0, v)``.
     """
-    act = get_activation(activation)
     digits = check_digits(digits, MAX_WORKING_DIGITS)
+    return coefficients_at(activation, variance, digits + GUARD_DIGITS, digits)
+
+
+def coefficients_at(activation, variance, work: int, digits: int) -> Coefficients:
+    """:func:`coefficients` computed at ``work`` working digits, numbers kept to ``digits`` (``<= work``).
+
+    For callers that have added the guard digits already (``propagate``
+    passes its working precision for both): no second guard is stacked.
+    """
+    act = get_activation(activation)
+    digits = check_digits(digits, MAX_WORKING_DIGITS + GUARD_DIGITS)
+    out_digits, digits = digits, work - GUARD_DIGITS
     v = to_mpf_exactly(variance, "variance", digits + GUARD_DIGITS)
     series = None
     if not act.is_affine and v < mpmath.mpf(SERIES_MAX_VARIANCE):
@@ -277,13 +288,13 @@ def coefficients(activation, variance, digits=15) -> Coefficients:
         mu_star = mpmath.sqrt(star2)
         return Coefficients(
             activation=act.name,
-            variance=freeze(v, digits),
-            mu0=freeze(m0, digits),
-            mu1=freeze(mu1, digits),
-            mu_star=freeze(mu_star, digits),
-            second_moment=freeze(m2, digits),
+            variance=freeze(v, out_digits),
+            mu0=freeze(m0, out_digits),
+            mu1=freeze(mu1, out_digits),
+            mu_star=freeze(mu_star, out_digits),
+            second_moment=freeze(m2, out_digits),
             exact=all(exact),
-            digits=digits,
+            digits=out_digits,
         )
 
 

@@ -21,7 +21,7 @@ import sympy as sp
 
 from .activations import Activation, get_activation
 from .checks import MAX_WORKING_DIGITS, InputError, check_digits
-from .coefficients import NotExactError, coefficients, exact_coefficients
+from .coefficients import NotExactError, coefficients_at, exact_coefficients
 from .gaussian import GUARD_DIGITS
 from .precision import freeze
 from .precision import mp as mpmath
@@ -105,7 +105,7 @@ def propagate(activations, quantizers=None, digits=15):
                     f"layer {index}: preactivation variance is {mpmath.nstr(v, 5)} (the previous layer's "
                     "features are constant); the model carries no information"
                 )
-            c = coefficients(act, v, work)
+            c = coefficients_at(act, v, work, work)  # computed at work digits: no second guard
             q = c.variance_of_sigma
             exact_so_far = exact_so_far and c.exact and quant.is_exact
             layers.append(

@@ -10,7 +10,7 @@ covariate model with covariance ``Omega_L`` and teacher cross-covariance
 
 and, with ``kappa = kappa_L`` the effective ridge of the top layer and the
 chain's functionals ``df1``, ``df2``, ``s`` and ``s_plus = s + kappa s'``
-at ``kappa`` (:func:`rfq_theory.solver.walk`), the equations are
+at ``kappa`` (:func:`rfq_theory.chain.walk`), the equations are
 
     feature side:  kappa = 2 lambda / Vh,       V = df1 / (n Vh),
                    m = (mh / Vh) s,             q = (mh / Vh)^2 s_plus + qh df2 / (n Vh^2),
@@ -46,13 +46,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .chain import SolverError, build_chain, walk
 from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
 from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
+from .observables import chain_readout, target_moments
 from .precision import freeze
 from .precision import mp as mpmath
-from .solver import SolverError, build_chain, target_moments, walk
 
 __all__ = [
     "LABELS",
@@ -258,16 +259,8 @@ def _features(chain, kappa0, one):
     st = walk(chain, kappa0)
     if st is None:
         return None
-    k = st.kappas[-1]
-    dk = st.dkappas[-1]
-    df1 = st.df1
-    df2 = df1 + k * st.ddf1 / dk
-    if chain.signal:
-        s = one / (one + kappa0)
-        s_prime = -(s * s) / dk
-    else:
-        s = s_prime = 0 * one
-    return _Features(kappa0, list(st.kappas), k, df1, df2, s, s_prime)
+    df2, s, s_prime = chain_readout(kappa0, st.kappa, st.dkappa, st.df1, st.ddf1, chain.signal)
+    return _Features(kappa0, list(st.kappas), st.kappa, st.df1, df2, s, s_prime)
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,14 @@ in the same observables.  Given the effective ridge ``kappa`` and
 - ``s(kappa) - kappa s'(kappa)`` (the signal term),
 - ``df2(kappa) = df1 + kappa df1'`` and the sample size ``n``,
 
-they are
+the chain (:mod:`rfq_theory.chain`) gives, at ``kappa = kappa_L`` and with
+derivatives in ``kappa_0`` (``kappa' = d kappa_L / d kappa_0``),
+
+    df2 = df1 + kappa df1' = df1 + kappa (d df1 / d kappa_0) / kappa',
+    s   = 1 / (1 + kappa_0)   (0 after a layer with kappa1 = 0),
+    s'  = ds / dkappa_L = -s^2 / kappa'          (:func:`chain_readout`),
+
+and the errors are
 
     E_test  = [Var y - rho (s - kappa s')] / (1 - df2/n)
             = bias + noise_part,  bias = [Var f* - rho (s - kappa s')] / (1 - df2/n),
@@ -17,12 +24,17 @@ they are
             = 0                                              (lambda = 0, n < rank),
             = (1 - rank/n)^2 E_test                          (lambda = 0, n > rank).
 
-Every function works with Python floats and with mpmath numbers alike.
+Every function works with Python floats and with mpmath numbers alike, and
+(except :func:`regime`) with NumPy lanes and double-double lanes.
 """
 
 from __future__ import annotations
 
-__all__ = ["target_moments", "error_terms", "train_error", "regime", "REGIMES"]
+from typing import Any
+
+import numpy as np
+
+__all__ = ["target_moments", "chain_readout", "error_terms", "train_error", "regime", "REGIMES"]
 
 #: The regimes a prediction can be in.
 REGIMES = ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold")
@@ -40,13 +52,31 @@ def target_moments(target, digits: int = 15):
     return c.mu1**2, c.variance_of_sigma
 
 
-def error_terms(var_f, noise, rho, s_minus_ks, df2, n) -> tuple[object, object, object]:
+def chain_readout(kappa0, kappa, dkappa, df1, ddf1, signal: bool):
+    """``(df2, s, s')`` from a walk of the chain: ``df2 = df1 + kappa ddf1 / kappa'``,
+    ``s = 1/(1 + kappa_0)`` (0 when ``signal`` is False) and ``s' = -s^2 / kappa'``.
+
+    ``kappa`` is ``kappa_L``, ``dkappa = d kappa_L / d kappa_0`` and
+    ``ddf1 = d df1 / d kappa_0``.
+    """
+    df2 = df1 + kappa * ddf1 / dkappa
+    if signal:
+        s = 1 / (1 + kappa0)
+        return df2, s, -(s * s) / dkappa
+    zero = 0 * kappa0
+    return df2, zero, zero
+
+
+def error_terms(var_f, noise, rho, s_minus_ks, df2, n, denom=None) -> tuple[Any, Any, Any]:
     """``(bias, noise_part, test_error)`` with ``E_test = [Var f* + Delta - rho (s - kappa s')] / (1 - df2/n)``.
 
     ``var_f`` is ``Var f*(g)`` (noise excluded) and ``noise`` is ``Delta``.
-    The caller checks ``1 - df2/n > 0`` (the physical branch).
+    ``denom`` is ``1 - df2/n`` when the caller has it in a better-conditioned
+    form (``(n - rank)/n`` at the branch edge).  The caller checks
+    ``1 - df2/n > 0`` (the physical branch).
     """
-    denom = 1 - df2 / n
+    if denom is None:
+        denom = 1 - df2 / n
     bias = (var_f - rho * s_minus_ks) / denom
     noise_part = noise / denom
     return bias, noise_part, bias + noise_part
@@ -54,13 +84,30 @@ def error_terms(var_f, noise, rho, s_minus_ks, df2, n) -> tuple[object, object, 
 
 def train_error(test, n, ridge, kappa, rank):
     """``E_train``: ``(lambda/kappa)^2 E_test`` for ``lambda > 0``; at ``lambda = 0`` it is
-    ``0`` when ``kappa > 0`` (interpolation, ``n < rank``) and ``(1 - rank/n)^2 E_test`` when ``kappa = 0``.
+    ``0`` when ``kappa > 0`` (interpolation, ``n < rank``) and ``((n - rank)/n)^2 E_test`` when ``kappa = 0``.
+
+    On float lanes the three cases are chosen per lane; on double-double
+    lanes every lane is taken to have ``lambda > 0``.
     """
+
+    def ratio_squared_times_test(num, den):
+        r = num / den
+        return r * r * test
+
+    if hasattr(test, "hi"):  # double-double lanes (ridge lanes)
+        return ratio_squared_times_test(ridge, kappa)
+    if isinstance(test, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(
+                ridge > 0,
+                ratio_squared_times_test(ridge, kappa),
+                np.where(kappa > 0, 0.0, ratio_squared_times_test(n - rank, n)),
+            )
     if ridge > 0:
-        return (ridge / kappa) ** 2 * test
+        return ratio_squared_times_test(ridge, kappa)
     if kappa > 0:
         return 0 * test
-    return (1 - rank / n) ** 2 * test
+    return ratio_squared_times_test(n - rank, n)
 
 
 def regime(n, ridge, rank) -> str:

@@ -14,13 +14,18 @@ and the errors
     E_test  = [Var y - rho (s(kappa) - kappa s'(kappa))] / (1 - df2(kappa) / n)
     E_train = (lambda / kappa)^2 E_test,        df2 = df1 + kappa df1'.
 
-Given ``kappa_0`` the layer equations are walked upward in closed form
-(:func:`walk`), carrying the derivatives ``d kappa_l / d kappa_0`` and
-``d df1_l / d kappa_0`` (forward-mode implicit differentiation), so the
-system becomes one scalar equation in ``kappa_0`` that is solved by a
-safeguarded Newton-bisection iteration inside the physical branch (all
-``kappa_l > 0``).  One implementation serves both number types: Python
-floats (the fast path for sweeps) and ``mpmath.mpf`` at any precision.
+This module is the scalar driver of :mod:`rfq_theory.chain`: given
+``kappa_0`` the layer equations are walked upward in closed form
+(:func:`rfq_theory.chain.walk`, ``df1_l`` in its cancellation-free form
+``df1_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})``), carrying the derivatives
+``d kappa_l / d kappa_0`` and ``d df1_l / d kappa_0`` (forward-mode implicit
+differentiation), so the system becomes one scalar equation in ``kappa_0``
+that is solved by the chain's safeguarded Newton-bisection
+(:func:`rfq_theory.chain.rtsafe`) inside the physical branch (all
+``kappa_l > 0``, above :func:`rfq_theory.chain.branch_edge`).  Python floats
+(the fast path for sweeps) and mpmath numbers of the calling thread's
+private context at any precision run the same code; ``df2``, ``s``, ``s'``
+and the errors come from :mod:`rfq_theory.observables`.
 
 A layer with ``kappa1_l = 0`` (an even activation) forgets its input: the
 chain then restarts at that layer from ``Omega_l = kappastar_l^2 I`` and
@@ -33,10 +38,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Union
 
-from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
+from .chain import (
+    FLOAT,
+    Chain,
+    SolverError,
+    WalkState,
+    bracket_above,
+    branch_edge,
+    build_chain,
+    layer_residuals,
+    real,
+    ridge_equation,
+    ridgeless_equation,
+    rtsafe,
+    walk,
+)
+from .checks import check_digits, check_nonnegative, check_positive, format_number
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
-from .observables import error_terms, target_moments, train_error
+from .observables import chain_readout, error_terms, target_moments, train_error
 from .precision import freeze
 from .precision import mp as mpmath
 
@@ -47,8 +67,9 @@ __all__ = [
     "walk",
     "Chain",
     "build_chain",
+    "WalkState",
     "target_moments",
-]  # target_moments: re-exported from observables
+]  # walk, Chain, build_chain, WalkState, SolverError: from rfq_theory.chain; target_moments: from observables
 
 #: When cancellations in the walk amplify rounding errors by more than this
 #: factor (about 5 of the 16 float digits lost), the float path re-solves the
@@ -60,179 +81,6 @@ MAX_EXTRA_DIGITS = 150
 
 #: A result number: ``float`` on the fast path, ``mpmath.mpf`` otherwise.
 Number = Union[float, "mpmath.mpf"]
-
-
-class SolverError(ArithmeticError):
-    """The fixed-point equations have no physical solution or did not converge."""
-
-
-# --------------------------------------------------------------------------
-# The chain of layer equations
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Chain:
-    """Numbers entering the fixed-point equations, in one number type.
-
-    ``layers`` holds ``(k_{l-1}, k_l, a_l = kappa1_l^2, c_l = kappastar_l^2)``
-    for the layers after the last restart; ``first`` is the index of the
-    base (0 unless a layer has ``kappa1 = 0``); ``rank`` is the rank of
-    ``Omega_L`` (the interpolation threshold of the ridgeless estimator).
-    """
-
-    base_dim: object
-    base_scale: object
-    signal: bool
-    layers: tuple
-    first: int
-    rank: object
-
-
-def build_chain(sizes, layer_coeffs, to_number=float, dps=16) -> Chain:
-    """Assemble a :class:`Chain` from sizes ``(k_0..k_L)`` and per-layer coefficients.
-
-    A layer with ``kappa1^2 <= kappastar^2 10^(-2 dps)`` (``dps``: the working
-    digits) counts as ``kappa1 = 0`` and restarts the chain.
-    """
-    first, base_dim, base_scale, signal = 0, to_number(sizes[0]), to_number(1), True
-    for index, lc in enumerate(layer_coeffs, start=1):
-        a = to_number(lc.kappa1) ** 2
-        c = to_number(lc.kappa_star) ** 2
-        if a == 0 or a <= c * to_number(mpmath.mpf(10) ** (-2 * dps)):
-            if c == 0:
-                raise InputError(
-                    f"layer {index} ({lc.activation}) outputs a constant: kappa1 = kappa_star = 0, "
-                    "the model's features carry nothing"
-                )
-            first, base_dim, base_scale, signal = index, to_number(sizes[index]), c, False
-    layers = []
-    rank = base_dim
-    for index in range(first + 1, len(sizes)):
-        lc = layer_coeffs[index - 1]
-        a = to_number(lc.kappa1) ** 2
-        c = to_number(lc.kappa_star) ** 2
-        k_prev, k = to_number(sizes[index - 1]), to_number(sizes[index])
-        layers.append((k_prev, k, a, c))
-        rank = k if c > 0 else min(k, rank)
-    return Chain(base_dim, base_scale, signal, tuple(layers), first, rank)
-
-
-@dataclass
-class WalkState:
-    """Result of walking the chain upward from ``kappa_0``.
-
-    ``kappas[l]`` and ``dkappas[l] = d kappa_l / d kappa_0`` for the chain's
-    layers (index 0 is the base), ``df1`` and ``ddf1 = d df1_L / d kappa_0``
-    of the top layer. ``cancellation`` bounds the factor by which rounding
-    errors were amplified by subtractions of nearly equal numbers
-    (``k_l - df1_{l-1}`` and ``kappa_l = (...) - c_l``).
-    """
-
-    kappas: list
-    dkappas: list
-    df1: object
-    ddf1: object
-    cancellation: object = 1
-
-
-def walk(chain: Chain, kappa0) -> WalkState | None:
-    """Walk the layer equations upward from ``kappa_0``.
-
-    Implements, for each layer,
-    ``kappa_l = a_l kappa_{l-1} (k_l - df1_{l-1}) / k_{l-1} - c_l`` and
-    ``df1_l = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})``, with their
-    derivatives in ``kappa_0``.  Returns ``None`` outside the physical
-    branch (some ``kappa_l <= 0``).
-    """
-    c0 = chain.base_scale
-    kap = kappa0
-    dkap = 1
-    denom = c0 + kappa0
-    D = chain.base_dim * c0 / denom
-    dD = -chain.base_dim * c0 / (denom * denom)
-    kappas, dkappas = [kap], [dkap]
-    cancel = 1
-    for k_prev, k, a, c in chain.layers:
-        gap = k - D
-        new = a * kap * gap / k_prev - c
-        if not new > 0:
-            return None
-        cancel *= max(1, max(k, k_prev) / gap) * (1 + c / new)
-        dnew = a / k_prev * (dkap * gap - kap * dD)
-        D_new = k - k_prev * new / (a * kap)
-        dD = -k_prev / a * (dnew * kap - new * dkap) / (kap * kap)
-        D = D_new
-        kap, dkap = new, dnew
-        kappas.append(kap)
-        dkappas.append(dkap)
-    return WalkState(kappas, dkappas, D, dD, cancel)
-
-
-def _edge(chain: Chain, ctx):
-    """Lower end of the physical branch: ``inf {kappa_0 : walk valid}``.
-
-    Returns ``(edge, state)`` with ``state`` the walk at the smallest valid
-    point found (``edge`` itself when the branch reaches ``kappa_0 = 0``).
-    """
-    # smallest kappa_0 tried: far below the working precision, but with a
-    # square that still does not underflow (floats)
-    tiny = ctx.mpf("1e-150") if ctx is mpmath.fp else ctx.mpf(10) ** (-2 * ctx.dps - 50)
-    state = walk(chain, tiny)
-    if state is not None:
-        return tiny, state
-    hi = ctx.mpf(1)
-    while walk(chain, hi) is None:
-        hi *= 4
-        if hi > ctx.mpf("1e300"):
-            raise SolverError("no physical solution: the layer equations have no branch with all kappa_l > 0")
-    lo = tiny
-    tol = ctx.eps * 4
-    for _ in range(100000):
-        if hi - lo <= tol * hi:
-            break
-        mid = ctx.sqrt(lo * hi) if hi > 4 * lo else (lo + hi) / 2
-        if walk(chain, mid) is None:
-            lo = mid
-        else:
-            hi = mid
-    return hi, walk(chain, hi)
-
-
-def _rtsafe(fun, lo, hi, guess, ctx, what, stats=None):
-    """Root of increasing ``fun`` on ``(lo, hi)``: Newton steps kept inside a shrinking bracket.
-
-    ``fun(x)`` returns ``(f, df)`` or ``None`` where the walk is invalid
-    (treated as lying below the root).
-    """
-    tol = ctx.eps * 8
-    x = guess if guess is not None and lo < guess < hi else None
-    if x is None:
-        x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
-    for iteration in range(1, 2001):
-        if stats is not None:
-            stats["iterations"] = iteration
-        val = fun(x)
-        if val is None:
-            lo = x
-            step_x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
-        else:
-            f, df = val
-            if f == 0:
-                return x
-            if f < 0:
-                lo = x
-            else:
-                hi = x
-            newton = x - f / df if df > 0 else None
-            if newton is not None and lo < newton < hi:
-                step_x = newton
-            else:
-                step_x = ctx.sqrt(lo * hi) if hi > 4 * lo and lo > 0 else (lo + hi) / 2
-        if abs(step_x - x) <= tol * abs(x) or hi - lo <= tol * hi:
-            return step_x
-        x = step_x
-    raise SolverError(f"the {what} iteration did not converge (bracket [{lo}, {hi}])")
 
 
 # --------------------------------------------------------------------------
@@ -494,7 +342,8 @@ def _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=0
 
 
 def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, guess):
-    to_number = float if ctx is mpmath.fp else mpmath.mpf
+    ar = real(ctx)
+    to_number = float if ar is FLOAT else mpmath.mpf
     dps = max(30, coeff_digits)
     layers = model.layers(coeff_digits)
     sizes = [to_number(k) for k in model.sizes(dps)]
@@ -504,32 +353,23 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     with mpmath.workdps(max(coeff_digits, 20)):
         rho_mp, var_f_mp = target_moments(target, coeff_digits)
     rho, var_f = to_number(rho_mp), to_number(var_f_mp)
-    chain = build_chain(sizes, layers, to_number, 16 if ctx is mpmath.fp else ctx.dps)
+    chain = build_chain(sizes, layers, to_number, 16 if ar is FLOAT else ctx.dps)
     calls = [0]
     one = to_number(1)
     rho_eff = rho if chain.signal else 0 * one  # a layer with kappa1 = 0 erased the signal
     var_y = var_f + delta
 
-    def lam_of(state):
-        return state.kappas[-1] * (one - state.df1 / n)
-
     def ridge_fun(k0):
         calls[0] += 1
-        st = walk(chain, k0)
-        if st is None:
-            return None
-        f = lam_of(st) - lam
-        df = st.dkappas[-1] * (one - st.df1 / n) - st.kappas[-1] * st.ddf1 / n
-        return f, df
+        st = walk(chain, k0, ar)
+        return None if st is None else ridge_equation(st, n, lam)
 
     def df1_fun(k0):  # increasing in kappa_0: n - df1_L
         calls[0] += 1
-        st = walk(chain, k0)
-        if st is None:
-            return None
-        return n - st.df1, -st.ddf1
+        st = walk(chain, k0, ar)
+        return None if st is None else ridgeless_equation(st, n)
 
-    edge, edge_state = _edge(chain, ctx)
+    edge, edge_state = branch_edge(chain, ar)
 
     regime, message = "ridge", ""
     at_edge = False
@@ -547,56 +387,44 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
             return _threshold_prediction(model, layers, n, lam, delta, var_y, rho_eff, regime, message, digits, ctx)
         else:
             regime = "ridgeless-overparameterized"
-            hi = _bracket_hi(df1_fun, max(edge * 2, one), ctx)
-            kappa0 = _rtsafe(df1_fun, edge, hi, guess, ctx, "ridgeless", stats)
+            hi = bracket_above(df1_fun, max(edge * 2, one), ar)
+            kappa0 = rtsafe(df1_fun, edge, hi, guess, ar, "ridgeless", stats)
     else:
-        hi = _bracket_hi(ridge_fun, max(edge * 2, one, guess or one), ctx)
-        start = edge
-        first = ridge_fun(start)
-        if first is not None and first[0] >= 0 and n > chain.rank:
-            # the root lies within rounding of the branch edge: kappa_0 is the
-            # edge and kappa_L = lambda / (1 - rank/n) to first order in lambda
-            kappa0, at_edge = start, True
-        elif first is not None and first[0] >= 0:
-            kappa0 = start
+        hi = bracket_above(ridge_fun, max(edge * 2, one, guess or one), ar)
+        first = ridge_fun(edge)
+        if first is not None and first[0] >= 0:
+            # the root lies within rounding of the branch edge: kappa_0 is the edge (for
+            # n > rank, kappa_L = lambda / (1 - rank/n) to first order in lambda)
+            kappa0, at_edge = edge, n > chain.rank
         else:
-            kappa0 = _rtsafe(ridge_fun, start, hi, guess, ctx, "ridge", stats)
+            kappa0 = rtsafe(ridge_fun, edge, hi, guess, ar, "ridge", stats)
 
-    state = walk(chain, kappa0) if not at_edge else edge_state
+    state = walk(chain, kappa0, ar) if not at_edge else edge_state
     if state is None:
         state = edge_state
     kappas = list(state.kappas)
+    df2, s, s_prime = chain_readout(kappa0, state.kappa, state.dkappa, state.df1, state.ddf1, chain.signal)
     if at_edge:
-        if lam > 0:
-            kappa_L = lam / (one - chain.rank / n)
-        else:
-            kappa_L = ctx.zero if ctx is not mpmath.fp else 0.0
+        # kappa_L = lambda / (1 - rank/n) (0 without ridge) and df1 = df2 = rank
+        kappa_L = lam / ((n - chain.rank) / n)
         df1 = df2 = chain.rank
-        s = one / (one + kappa0) if chain.signal else 0 * one
         s_minus = s
-        s_prime = -((one / (one + kappa0)) ** 2) / state.dkappas[-1] if chain.signal else 0 * one
         kappas[-1] = kappa_L
+        denom = (n - chain.rank) / n
     else:
-        kappa_L = kappas[-1]
-        dk = state.dkappas[-1]
+        kappa_L = state.kappa
         df1 = state.df1
-        df2 = df1 + kappa_L * state.ddf1 / dk
-        if chain.signal:
-            s = one / (one + kappa0)
-            s_prime = -(s * s) / dk
-        else:
-            s = s_prime = 0 * one
         s_minus = s - kappa_L * s_prime
-    denom = one - df2 / n
+        denom = 1 - df2 / n
     if not denom > 0:
         raise SolverError(f"1 - df2/n = {_fmt(denom)} <= 0 at the solution: the solver left the physical branch")
-    bias, noise_part, test = error_terms(var_f, delta, rho_eff, s_minus, df2, n)
+    bias, noise_part, test = error_terms(var_f, delta, rho_eff, s_minus, df2, n, denom)
     train = train_error(test, n, lam, kappa_L, chain.rank)
 
-    residuals = _residuals(chain, state.kappas, n, lam, at_edge)
+    residuals = _residuals(chain, state, n, lam, at_edge, ar)
     # rounding errors amplified by cancellations in the walk and by 1/(1 - df2/n)
     condition = (1 if at_edge else float(state.cancellation)) / float(denom)
-    fallback = ctx is mpmath.fp and condition > FLOAT_AMPLIFICATION_LIMIT
+    fallback = ar is FLOAT and condition > FLOAT_AMPLIFICATION_LIMIT
     full_kappas = tuple([None] * chain.first + kappas)
     return Prediction(
         test_error=test,
@@ -623,40 +451,23 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
         iterations=stats["iterations"],
         function_calls=calls[0],
         converged=True,
-        working_digits=16 if ctx is mpmath.fp else ctx.dps,
+        working_digits=16 if ar is FLOAT else ctx.dps,
         condition=condition,
     )
 
 
-def _residuals(chain, kappas, n, lam, at_edge):
-    """Relative residuals of every equation, recomputed from the walked kappas.
+def _residuals(chain: Chain, state: WalkState, n, lam, at_edge, ar):
+    """Relative residuals of every equation, recomputed from the walk ``state`` at the solution.
 
-    At the branch edge (ridgeless, under-parameterized) the last entry is
-    ``kappa_L`` of the edge point found (the equation there is ``kappa_L = 0``).
+    The layer equations (:func:`rfq_theory.chain.layer_residuals`), then the
+    ridge equation ``kappa_L (1 - D_L/n) = lambda``.  At the branch edge
+    (ridgeless, under-parameterized) the last entry is ``kappa_L`` of the
+    edge point found (the equation there is ``kappa_L = 0``).
     """
-    c0 = chain.base_scale
-    D = chain.base_dim * c0 / (c0 + kappas[0])
-    out = []
-    for (k_prev, k, a, c), kap_prev, kap in zip(chain.layers, kappas[:-1], kappas[1:]):
-        lhs = a * kap_prev * (k - D) / k_prev
-        scale = max(abs(lhs), kap + c)
-        out.append(abs(lhs - (kap + c)) / scale if scale > 0 else 0 * scale)
-        D = k - k_prev * kap / (a * kap_prev)
-    if at_edge:
-        out.append(abs(kappas[-1]))
-    else:
-        out.append(abs(kappas[-1] * (1 - D / n) - lam) / max(lam, kappas[-1]))
+    out = layer_residuals(chain, state, ar)
+    kappa = state.kappa
+    out.append(abs(kappa) if at_edge else abs(kappa * (1 - state.df1 / n) - lam) / max(lam, kappa))
     return out
-
-
-def _bracket_hi(fun, start, ctx):
-    hi = start
-    for _ in range(2000):
-        val = fun(hi)
-        if val is not None and val[0] > 0:
-            return hi
-        hi *= 4
-    raise SolverError("could not bracket the effective ridge (no root below kappa_0 = 4^2000)")
 
 
 def _threshold_prediction(model, layers, n, lam, delta, var_y, rho, regime, message, digits, ctx):

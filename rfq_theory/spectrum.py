@@ -32,12 +32,14 @@ cumulants of ``B_l = F_l Omega_{l-1} F_l^T`` are
 moments follow from the moment-cumulant formula on non-crossing
 partitions, and ``Omega_l = a_l B_l + c_l I`` by the binomial theorem.
 
+The walk is :func:`rfq_theory.chain.walk_state` in its complex arithmetic.
 Two number paths share these equations: a float path vectorized over the
 grid of ``x`` (NumPy complex arrays, adaptive continuation in ``eta`` per
-point) and an mpmath path at any precision (the precision raised locally
-with ``mpmath.workdps`` and restored on exit; that is mpmath's global
-context, so unlike the ridge and convex-loss solvers the mpmath path is not
-meant to run in several threads at once).
+point) and an mpmath path at any precision, run in the calling thread's
+private mpmath context (:mod:`rfq_theory.precision`), so that several
+threads may compute spectra at different precisions at once.  The public
+entries add :data:`GUARD` digits once; the chain's coefficients are
+computed to that working precision.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import mpmath
 import numpy as np
 
+from .chain import COMPLEX, Chain, SolverError, build_chain, omega_rank, walk_state
 from .checks import InputError, check_digits, check_positive, format_number
 from .model import DeepRF
-from .solver import Chain, SolverError, build_chain
+from .precision import freeze, is_mpf
+from .precision import mp as mpmath
 
 __all__ = [
     "LayerSpectrum",
@@ -96,14 +99,21 @@ def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None =
     layer with ``kappa1 = 0`` restarts the chain from ``kappastar^2 I``).
     With ``samples = n`` one noiseless linear layer ``(k_layer, n, 1, 0)`` is
     appended: ``K = Z Z^T / k_layer``.  Numbers are floats when ``digits``
-    is ``None``, else mpf at the caller's working precision.
+    is ``None``, else mpf frozen at ``digits + GUARD`` digits (arithmetic on
+    them runs at that precision in any thread, see :mod:`rfq_theory.precision`).
     """
     _check_model(model)
     L = model.depth
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer <= L:
         raise InputError(f"layer must be an integer between 0 and {L}, got {layer!r}")
     layer = int(layer)
-    conv = float if digits is None else mpmath.mpf
+    if digits is not None:
+        digits = check_digits(digits)
+
+    def conv(v):
+        # floats, or numbers of fixed precision digits + GUARD whatever the caller's context
+        return float(v) if digits is None else freeze(v, digits + GUARD)
+
     sizes = [conv(k) for k in model.sizes(digits + GUARD if digits else 30)]
     coeffs = model.layers(digits + GUARD if digits else 15)[:layer]
     chain = build_chain(sizes[: layer + 1], coeffs, to_number=conv)
@@ -122,7 +132,7 @@ def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None =
 
 
 def _top_size(chain):
-    return chain.layers[-1][1] if chain.layers else chain.base_dim
+    return chain.top_size
 
 
 def _atoms(chain):
@@ -134,9 +144,7 @@ def _atoms(chain):
     """
     if not chain.layers:
         return [(chain.base_scale, chain.base_scale * 0 + 1)]
-    rank = chain.base_dim
-    for _k_prev, k, _a, c in chain.layers[:-1]:
-        rank = k if c > 0 else min(k, rank)
+    rank = omega_rank(chain.base_dim, chain.layers[:-1])
     k_prev, k, a, c = chain.layers[-1]
     if rank < k:
         return [(c, 1 - rank / k)]
@@ -150,7 +158,7 @@ def support_bound(chain):
     ``R_l = a_l (1 + sqrt(k_l/k_{l-1}))^2 R_{l-1} + c_l``, ``R_0 = c_0``; and
     ``Omega_l >= c_l I``.
     """
-    sqrt = mpmath.sqrt if isinstance(chain.base_dim, mpmath.mpf) else math.sqrt
+    sqrt = mpmath.sqrt if is_mpf(chain.base_dim) else math.sqrt
     upper = chain.base_scale
     lower = chain.base_scale
     for k_prev, k, a, c in chain.layers:
@@ -198,22 +206,8 @@ def spectral_moments(chain) -> tuple:
 
 def _walk(chain, k0):
     """``(kappa_top, d kappa_top / d kappa_0, D_top)`` at complex ``kappa_0`` (arrays or mpc)."""
-    c0 = chain.base_scale
-    den = c0 + k0
-    D = chain.base_dim * c0 / den
-    dD = -D / den
-    kap = k0
-    dkap = k0 * 0 + 1
-    for k_prev, k, a, c in chain.layers:
-        gap = k - D
-        new = a * kap * gap / k_prev - c
-        dnew = a / k_prev * (dkap * gap - kap * dD)
-        if c:
-            t = c * k_prev / (a * kap)
-            D = D + t
-            dD = dD - t * dkap / kap
-        kap, dkap = new, dnew
-    return kap, dkap, D
+    st = walk_state(chain, k0, COMPLEX)
+    return st.kappa, st.dkappa, st.df1
 
 
 def _m_from(chain, z, D):
@@ -317,6 +311,23 @@ def _solve_float(chain, x, eta_final, scale) -> _Solution:
     return _Solution(m, k, eta_used, ~failed, steps)
 
 
+def _newton_mp(chain, k, z, tol, iters):
+    """Newton on ``kappa_top(kappa_0) + z = 0`` from ``k`` (mpc) until a step is below ``tol`` relative.
+
+    One more step follows the small one (quadratic convergence: it lands at
+    the working precision).  Returns ``(kappa_0, steps)``, or
+    ``(None, iters)`` when no step got small within ``iters``.
+    """
+    for it in range(iters):
+        kap, dk, _ = _walk(chain, k)
+        step = (kap + z) / dk
+        k = k - step
+        if abs(step) <= tol * abs(k):
+            kap, dk, _ = _walk(chain, k)
+            return k - (kap + z) / dk, it + 2
+    return None, iters
+
+
 def _solve_mp(chain, x, k0_start, eta_start, dps):
     """mpmath solve at ``z = x + i0`` from a float start; continuation in ``eta`` if Newton strays.
 
@@ -328,15 +339,8 @@ def _solve_mp(chain, x, k0_start, eta_start, dps):
     tol = mpmath.mpf(10) ** (-(dps - GUARD // 2))
     x = mpmath.mpf(x)
 
-    def newton(k, z, iters=80):
-        for it in range(iters):
-            kap, dk, _ = _walk(chain, k)
-            step = (kap + z) / dk
-            k = k - step
-            if abs(step) <= tol * abs(k):
-                kap, dk, _ = _walk(chain, k)
-                return k - (kap + z) / dk, it + 2
-        return None, iters
+    def newton(k, z):
+        return _newton_mp(chain, k, z, tol, 80)
 
     start = mpmath.mpc(k0_start)
     if abs(start.imag) <= 1e-10 * abs(start):
@@ -657,7 +661,7 @@ def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
         support,
         atoms,
         tuple(x),
-        tuple(dens),
+        tuple(freeze(d, dps) for d in dens),
         base.mass,
         base.converged,
         res,
@@ -887,22 +891,15 @@ def stieltjes(model: DeepRF, z, layer: int | None = None, samples=None, digits: 
         tol = mpmath.mpf(10) ** (-(dps - GUARD // 2))
         while True:
             zz = z.real + 1j * eta
-            for _ in range(200):
-                kap, dk, _ = _walk(chain, k)
-                step = (kap + zz) / dk
-                k -= step
-                if abs(step) <= tol * abs(k):
-                    kap, dk, _ = _walk(chain, k)
-                    k -= (kap + zz) / dk
-                    break
-            else:
+            k, _ = _newton_mp(chain, k, zz, tol, 200)
+            if k is None:
                 raise SolverError(f"Newton did not converge at z = {mpmath.nstr(zz, 8)}")
             if eta == z.imag:
                 break
             eta = max(eta / 2, z.imag)
         _, _, D = _walk(chain, k)
         m = _m_from(chain, z, D)
-        return +m
+        return +m  # an mpc of this thread's context, rounded to the working precision
 
 
 def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits: int | None = 30):
@@ -917,7 +914,7 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
     xs = _check_x([x])
     chain_f = spectrum_chain(model, layer, samples)
     if not chain_f.layers:
-        return 0.0 if digits is None else mpmath.mpf(0)
+        return 0.0 if digits is None else freeze(0, check_digits(digits) + GUARD)
     _, hi = support_bound(chain_f)
     atoms_f = [(float(l), float(w)) for l, w in _atoms(chain_f)]
     dens, sol = _density_float(chain_f, xs, hi, atoms_f)
@@ -931,4 +928,4 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
         for loc, w in _atoms(chain):
             if eta > 0:
                 d -= w * eta / ((mpmath.mpf(x) - loc) ** 2 + eta**2) / mpmath.pi
-        return +d if d > 0 else mpmath.mpf(0)
+        return freeze(d if d > 0 else 0, digits + GUARD)
