@@ -49,6 +49,7 @@ import numpy as np
 from rfq_theory import DeepRF
 from rfq_theory.glm import predict_glm
 
+from ..network import SimulatedNetwork
 from .backends import get_backend
 from .simulate import draw_weights, fit_readout, network_sizes, trial_generators
 from .tolerance import regime_warnings, verdict
@@ -149,21 +150,10 @@ def simulate_glm_trial(config: GLMConfig, trial: int, chunk: int = 2048) -> dict
     """The four metrics of one draw (see the module docstring)."""
     model = config.model()
     sizes = network_sizes(model)
-    ops = get_backend("numpy")
     gens = trial_generators(config.seed, trial)
     weights = draw_weights(model, config.seed, trial)
     theta = gens["theta"].standard_normal(sizes[0]) / math.sqrt(sizes[0])
-    # the network of simulate.py: Z_l = sigma_l(Z_{l-1} Q(W_l)^T / sqrt(k_{l-1})) - m_l
-    mats = [W.T / math.sqrt(sizes[l]) for l, W in enumerate(weights)]
-    acts = [ops.activation(a) for a in model.activations]
-    means = [float(lc.mu0) for lc in model.layers()]
-
-    def features(X):
-        z = X
-        for A, act, mu in zip(mats, acts, means):
-            z = act(z @ A) - mu
-        return np.asarray(z)
-
+    features = SimulatedNetwork(model, weights=weights).features
     sd = math.sqrt(config.noise)
     n = int(config.samples)
 

@@ -47,11 +47,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rfq_theory import DeepRF, get_activation
+from rfq_theory import DeepRF
 from rfq_theory.spectrum import cdf, layer_spectrum, spectral_moments, spectrum_chain
 
-from .finite_size import unit_variance_matrices
-from .simulate import draw_weights, network_sizes, trial_generators
+from ..network import SimulatedNetwork
+from .simulate import network_sizes, trial_generators
 
 __all__ = [
     "KS_CONSTANT",
@@ -107,28 +107,14 @@ class SpectrumRow:
 
 def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of the realized ``Omega_1 .. Omega_L`` of draw ``(seed, trial)`` (ascending)."""
-    F = unit_variance_matrices(model, draw_weights(model, seed, trial))
-    omega = np.eye(network_sizes(model)[0])
-    out = []
-    for lc, Fl in zip(model.layers(), F):
-        a, c = float(lc.kappa1) ** 2, float(lc.kappa_star) ** 2
-        omega = a * (Fl @ omega @ Fl.T) + c * np.eye(Fl.shape[0])
-        omega = (omega + omega.T) / 2
-        out.append(np.linalg.eigvalsh(omega))
-    return out
+    return [np.linalg.eigvalsh(omega) for omega in SimulatedNetwork(model, seed, trial).omegas()]
 
 
 def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of ``K_l = Z_l Z_l^T / k_l`` (``n x n``) of the real features, layers ``1..L``."""
-    sizes = network_sizes(model)
-    weights = draw_weights(model, seed, trial)
-    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), sizes[0]))
-    z = x
-    out = []
-    for l, (W, act, lc) in enumerate(zip(weights, model.activations, model.layers())):
-        z = get_activation(act).numpy(z @ (W.T / math.sqrt(sizes[l]))) - float(lc.mu0)
-        out.append(np.linalg.eigvalsh(z @ z.T / sizes[l + 1]))
-    return out
+    net = SimulatedNetwork(model, seed, trial)
+    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), net.sizes[0]))
+    return [np.linalg.eigvalsh(k) for k in net.kernels(x)]
 
 
 def ks_distance(eigs: np.ndarray, spec) -> float:
