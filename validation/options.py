@@ -140,6 +140,7 @@ def run_command(args, build, prog: str, after=None) -> int:
             out=args.out,
             resume=args.resume,
             progress=not args.no_progress,
+            figure=not getattr(args, "no_plot", False),
             workers=workers,
             scheduler=scheduler,
             log=lambda m: print(m, file=sys.stderr),
