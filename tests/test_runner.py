@@ -31,7 +31,6 @@ SPECTRUM = [
     "--points",
     "60",
     "--no-plot",
-    "--no-progress",
 ]
 
 CONVEX = [
@@ -102,8 +101,8 @@ def test_a_second_spectrum_run_keeps_the_rows_of_the_first(tmp_path):
     out = tmp_path / "vs1"
     assert main(_with(SPECTRUM, quantizers="none", out=out)) == 0
     assert main(_with(SPECTRUM, quantizers="sign", out=out)) == 0
-    keys = {r["key"] for r in _records(out) if r.get("record") == "row"}
-    assert {"none", "sign"} <= keys
+    stored = {r.get("key") or r.get("quantizer_spec") for r in _records(out)}
+    assert {"none", "sign"} <= stored
 
 
 def test_a_second_writer_on_the_same_folder_is_refused(tmp_path, capsys):
@@ -200,6 +199,62 @@ def test_non_finite_huge_and_non_utf8_lines_are_set_aside(tmp_path):
         assert store.damaged == len(damaged)
     assert (tmp_path / "results.damaged.jsonl").read_bytes() == b"".join(d + b"\n" for d in damaged)
     assert (tmp_path / "results.jsonl").read_bytes() == good + b"\n"
+
+
+RIDGE = [
+    "validate",
+    "--input-dim",
+    "16",
+    "--widths",
+    "24",
+    "--activations",
+    "tanh",
+    "--quantizers",
+    "none",
+    "--grid",
+    "1",
+    "--trials",
+    "2",
+    "--test-samples",
+    "100",
+]
+
+
+def _ridge_store_with(tmp_path, damage):
+    """A finished 2-draw ridge run with ``damage(draw_record)`` lines appended; resumed with 3 draws."""
+    out = tmp_path / "r"
+    assert main(_with(RIDGE, out=out)) == 1  # 2 draws: inconclusive
+    lines = (out / "results.jsonl").read_bytes().splitlines()
+    draw = json.loads(lines[0])
+    (out / "results.jsonl").write_bytes(b"\n".join(lines + damage(draw)) + b"\n")
+    rc = main(_with(RIDGE, out=out, trials=3) + ["--resume"])
+    return rc, json.loads((out / "report.json").read_text())
+
+
+def test_a_non_finite_stored_draw_is_not_taken_for_a_result(tmp_path):
+    def damage(draw):
+        return [
+            json.dumps(dict(draw, trial=2))
+            .encode()
+            .replace(b'"test_error": ' + json.dumps(draw["test_error"]).encode(), b'"test_error": NaN')
+        ]
+
+    rc, report = _ridge_store_with(tmp_path, damage)
+    assert rc == 1 and report["store"]["damaged_lines"] == 1
+    assert report["execution"]["draws_run"] == 1  # the damaged draw was run again
+    assert all(x is not None for x in report["rows"][0]["mc_test_draws"])
+
+
+def test_oversized_and_non_utf8_stored_lines_do_not_stop_a_resume(tmp_path):
+    def damage(draw):
+        return [
+            json.dumps(dict(draw, trial=6)).encode().replace(b'"trial": 6', b'"trial": ' + b"7" * 5000),
+            json.dumps(dict(draw, trial=2)).encode().replace(draw["key"].encode(), draw["key"].encode() + b"\xfe"),
+        ]
+
+    rc, report = _ridge_store_with(tmp_path, damage)
+    assert rc == 1 and report["store"]["damaged_lines"] == 2
+    assert report["execution"]["draws_run"] == 1
 
 
 def test_a_damaged_convex_store_resumes_with_the_damage_set_aside(tmp_path):
