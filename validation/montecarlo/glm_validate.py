@@ -26,8 +26,9 @@ network's ``features``), with
 
 Theory is :func:`rfq_theory.glm.predict_glm`; the finite-size route solves
 the same saddle point on the realized ``Omega_L`` spectrum of draw 0
-(:func:`finite_size_glm`); the verdict is
-:func:`validation.montecarlo.tolerance.verdict` on the test error.
+(:func:`finite_size_glm`); :func:`validation.montecarlo.tolerance.verdict`
+judges each of the four metrics and a row passes when all four pass
+(:func:`score`).
 
 ``rfq validate --labels sign --loss LOSS`` runs :class:`ConvexExperiment`
 (the rows, grid, result store, executors and report of ridge validation).
