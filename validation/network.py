@@ -52,7 +52,7 @@ class SimulatedNetwork:
         self.ops = ops if ops is not None else get_backend("numpy")
         self.layers = model.layers()
         # A_l = Q(W_l)^T / sqrt(k_{l-1}) so that Z_l = sigma(Z_{l-1} A_l) - m_l (rows are samples)
-        self._mats = None
+        self._mats: list | None = None
         self._acts = [self.ops.activation(a) for a in model.activations]
         self.means = [float(lc.mu0) for lc in self.layers]
 
@@ -61,8 +61,9 @@ class SimulatedNetwork:
         """``Z_1, ..., Z_L`` of the inputs ``x`` (rows are samples), on the backend."""
         if self._mats is None:
             self._mats = [self.ops.asarray(W.T / math.sqrt(self.sizes[l])) for l, W in enumerate(self.weights)]
+        mats = self._mats
         z = self.ops.asarray(x)
-        for A, act, m in zip(self._mats, self._acts, self.means):
+        for A, act, m in zip(mats, self._acts, self.means):
             z = act(z @ A) - m
             yield z
 
@@ -98,14 +99,16 @@ class SimulatedNetwork:
 
     def omega_phi(self) -> tuple[np.ndarray, np.ndarray]:
         """``(Omega_L, Phi_L)`` of the last layer (``Omega_L`` symmetrised once, at the end)."""
-        omega = phi = None
+        omega: np.ndarray | None = None
+        phi: np.ndarray | None = None
         for lc, F in zip(self.layers, self.unit_variance()):
             k1, ks = float(lc.kappa1), float(lc.kappa_star)
-            if omega is None:  # Omega_0 = Phi_0 = I
+            if omega is None or phi is None:  # Omega_0 = Phi_0 = I
                 omega, phi = k1**2 * (F @ F.T), k1 * F
             else:
                 omega, phi = k1**2 * (F @ omega @ F.T), k1 * (F @ phi)
             omega[np.diag_indices_from(omega)] += ks**2
+        assert omega is not None and phi is not None  # a model has at least one layer
         return (omega + omega.T) / 2, phi
 
 

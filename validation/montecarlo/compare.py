@@ -293,9 +293,10 @@ def describe_model(config: ValidationConfig) -> str:
         "ridge": f", n = {config.samples}",
     }[config.vary]
     ridge = "" if config.vary == "ridge" else f", ridge {config.ridge:g}"
+    readout = f", {config.loss} loss on sign labels" if config.convex else f", target {spec_label(config.target)}"
     return (
         f"d = {config.input_dim}, widths {', '.join(map(str, config.widths))}, activations {acts}{fixed}"
-        f"{ridge}, noise {config.noise:g}, target {spec_label(config.target)}, {config.trials} draws per point"
+        f"{ridge}, noise {config.noise:g}{readout}, {config.trials} draws per point"
     )
 
 
