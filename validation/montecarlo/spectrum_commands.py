@@ -16,6 +16,8 @@ examples:
       --samples 1200 --out spectra-check
   rfq validate-spectrum --input-dim 300 --widths 600,450,300 --activations relu \\
       --quantizers none,sign --samples 360 --trials 2 --out small
+  rfq validate-spectrum ... --trials 8 --workers 2      # draws on a local Dask cluster
+  rfq validate-spectrum ... --trials 16 --resume        # add draws to a finished run
 """
 
 
