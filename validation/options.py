@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 from rfq_theory.axes import VARY_CHOICES
 
-__all__ = ["Axis", "AXES", "axis_help", "add_execution_arguments", "model_fields", "run_command"]
+__all__ = [
+    "Axis",
+    "AXES",
+    "axis_help",
+    "add_execution_arguments",
+    "model_fields",
+    "check_execution",
+    "run_command",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,26 @@ def _execution(args) -> tuple[int, str | None]:
     return workers, scheduler
 
 
+def check_execution(args, prog: str) -> int | None:
+    """Check ``--workers``/``--scheduler`` before the heavy imports of a command: 2 (one line) or ``None``.
+
+    A wrong scheduler address, or a port that is not a Dask scheduler, is
+    refused within seconds (:func:`~validation.montecarlo.executors.probe_scheduler`).
+    """
+    from rfq_theory.checks import InputError
+
+    try:
+        _, scheduler = _execution(args)
+        if scheduler is not None:
+            from .montecarlo.executors import probe_scheduler
+
+            probe_scheduler(scheduler, timeout=3.0)
+    except InputError as exc:
+        print(f"{prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    return None
+
+
 def run_command(args, build, prog: str, after=None) -> int:
     """Run the experiment ``build(args)`` as command ``prog``; print the table; return the exit code.
 
@@ -128,12 +156,8 @@ def run_command(args, build, prog: str, after=None) -> int:
         return code
 
     try:
-        experiment = build(args)
         workers, scheduler = _execution(args)
-        if scheduler is not None:
-            from .montecarlo.executors import probe_scheduler
-
-            probe_scheduler(scheduler)
+        experiment = build(args)
         check_out_dir(args.out)
         report = run_experiment(
             experiment,

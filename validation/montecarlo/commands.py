@@ -57,6 +57,11 @@ def register(sub) -> None:
 
 
 def _run_validate(args):
+    from ..options import check_execution
+
+    code = check_execution(args, "rfq validate")  # before the heavy imports: a wrong --scheduler fails fast
+    if code is not None:
+        return code
     from .compare import run_validate
 
     return run_validate(args)

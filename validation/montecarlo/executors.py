@@ -324,7 +324,7 @@ def connect(address, timeout: float = 10.0):
     from distributed import Client
 
     text = check_address(address)
-    probe_scheduler(text, timeout=min(timeout, 5.0))
+    probe_scheduler(text, timeout=min(timeout, 3.0))
     for name in ("distributed.client", "distributed.core", "distributed.comm", "distributed.utils"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:

@@ -69,6 +69,10 @@ def _build(args):
 
 
 def _run(args):
-    from ..options import run_command
+    from ..options import check_execution, run_command
+
+    code = check_execution(args, "rfq validate-spectrum")
+    if code is not None:
+        return code
 
     return run_command(args, _build, "rfq validate-spectrum")
