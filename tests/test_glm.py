@@ -324,7 +324,7 @@ def test_validate_without_scikit_learn_says_how_to_install(monkeypatch, capsys):
 
 @pytest.mark.parametrize(
     "extra,word",
-    [(["--input-dim", "abc"], "input-dim"), (["--trials", "1"], "trials"), (["--workers", "2"], "--workers")],
+    [(["--input-dim", "abc"], "input_dim"), (["--trials", "1"], "trials"), (["--ridge", "nan"], "ridge")],
 )
 def test_validate_glm_bad_options_one_line(extra, word, capsys):
     from rfq_theory.cli import main

@@ -12,6 +12,18 @@ import os
 import sys
 import textwrap
 
+from ..options import (  # noqa: F401 - re-exported: the public home is rfq_theory.options
+    ACTIVATION_HELP,
+    QUANTIZER_HELP,
+    add_model_arguments,
+    check_output_path,
+    model_from_args,
+    parse_grid,
+    same_file,
+    short_repr,
+    split_list,
+)
+
 __all__ = [
     "EXIT_INPUT",
     "EXIT_SOLVER",
@@ -33,13 +45,6 @@ __all__ = [
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
-
-#: help text of every activation option
-ACTIVATION_HELP = (
-    "a built-in name (see 'rfq list'), name:param such as leaky_relu:0.1, or an expression in u such as 'u*tanh(u)'"
-)
-#: help text of every quantizer option
-QUANTIZER_HELP = "none, sign, sign-scaled, ternary:t, uniform:b[:clip] or expr:<expression in g> (see 'rfq list')"
 
 
 class UsageError(Exception):
@@ -74,127 +79,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse API
         raise UsageError(f"{self.prog}: error: {message}")
-
-
-def split_list(text, name):
-    """Split a comma-separated option value into items.
-
-    Commas inside parentheses belong to the item (``Max(u,0.1*u)`` is one
-    activation), so this is the one list syntax of every command.
-
-    >>> split_list("tanh, Max(u,0.1*u)", "activations")
-    ['tanh', 'Max(u,0.1*u)']
-    """
-    from ..checks import InputError
-
-    items, depth, lowest, cur = [], 0, 0, []
-    for ch in str(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            lowest = min(lowest, depth)
-        if ch == "," and depth == 0:
-            items.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    items.append("".join(cur).strip())
-    if depth != 0 or lowest < 0:
-        raise InputError(f"--{name}: unbalanced parentheses in {short_repr(text)}")
-    if any(not t for t in items):
-        raise InputError(f"--{name} must be a comma-separated list of non-empty items, got {short_repr(text)}")
-    return items
-
-
-def parse_grid(text: str, name="grid"):
-    """A grid of floats: ``a,b,c`` or ``start:stop:num`` (linear) or ``start:stop:num:log``."""
-    import math
-
-    import numpy as np
-
-    from ..checks import InputError
-
-    text = str(text).strip()
-    usage = f"--{name} must be 'a,b,c' or 'start:stop:num[:log]', got {text!r}"
-    if ":" in text:
-        parts = text.split(":")
-        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("log", "lin")):
-            raise InputError(usage)
-        try:
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-        except ValueError:
-            raise InputError(usage) from None
-        if not (math.isfinite(start) and math.isfinite(stop)):
-            raise InputError(f"--{name}: ends must be finite numbers, got {text!r}")
-        if num < 1 or num > 100000:
-            raise InputError(f"--{name}: number of points must be between 1 and 100000, got {num}")
-        if len(parts) == 4 and parts[3] == "log":
-            if start <= 0 or stop <= 0:
-                raise InputError(f"--{name}: a log grid needs positive ends, got {text!r}")
-            return [float(x) for x in np.geomspace(start, stop, num)]
-        return [float(x) for x in np.linspace(start, stop, num)]
-    out = []
-    for item in split_list(text, name):
-        try:
-            value = float(item)
-        except ValueError:
-            raise InputError(f"--{name} values must be numbers, got {item!r}") from None
-        if not math.isfinite(value):
-            raise InputError(f"--{name} values must be finite numbers, got {item!r}")
-        out.append(value)
-    return out
-
-
-def add_model_arguments(p, samples_required=True):
-    """Options that describe a deep RF model and its data (shared by predict, theorem, curve)."""
-    p.add_argument("--input-dim", required=True, metavar="D", help="input dimension d (any positive real)")
-    p.add_argument(
-        "--widths",
-        required=True,
-        metavar="K1,K2,...",
-        help="comma-separated widths k_1,...,k_L (positive reals); their number sets the depth L",
-    )
-    p.add_argument(
-        "--activations",
-        required=True,
-        metavar="SPEC[,SPEC...]",
-        help="one activation for all layers or one per layer (commas inside parentheses belong to the "
-        "expression): " + ACTIVATION_HELP,
-    )
-    p.add_argument(
-        "--quantizers",
-        default="none",
-        metavar="SPEC[,SPEC...]",
-        help="one weight quantizer for all layers or one per layer (default none): " + QUANTIZER_HELP,
-    )
-    p.add_argument("--samples", required=samples_required, metavar="N", help="number of training samples n")
-    p.add_argument(
-        "--ridge", default="0", metavar="LAMBDA", help="ridge lambda >= 0 (default 0: minimum-norm interpolator)"
-    )
-    p.add_argument("--noise", default="0", metavar="DELTA", help="label-noise variance Delta >= 0 (default 0)")
-    p.add_argument(
-        "--target",
-        default="linear",
-        metavar="SPEC",
-        help="target function f* of the labels, given like an activation (default linear)",
-    )
-
-
-def model_from_args(args):
-    """The :class:`~rfq_theory.model.DeepRF` described by :func:`add_model_arguments` options."""
-    from ..model import DeepRF
-
-    widths = split_list(args.widths, "widths")
-    activations = split_list(args.activations, "activations")
-    quantizers = split_list(args.quantizers, "quantizers")
-    return DeepRF(args.input_dim, tuple(widths), tuple(activations), tuple(quantizers))
-
-
-def short_repr(text, limit=80):
-    """``repr(text)``, cut to ``limit`` characters (an error message stays one short line)."""
-    r = repr(str(text))
-    return r if len(r) <= limit else f"{r[: limit - 20]}...' ({len(str(text))} characters)"
 
 
 def names(items):
@@ -238,41 +122,6 @@ def fmt(x, digits):
     if not isinstance(x, str) and x == 0:
         return "0"
     return format_number(x, digits)
-
-
-def check_output_path(path, name, suffix=None):
-    """Check that ``path`` can be written as a file before any work is done.
-
-    Returns the path the command writes: ``path`` itself, or ``path + suffix``
-    when ``path`` has no suffix and does not exist yet (``--plot fig`` writes
-    ``fig.png``). Raises :class:`~rfq_theory.checks.InputError` naming the
-    option when the path is empty, a folder, inside a folder that does not
-    exist, or not writable.
-    """
-    from ..checks import InputError
-
-    text = str(path)
-    if not text.strip():
-        raise InputError(f"--{name} must be a file path, got an empty string")
-    if "\0" in text:
-        raise InputError(f"--{name} must be a file path, got a name with a null character")
-    if os.path.isdir(text):
-        raise InputError(f"--{name}: {short_repr(text)} is a folder; give a file path")
-    if suffix and not os.path.splitext(text)[1] and not os.path.lexists(text):
-        text += suffix
-        if os.path.isdir(text):
-            raise InputError(f"--{name}: {short_repr(text)} is a folder; give a file path")
-    parent = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(parent):
-        raise InputError(f"--{name}: folder {short_repr(parent)} does not exist")
-    if os.path.exists(text) and not os.access(text, os.W_OK) or not os.access(parent, os.W_OK):
-        raise InputError(f"--{name}: {short_repr(text)} is not writable")
-    return text
-
-
-def same_file(a, b) -> bool:
-    """Whether two output paths name the same file (also through links)."""
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def stdout_closed() -> int:

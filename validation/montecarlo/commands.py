@@ -11,6 +11,8 @@ import argparse
 
 from rfq_theory.axes import VARY_CHOICES
 
+from ..options import add_execution_arguments, axis_help
+
 __all__ = ["register", "add_validate_arguments", "add_demo_arguments"]
 
 VALIDATE_EXAMPLES = """\
@@ -55,12 +57,11 @@ def register(sub) -> None:
 
 
 def _run_validate(args):
-    if args.labels is None:
-        args.labels = "regression" if args.loss == "square" else "sign"
-    if args.labels != "regression" or args.loss != "square":
-        from .glm_validate import run_glm_validate
+    from ..options import check_execution
 
-        return run_glm_validate(args)
+    code = check_execution(args, "rfq validate")  # before the heavy imports: a wrong --scheduler fails fast
+    if code is not None:
+        return code
     from .compare import run_validate
 
     return run_validate(args)
@@ -92,8 +93,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         "--vary",
         choices=VARY_CHOICES,
         default="samples",
-        help="what the grid varies: samples (n = g d), width (last width k_L = g d), widths (all widths times g), "
-        "ridge (lambda = g) (default samples)",
+        help=axis_help() + " (default samples)",
     )
     a(
         "--grid",
@@ -107,23 +107,8 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--backend", choices=("numpy", "torch"), default="numpy", help="simulation backend (default numpy)")
     a("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default cpu)")
     a("--dtype", choices=("float64", "float32"), default="float64", help="simulation precision (default float64)")
-    a("--out", type=str, default="validation-out", help="output directory (default ./validation-out)")
-    a("--resume", action="store_true", help="continue: skip the draws and rows already in OUT/results.jsonl")
-    a(
-        "--workers",
-        type=str,
-        default="1",
-        help="run draws on a local Dask cluster of N single-threaded processes (default 1: in this process)",
-    )
-    a(
-        "--scheduler",
-        type=str,
-        default=None,
-        metavar="ADDRESS",
-        help="run draws on an existing Dask scheduler, e.g. tcp://host:8786",
-    )
+    add_execution_arguments(parser, "validation-out")
     a("--scaling", action="store_true", help="also run the scaling check (growing d, fixed ratios)")
-    a("--json", action="store_true", help="print the report as JSON instead of a table")
     a(
         "--labels",
         choices=("regression", "sign"),
@@ -131,7 +116,6 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         help="labels: regression (default with --loss square) or sign (+-1; default with --loss logistic/hinge)",
     )
     a("--loss", choices=("square", "logistic", "hinge"), default="square", help="readout loss (default square)")
-    a("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 

@@ -32,8 +32,6 @@ paired.  The draws run in-process or on an executor / Dask cluster
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +46,12 @@ from rfq_theory.quantizers import get_quantizer
 from rfq_theory.solver import predict
 from rfq_theory.sweeps import model_at
 
+from ..runner import Experiment, overall_verdict, run_experiment, status_counts
 from .backends import BACKENDS, DEVICES, DTYPES
-from .executors import DrawTask, ExecutionInfo, describe, execute
-from .records import ResultStore, atomic_write_text, check_out_dir, dumps, fingerprint, strict_json
+from .executors import DrawTask
+from .records import atomic_write_text, dumps
 from .simulate import MonteCarloResult, available_memory, draw_memory_bytes
-from .tolerance import C_FINITE_SIZE, MIN_VERDICT_DRAWS, Z_GAUSS, regime_warnings, verdict
+from .tolerance import ABSOLUTE_FLOOR, C_FINITE_SIZE, MIN_VERDICT_DRAWS, Z_GAUSS, regime_warnings, verdict
 
 __all__ = [
     "ValidationConfig",
@@ -64,9 +63,17 @@ __all__ = [
     "config_from_args",
     "estimate_memory",
     "VARY",
+    "RidgeExperiment",
+    "experiment_for",
+    "LABELS",
+    "LOSSES",
 ]
 
 VARY = VARY_CHOICES
+#: Label models: regression targets (ridge readout) or signs (convex-loss readouts).
+LABELS = ("regression", "sign")
+#: Readout losses.
+LOSSES = ("square", "logistic", "hinge")
 
 
 def spec_label(spec) -> str:
@@ -117,6 +124,13 @@ class ValidationConfig:
     backend: str = "numpy"
     device: str = "cpu"
     dtype: str = "float64"
+    loss: str = "square"
+    label_type: str = "regression"
+
+    @property
+    def convex(self) -> bool:
+        """Sign labels with a convex-loss readout (:mod:`validation.montecarlo.glm_validate`) instead of ridge."""
+        return self.label_type == "sign"
 
     def __post_init__(self):
         s = object.__setattr__
@@ -173,8 +187,27 @@ class ValidationConfig:
         for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("dtype", DTYPES)):
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        self._check_readout()
         for g in grid:  # every grid point must give whole, positive sizes
             self.point(g)
+
+    def _check_readout(self) -> None:
+        if self.label_type not in LABELS:
+            raise InputError(f"labels must be one of {', '.join(LABELS)}, got {self.label_type!r}")
+        if self.loss not in LOSSES:
+            raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not self.convex:
+            if self.loss != "square":
+                raise InputError(f"the {self.loss} loss needs sign labels (--labels sign), got labels regression")
+            return
+        if spec_label(self.target) != "linear":
+            raise InputError(f"sign labels use the linear teacher; target must be linear, got {self.target!r}")
+        if self.backend != "numpy":
+            raise InputError(f"sign-label validation runs on the numpy backend, got backend {self.backend!r}")
+        ridges = self.grid if self.vary == "ridge" else (self.ridge,)
+        if min(ridges) <= 0:
+            what = "ridge grid values" if self.vary == "ridge" else f"ridge (got {self.ridge:g})"
+            raise InputError(f"{what} must be > 0 for sign labels with the {self.loss} loss")
 
     # ---------------------------------------------------------------- labels
     @property
@@ -191,11 +224,11 @@ class ValidationConfig:
         return DeepRF(self.input_dim, self.widths, self.activations, "none")
 
     def point(self, value: float) -> tuple[tuple[int, ...], int, float]:
-        """``(widths, samples, ridge)`` at grid value ``value`` (whole sizes for a simulation)."""
-        d = self.input_dim
-        axis_value = {"samples": max(1, int(round(value * d))), "width": max(1, int(round(value * d)))}.get(
-            self.vary, value
-        )
+        """``(widths, samples, ridge)`` at grid value ``value`` (whole sizes; the rule of :data:`validation.options.AXES`)."""
+        from ..options import AXES
+
+        ratio = AXES[self.vary].scale == "ratio"
+        axis_value = max(1, int(round(value * self.input_dim))) if ratio else value
         m, n, lam = model_at(self._shape(), self.vary, axis_value, self.samples, self.ridge)
         widths = tuple(max(1, int(round(float(k)))) for k in m.widths)
         return widths, int(n), float(lam)
@@ -233,6 +266,8 @@ class ValidationConfig:
             "backend": self.backend,
             "device": self.device,
             "dtype": self.dtype,
+            # the readout enters the fingerprint only when it is not the ridge default (old stores stay valid)
+            **({"loss": self.loss, "labels": self.label_type} if self.convex else {}),
         }
 
     def draw_settings(self) -> dict:
@@ -258,9 +293,10 @@ def describe_model(config: ValidationConfig) -> str:
         "ridge": f", n = {config.samples}",
     }[config.vary]
     ridge = "" if config.vary == "ridge" else f", ridge {config.ridge:g}"
+    readout = f", {config.loss} loss on sign labels" if config.convex else f", target {spec_label(config.target)}"
     return (
         f"d = {config.input_dim}, widths {', '.join(map(str, config.widths))}, activations {acts}{fixed}"
-        f"{ridge}, noise {config.noise:g}, target {spec_label(config.target)}, {config.trials} draws per point"
+        f"{ridge}, noise {config.noise:g}{readout}, {config.trials} draws per point"
     )
 
 
@@ -338,104 +374,167 @@ def check_memory(config: ValidationConfig, workers: int = 1, local_draws: bool =
     return need
 
 
-def _row(
-    config: ValidationConfig, label: str, value: float, draws: dict[int, dict], spectra: dict, theory_cache: dict
-) -> dict:
-    """Summarise the finished draws of one row (theory, finite-size route, Monte Carlo, verdict)."""
-    from .finite_size import finite_size_spectrum
+class RidgeExperiment(Experiment):
+    """Ridge readouts: theory, finite-size route and Monte Carlo per (variant, grid value) row."""
 
-    widths, n, lam = config.point(value)
-    model = config.model(label, widths)
-    key = row_key(label, value)
-    theory = theory_cache[key] if key in theory_cache else predict(model, n, lam, config.noise, config.target)
-    skey = (label, widths)
-    if skey not in spectra:
-        spectra[skey] = finite_size_spectrum(model, config.seed, 0)
-    fs = spectra[skey].predict(n, lam, config.noise, config.target)
-    trials = sorted(draws)[: config.trials]
-    mc = MonteCarloResult(
-        tuple(draws[t]["test_error"] for t in trials),
-        tuple(draws[t]["train_error"] for t in trials),
-        n,
-        lam,
-        config.noise,
-        config.test_samples,
-        config.seed,
-        config.backend,
-    )
-    sizes = (config.input_dim,) + widths + (n,)
-    v = verdict(mc.test_mean, mc.test_se, float(theory.test_error), mc.draws, sizes)
-    nonfinite = {
-        name: ("inf" if x > 0 else "-inf") if math.isinf(x) else "nan"
-        for name, x in (
-            ("theory_test", float(theory.test_error)),
-            ("theory_train", float(theory.train_error)),
-            ("finite_size_test", fs.test_error),
-            ("finite_size_train", fs.train_error),
-            ("z", v["z"]),
+    name = "validate"
+
+    def __init__(self, config: ValidationConfig):
+        self.config = config
+        self.trials = config.trials
+        self._theory: dict = {}
+        self._spectra: dict = {}
+        self._items = {row_key(label, g): (label, g) for label in config.labels for g in config.grid}
+
+    def settings(self) -> dict:
+        return self.config.as_dict()
+
+    def draw_settings(self) -> dict:
+        return self.config.draw_settings()
+
+    def row_keys(self) -> list[str]:
+        return list(self._items)
+
+    def check_memory(self, workers: int, local_draws: bool) -> None:
+        check_memory(self.config, workers, local_draws)
+
+    def theory(self, key: str):
+        """The theory prediction of row ``key`` (cached)."""
+        if key not in self._theory:
+            c = self.config
+            label, g = self._items[key]
+            widths, n, lam = c.point(g)
+            self._theory[key] = predict(c.model(label, widths), n, lam, c.noise, c.target)
+        return self._theory[key]
+
+    def prepare(self, keys: list[str]) -> None:
+        for key in keys:
+            self.theory(key)
+
+    def task(self, key: str, trial: int) -> DrawTask:
+        c = self.config
+        label, g = self._items[key]
+        widths, n, lam = c.point(g)
+        return DrawTask(
+            key,
+            trial,
+            c.model(label, widths),
+            n,
+            lam,
+            c.noise,
+            c.target,
+            c.seed,
+            c.test_samples,
+            c.backend,
+            c.device,
+            c.dtype,
         )
-        if not math.isfinite(x)
-    }
-    return {
-        "key": key,
-        "variant": label,
-        "vary": config.vary,
-        "value": value,
-        "x": config.x_of(value),
-        "input_dim": config.input_dim,
-        "widths": list(widths),
-        "samples": n,
-        "ridge": lam,
-        "noise": config.noise,
-        "target": spec_label(config.target),
-        "theory_test": float(theory.test_error),
-        "theory_train": float(theory.train_error),
-        "theory_regime": theory.regime,
-        "theory_message": theory.message,
-        "finite_size_test": fs.test_error,
-        "finite_size_train": fs.train_error,
-        "mc_test": mc.test_mean,
-        "mc_test_se": mc.test_se,
-        "mc_train": mc.train_mean,
-        "mc_train_se": mc.train_se,
-        "draws": mc.draws,
-        "mc_test_draws": list(mc.test_errors),
-        "mc_train_draws": list(mc.train_errors),
-        "mc_seconds": float(sum(draws[t].get("seconds") or 0.0 for t in trials)),
-        **v,
-        "nonfinite": nonfinite,
-        "warnings": regime_warnings(config.input_dim, widths, n),
-    }
+
+    def finite_size(self, label: str, widths: tuple[int, ...]):
+        """The finite-size spectrum of draw ``(seed, 0)`` of variant ``label`` at ``widths`` (cached)."""
+        from .finite_size import finite_size_spectrum
+
+        if (label, widths) not in self._spectra:
+            self._spectra[(label, widths)] = finite_size_spectrum(self.config.model(label, widths), self.config.seed, 0)
+        return self._spectra[(label, widths)]
+
+    def row_base(self, key: str) -> dict:
+        """The fields every row of ``key`` has: variant, grid value, sizes and data settings."""
+        c = self.config
+        label, value = self._items[key]
+        widths, n, lam = c.point(value)
+        return {
+            "key": key,
+            "variant": label,
+            "vary": c.vary,
+            "value": value,
+            "x": c.x_of(value),
+            "input_dim": c.input_dim,
+            "widths": list(widths),
+            "samples": n,
+            "ridge": lam,
+            "noise": c.noise,
+            "target": spec_label(c.target),
+        }
+
+    def summarize_row(self, key: str, draws: dict[int, dict]) -> dict:
+        """Theory, finite-size route, Monte Carlo and verdict of one row."""
+        c = self.config
+        base = self.row_base(key)
+        label, widths, n, lam = base["variant"], tuple(base["widths"]), base["samples"], base["ridge"]
+        theory = self.theory(key)
+        fs = self.finite_size(label, widths).predict(n, lam, c.noise, c.target)
+        trials = sorted(draws)[: c.trials]
+        mc = MonteCarloResult(
+            tuple(draws[t]["test_error"] for t in trials),
+            tuple(draws[t]["train_error"] for t in trials),
+            n,
+            lam,
+            c.noise,
+            c.test_samples,
+            c.seed,
+            c.backend,
+        )
+        sizes = (c.input_dim,) + widths + (n,)
+        v = verdict(mc.test_mean, mc.test_se, float(theory.test_error), mc.draws, sizes)
+        nonfinite = {
+            name: ("inf" if x > 0 else "-inf") if math.isinf(x) else "nan"
+            for name, x in (
+                ("theory_test", float(theory.test_error)),
+                ("theory_train", float(theory.train_error)),
+                ("finite_size_test", fs.test_error),
+                ("finite_size_train", fs.train_error),
+                ("z", v["z"]),
+            )
+            if not math.isfinite(x)
+        }
+        return {
+            **base,
+            "theory_test": float(theory.test_error),
+            "theory_train": float(theory.train_error),
+            "theory_regime": theory.regime,
+            "theory_message": theory.message,
+            "finite_size_test": fs.test_error,
+            "finite_size_train": fs.train_error,
+            "mc_test": mc.test_mean,
+            "mc_test_se": mc.test_se,
+            "mc_train": mc.train_mean,
+            "mc_train_se": mc.train_se,
+            "draws": mc.draws,
+            "mc_test_draws": list(mc.test_errors),
+            "mc_train_draws": list(mc.train_errors),
+            "mc_seconds": float(sum(draws[t].get("seconds") or 0.0 for t in trials)),
+            **v,
+            "nonfinite": nonfinite,
+            "warnings": regime_warnings(c.input_dim, widths, n),
+        }
+
+    def report(self, rows: list[dict], fp: str) -> dict:
+        return summarize(self.config, rows, fp)
+
+    def curves(self) -> dict:
+        """Dense theory curves of the figure."""
+        return theory_curves(self.config)
+
+    def write_outputs(self, store, rows: list[dict], report: dict, figure: bool) -> None:
+        if figure and rows:
+            from .plotting import plot_comparison
+
+            path = store.dir / "figure.png"
+            plot_comparison(rows, self.curves(), self.config.vary, path, figure_title(self.config, report))
+            report["files"]["figure"] = str(path)
+
+    def format(self, report: dict) -> str:
+        return format_table(report)
 
 
-def _progress(total, initial, enabled):
-    from tqdm import tqdm
+def experiment_for(config: ValidationConfig) -> Experiment:
+    """The experiment of ``config``: ridge readouts, or convex losses for sign labels."""
+    if config.convex:
+        from .glm_validate import ConvexExperiment
 
-    return tqdm(total=total, initial=initial, disable=not enabled, desc="validate", unit="draw", file=sys.stderr)
-
-
-def _executor_for(workers, scheduler, executor, log):
-    """``(executor, cleanup)``: the given executor, a client of ``scheduler`` or an embedded LocalCluster."""
-    if executor is not None:
-        return executor, lambda: None
-    if scheduler is not None:
-        from .executors import connect
-
-        client = connect(scheduler)
-        return client, client.close
-    if workers > 1:
-        from .executors import local_cluster
-
-        client, cluster = local_cluster(workers)
-
-        def close():
-            try:
-                client.close()
-            finally:
-                cluster.close()
-
-        return client, close
-    return None, lambda: None
+        return ConvexExperiment(config)
+    return RidgeExperiment(config)
 
 
 def run_validation(
@@ -454,178 +553,25 @@ def run_validation(
 ) -> dict:
     """Run every draw of every (variant, grid value) row and return the report dict.
 
-    Parameters
-    ----------
-    out:
-        Folder for ``results.jsonl``, ``results.csv``, ``report.json`` and
-        ``figure.png`` (``None``: nothing written).  Each finished draw is
-        appended to ``results.jsonl`` at once.
-    resume:
-        Reuse the draws and rows of this configuration already in ``out``.
-    executor, client:
-        Where the draws run: a ``distributed.Client`` or any
-        :class:`concurrent.futures.Executor` (``client`` is an alias).
-    workers, scheduler:
-        Without an executor: ``workers > 1`` starts an embedded Dask
-        ``LocalCluster`` of that many single-threaded processes;
-        ``scheduler`` connects to an existing Dask scheduler.  The default
-        runs the draws in this process (no Dask needed).
-    on_draw:
-        Called in the driver with each finished draw's record after it is
-        stored (an exception raised there stops the run; what is stored stays).
-    log:
-        Called with one-line notices (the dashboard address).
+    The experiment is :func:`experiment_for` ``config``; the run is
+    :func:`validation.runner.run_experiment` (see there for ``out``,
+    ``resume``, ``executor``/``client``, ``workers``, ``scheduler``,
+    ``on_draw`` and ``log``).  Files in ``out``: ``results.jsonl``,
+    ``results.csv``, ``report.json`` and ``figure.png``.
     """
-    start = time.perf_counter()
-    if executor is not None and client is not None:
-        raise InputError("give executor or client, not both")
-    executor = executor if executor is not None else client
-    workers = check_scalar(workers, "workers", int, min_val=1)
-    info = (
-        describe(executor)
-        if executor is not None
-        else ExecutionInfo("dask" if (scheduler or workers > 1) else "in-process", workers)
+    return run_experiment(
+        experiment_for(config),
+        out,
+        resume,
+        progress,
+        figure,
+        executor=executor,
+        client=client,
+        workers=workers,
+        scheduler=scheduler,
+        on_draw=on_draw,
+        log=log,
     )
-    local_draws = scheduler is None and (executor is None or info.kind != "dask")
-    check_memory(config, workers if executor is None else max(1, info.workers), local_draws)
-    fp = fingerprint(config.as_dict())
-    draw_fp = fingerprint(config.draw_settings())
-    store = ResultStore(out, fp, draw_fp, resume) if out is not None else None
-    cleanup = lambda: None  # noqa: E731
-    try:
-        items = [(label, g, row_key(label, g)) for label in config.labels for g in config.grid]
-        by_key = {key: (label, g) for label, g, key in items}
-        rows: dict[str, dict] = {}
-        draws: dict[str, dict[int, dict]] = {key: {} for _, _, key in items}
-        if store is not None:
-            rows = {k: r for k, r in store.rows.items() if k in by_key}
-            for (key, t), rec in store.draws.items():
-                if key in draws and t < config.trials:
-                    draws[key][t] = rec
-        for key in rows:  # a summarised row needs no draws
-            draws[key] = {
-                t: {"test_error": a, "train_error": b}
-                for t, (a, b) in enumerate(zip(rows[key]["mc_test_draws"], rows[key]["mc_train_draws"]))
-            }
-        reused_rows = len(rows)
-        spectra: dict = {}
-        theory_cache: dict = {}
-
-        def finish_row(key):
-            label, g = by_key[key]
-            row = _row(config, label, g, draws[key], spectra, theory_cache)
-            if store is not None:
-                row = store.add_row(row)
-            rows[key] = row
-            if store is not None:
-                store.write_csv(rows[k] for _, _, k in items if k in rows)
-
-        tasks: list[DrawTask] = []
-        for label, g, key in items:
-            if key in rows:
-                continue
-            widths, n, lam = config.point(g)
-            model = config.model(label, widths)
-            theory_cache[key] = predict(model, n, lam, config.noise, config.target)  # fail early, before simulating
-            for t in range(config.trials):
-                if t not in draws[key]:
-                    tasks.append(
-                        DrawTask(
-                            key,
-                            t,
-                            model,
-                            n,
-                            lam,
-                            config.noise,
-                            config.target,
-                            config.seed,
-                            config.test_samples,
-                            config.backend,
-                            config.device,
-                            config.dtype,
-                            blas_threads=None,
-                        )
-                    )
-        for _label, _g, key in items:  # rows whose draws were all stored before an interruption
-            if key not in rows and len(draws[key]) >= config.trials:
-                finish_row(key)
-        total = config.trials * len(items)
-        reused_draws = total - len(tasks)
-        ran = {"n": 0}
-        if tasks:
-            executor, cleanup = _executor_for(workers, scheduler, executor, log)
-            info = describe(executor)
-            if info.dashboard and log is not None:
-                log(f"dask: {info.workers} workers, dashboard at {info.dashboard}")
-            bar = _progress(total, reused_draws, progress)
-
-            def on_done(task: DrawTask, result: dict):
-                extra = {"seconds": result["seconds"], "host": result.get("host"), "pid": result.get("pid")}
-                if store is not None:
-                    rec = store.add_draw(task.key, task.trial, result["test_error"], result["train_error"], **extra)
-                else:
-                    rec = strict_json(
-                        {
-                            "record": "draw",
-                            "key": task.key,
-                            "trial": task.trial,
-                            "test_error": result["test_error"],
-                            "train_error": result["train_error"],
-                            **extra,
-                        }
-                    )
-                draws[task.key][task.trial] = rec
-                ran["n"] += 1
-                bar.update(1)
-                if len(draws[task.key]) >= config.trials and task.key not in rows:
-                    finish_row(task.key)
-                if on_draw is not None:
-                    on_draw(rec)
-
-            try:
-                execute(tasks, on_done, executor)
-            finally:
-                bar.close()
-        ordered = [rows[key] for _, _, key in items if key in rows]
-        report = summarize(config, ordered, fp)
-        report["reused_rows"] = reused_rows
-        report["execution"] = dict(
-            info.as_dict(), draws_run=ran["n"], draws_reused=reused_draws, wall_s=time.perf_counter() - start
-        )
-        report["elapsed_s"] = time.perf_counter() - start
-        if store is not None:
-            report["store"] = {
-                "damaged_lines": store.damaged,
-                "damaged_file": str(store.damaged_path) if store.damaged else None,
-                "moved_to": str(store.moved_to) if store.moved_to else None,
-            }
-            if store.damaged:
-                report["warnings"].append(
-                    f"{store.damaged} damaged line(s) of results.jsonl set aside in {store.damaged_path.name}"
-                )
-            if store.moved_to is not None:
-                report["warnings"].append(
-                    f"an earlier results.jsonl was moved to {store.moved_to.name} (use --resume to continue a run)"
-                )
-            outdir = store.dir
-            store.write_csv(ordered)
-            report["files"].update({"jsonl": str(store.jsonl), "csv": str(store.csv)})
-            if figure and ordered:
-                from .plotting import plot_comparison
-
-                plot_comparison(
-                    ordered, theory_curves(config), config.vary, outdir / "figure.png", figure_title(config, report)
-                )
-                report["files"]["figure"] = str(outdir / "figure.png")
-            report["files"]["report"] = str(outdir / "report.json")
-            atomic_write_text(outdir / "report.json", dumps(report, indent=1))
-        return strict_json(report)
-    finally:
-        try:
-            cleanup()
-        finally:
-            if store is not None:
-                store.close()
 
 
 def figure_title(config: ValidationConfig, report: dict) -> str:
@@ -645,7 +591,7 @@ def summarize(config: ValidationConfig, rows: list[dict], fp: str = "") -> dict:
     ``inconclusive`` when rows lack the draws for a verdict; ``incomplete``
     when rows are missing.
     """
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "inconclusive", "n/a")}
+    counts = status_counts(rows)
     expected = len(config.variants) * len(config.grid)
     zs = [abs(r["z"]) for r in rows if r.get("z") is not None and math.isfinite(r["z"])]
     warnings = sorted({w for r in rows for w in r["warnings"]})
@@ -655,20 +601,14 @@ def summarize(config: ValidationConfig, rows: list[dict], fp: str = "") -> dict:
             "rows are inconclusive"
         )
     complete = len(rows) == expected
-    if not complete:
-        overall = "incomplete"
-    elif counts["fail"]:
-        overall = "fail"
-    elif counts["inconclusive"] or not counts["pass"]:
-        overall = "inconclusive"
-    else:
-        overall = "pass"
+    overall = overall_verdict(rows, expected)
     return {
         "config": config.as_dict(),
         "model": describe_model(config),
         "fingerprint": fp,
         "tolerance": {
-            "rule": "|MC - theory| <= z_crit * SE + C_FS * |theory| / min(d, k_1..k_L, n)",
+            "rule": "|MC - theory| <= z_crit * SE + C_FS * |theory| / min(d, k_1..k_L, n) + floor",
+            "floor": ABSOLUTE_FLOOR,
             "z_gauss": Z_GAUSS,
             "C_FS": C_FINITE_SIZE,
             "z_crit": "Student-t quantile, trials-1 dof, coverage of |Z| <= 3",
@@ -719,6 +659,7 @@ def format_table(report: dict) -> str:
         lines.append(f"ran {ex['draws_run']} draws {where} ({ex['draws_reused']} reused) in {ex['wall_s']:.1f} s")
     for w in report["warnings"]:
         lines.append(f"warning: {w}")
+    lines.extend(report.get("notes", []))
     return "\n".join(lines)
 
 
@@ -728,78 +669,57 @@ def format_table(report: dict) -> str:
 
 
 def config_from_args(args) -> ValidationConfig:
-    """Build a :class:`ValidationConfig` from parsed ``rfq validate`` arguments."""
-    from rfq_theory.cli.common import parse_grid, split_list
+    """Build a :class:`ValidationConfig` from parsed ``rfq validate`` arguments (ridge and convex losses)."""
+    from rfq_theory.options import parse_grid
 
+    from ..options import model_fields
+
+    labels = getattr(args, "labels", None)
+    loss = getattr(args, "loss", "square")
+    if labels is None:
+        labels = "regression" if loss == "square" else "sign"
     return ValidationConfig(
-        input_dim=args.input_dim,
-        widths=tuple(split_list(args.widths, "widths")),
-        activations=tuple(split_list(args.activations, "activations")),
-        variants=tuple(split_list(args.quantizers, "quantizers")),
-        samples=args.samples,
+        **model_fields(args),
         ridge=args.ridge,
         noise=args.noise,
         target=args.target,
         vary=args.vary,
         grid=tuple(parse_grid(args.grid, "grid")),
-        trials=args.trials,
         test_samples=args.test_samples,
-        seed=args.seed,
         backend=args.backend,
         device=args.device,
         dtype=args.dtype,
+        loss=loss,
+        label_type=labels,
     )
 
 
-def _err(msg: str) -> int:
-    print(f"rfq validate: error: {msg}", file=sys.stderr)
-    return 2
+def _build(args) -> Experiment:
+    config = config_from_args(args)
+    if config.convex:
+        from .glm_validate import require_sklearn
+
+        require_sklearn(config.loss)
+        if args.scaling:
+            raise InputError("--scaling checks ridge readouts only; drop it with --labels sign")
+    return experiment_for(config)
+
+
+def _scaling(args):
+    def after(experiment, report):
+        from .scaling import format_scaling, run_scaling
+
+        report["scaling"] = run_scaling(experiment.config, out=args.out, progress=not args.no_progress)
+        if report["scaling"]["verdict"] != "pass" and report["summary"]["verdict"] == "pass":
+            report["summary"]["verdict"] = "fail"  # the run passes only when the scaling check passes too
+        report.setdefault("notes", []).append(format_scaling(report["scaling"]))
+        atomic_write_text(Path(args.out, "report.json"), dumps(report, indent=1))
+
+    return after
 
 
 def run_validate(args) -> int:
-    """Entry point of ``rfq validate``: 0 = all rows pass, 1 = verdict not a pass, 2 = usage error."""
-    try:
-        config = config_from_args(args)
-        workers = check_scalar(getattr(args, "workers", 1), "workers", int, min_val=1)
-        scheduler = getattr(args, "scheduler", None)
-        if scheduler is not None and workers > 1:
-            raise InputError("give --workers or --scheduler, not both")
-        if workers > 1 or scheduler is not None:
-            from .executors import check_address, require_dask
+    """Entry point of ``rfq validate``: 0 = verdict pass, 1 = not a pass, 2 = usage error, 3 = solver failure."""
+    from ..options import run_command
 
-            require_dask()
-            if scheduler is not None:
-                check_address(scheduler)
-        check_out_dir(args.out)
-        report = run_validation(
-            config,
-            out=args.out,
-            resume=args.resume,
-            progress=not args.no_progress,
-            workers=workers,
-            scheduler=scheduler,
-            log=lambda m: print(m, file=sys.stderr),
-        )
-        if args.scaling:
-            from .scaling import run_scaling
-
-            report["scaling"] = run_scaling(config, out=args.out, progress=not args.no_progress)
-            atomic_write_text(Path(args.out, "report.json"), dumps(report, indent=1))
-    except (ValueError, TypeError) as exc:  # InputError, ActivationError, QuantizerError are ValueErrors
-        return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    except OSError as exc:
-        where = f" {exc.filename!r}" if getattr(exc, "filename", None) else ""
-        return _err(f"cannot write{where}: {exc.strerror or exc}")
-    if args.json:
-        print(dumps(report, indent=1))
-    else:
-        print(format_table(report))
-        if args.scaling:
-            from .scaling import format_scaling
-
-            print(format_scaling(report["scaling"]))
-        print(f"files: {', '.join(report['files'].values())}")
-    ok = report["summary"]["verdict"] == "pass"
-    if args.scaling:
-        ok = ok and report["scaling"]["verdict"] == "pass"
-    return 0 if ok else 1
+    return run_command(args, _build, "rfq validate", after=_scaling(args) if args.scaling else None)

@@ -1,8 +1,13 @@
 """Where the Monte Carlo draws of a validation run execute.
 
 A validation run is a list of independent *draws* (row ``key``, draw index
-``trial``); each is a :class:`DrawTask` run by :func:`run_draw`, a plain
-module-level function that any process can execute.  Three ways to run them:
+``trial``).  A draw task is any picklable object with ``key``, ``trial``,
+``blas_threads`` and a ``run()`` method returning the draw's metrics (ridge:
+:class:`DrawTask`; convex losses and spectra define their own); :func:`run_draw`,
+a plain module-level function that any process can execute, runs it with the
+BLAS thread pools limited to ``blas_threads`` (default 1, whatever executes the
+draw, so a draw's numbers are bit-identical in-process and on any number of
+workers).  Three ways to run them:
 
 - in-process, one after another (the default; needs nothing beyond NumPy);
 - any :class:`concurrent.futures.Executor` (``ProcessPoolExecutor``,
@@ -41,6 +46,8 @@ __all__ = [
     "local_cluster",
     "connect",
     "BLAS_ENV",
+    "check_address",
+    "probe_scheduler",
 ]
 
 #: Message for a missing Dask installation.
@@ -76,11 +83,34 @@ class DrawTask:
     backend: str = "numpy"
     device: str = "cpu"
     dtype: str = "float64"
-    blas_threads: int | None = None
+    blas_threads: int | None = 1
+
+    def run(self) -> dict:
+        """Test and train error of the draw (:func:`validation.montecarlo.simulate.simulate_trial`)."""
+        from .simulate import simulate_trial
+
+        test, train = simulate_trial(
+            self.model,
+            self.samples,
+            self.ridge,
+            self.noise,
+            self.target,
+            seed=self.seed,
+            trial=self.trial,
+            test_samples=self.test_samples,
+            backend=self.backend,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        return {"test_error": float(test), "train_error": float(train)}
 
 
 def _limited(threads: int | None):
-    """A context limiting BLAS threads to ``threads`` (no-op when ``None`` or threadpoolctl is missing)."""
+    """A context limiting BLAS/OpenMP threads to ``threads`` (no-op when ``None``).
+
+    Uses threadpoolctl; without it the environment variables of
+    :data:`BLAS_ENV` set for Dask workers still apply.
+    """
     import contextlib
 
     if threads is None:
@@ -92,30 +122,15 @@ def _limited(threads: int | None):
     return threadpool_limits(limits=threads)
 
 
-def run_draw(task: DrawTask) -> dict:
-    """Run one draw: ``{"key", "trial", "test_error", "train_error", "seconds", "host", "pid"}``."""
-    from .simulate import simulate_trial
-
+def run_draw(task) -> dict:
+    """Run one draw task: its metrics plus ``key``, ``trial``, ``seconds``, ``host`` and ``pid``."""
     t0 = time.perf_counter()
-    with _limited(task.blas_threads):
-        test, train = simulate_trial(
-            task.model,
-            task.samples,
-            task.ridge,
-            task.noise,
-            task.target,
-            seed=task.seed,
-            trial=task.trial,
-            test_samples=task.test_samples,
-            backend=task.backend,
-            device=task.device,
-            dtype=task.dtype,
-        )
+    with _limited(getattr(task, "blas_threads", 1)):
+        metrics = task.run()
     return {
+        **metrics,
         "key": task.key,
         "trial": task.trial,
-        "test_error": float(test),
-        "train_error": float(train),
         "seconds": time.perf_counter() - t0,
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -269,10 +284,39 @@ def check_address(address) -> str:
     return f"{proto}://{rest}"
 
 
+def probe_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Refuse (:class:`InputError`, one line) a TCP address that is not a Dask scheduler, within ``timeout``.
+
+    A Dask scheduler sends its handshake message as soon as a connection is
+    accepted; a port that accepts connections but stays silent (an HTTP
+    server, another service) or closes the connection is not one.  Other
+    protocols are left to the client.
+    """
+    proto, _, rest = address.partition("://")
+    if proto != "tcp":
+        return
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            first = sock.recv(8)
+    except TimeoutError:
+        raise InputError(
+            f"--scheduler: {address!r} accepts connections but sent no Dask handshake within {timeout:g} s; "
+            "it is not a Dask scheduler"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"--scheduler: cannot reach {address!r} ({exc.strerror or type(exc).__name__})") from None
+    if not first:
+        raise InputError(f"--scheduler: {address!r} closed the connection; it is not a Dask scheduler")
+
+
 def connect(address, timeout: float = 10.0):
     """A ``distributed.Client`` connected to the scheduler at ``address`` within ``timeout`` seconds.
 
-    Raises :class:`InputError` (one line) for a malformed or unreachable address.
+    Raises :class:`InputError` (one line) for a malformed or unreachable
+    address, or one that is not a Dask scheduler (:func:`probe_scheduler`).
     """
     require_dask()
     import logging
@@ -280,6 +324,7 @@ def connect(address, timeout: float = 10.0):
     from distributed import Client
 
     text = check_address(address)
+    probe_scheduler(text, timeout=min(timeout, 3.0))
     for name in ("distributed.client", "distributed.core", "distributed.comm", "distributed.utils"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:

@@ -28,7 +28,6 @@ threshold (infinite error).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,7 @@ from scipy.optimize import brentq
 from rfq_theory import DeepRF
 from rfq_theory.observables import error_terms, regime, target_moments, train_error
 
-from .simulate import draw_weights, network_sizes
+from ..network import SimulatedNetwork, unit_variance_matrices
 
 __all__ = [
     "FiniteSizePrediction",
@@ -63,18 +62,6 @@ class FiniteSizePrediction:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def unit_variance_matrices(model: DeepRF, weights: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))`` with ``s_l^2 = E Q_l(g)^2`` (theory value)."""
-    sizes = network_sizes(model)
-    out = []
-    for l, (quant, W) in enumerate(zip(model.quantizer_objects, weights)):
-        if W.shape != (sizes[l + 1], sizes[l]):
-            raise ValueError(f"weights[{l}] has shape {W.shape}, expected {(sizes[l + 1], sizes[l])}")
-        s = math.sqrt(float(quant.second_moment()))
-        out.append(W / (s * math.sqrt(sizes[l])))
-    return out
 
 
 class FiniteSizeSpectrum:
@@ -155,24 +142,11 @@ def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=N
     ``weights`` may pass the quantized matrices directly (default:
     :func:`validation.montecarlo.simulate.draw_weights`).
     """
-    if weights is None:
-        weights = draw_weights(model, seed, trial)
-    F = unit_variance_matrices(model, weights)
-    d = network_sizes(model)[0]
-    omega, phi = None, None
-    for lc, Fl in zip(model.layers(), F):
-        k1, ks = float(lc.kappa1), float(lc.kappa_star)
-        if omega is None:  # Omega_0 = Phi_0 = I
-            omega = k1**2 * (Fl @ Fl.T)
-            phi = k1 * Fl
-        else:
-            omega = k1**2 * (Fl @ omega @ Fl.T)
-            phi = k1 * (Fl @ phi)
-        omega[np.diag_indices_from(omega)] += ks**2
-    omega = (omega + omega.T) / 2
+    net = SimulatedNetwork(model, seed, trial, weights=weights)
+    omega, phi = net.omega_phi()
     w, U = np.linalg.eigh(omega)
     r = np.sum((U.T @ phi) ** 2, axis=1)
-    return FiniteSizeSpectrum(w, r, d)
+    return FiniteSizeSpectrum(w, r, net.sizes[0])
 
 
 def finite_size_predict(

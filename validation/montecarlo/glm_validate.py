@@ -26,11 +26,14 @@ network's ``features``), with
 
 Theory is :func:`rfq_theory.glm.predict_glm`; the finite-size route solves
 the same saddle point on the realized ``Omega_L`` spectrum of draw 0
-(:func:`finite_size_glm`); the verdict is
-:func:`validation.montecarlo.tolerance.verdict` on the test error.
+(:func:`finite_size_glm`); :func:`validation.montecarlo.tolerance.verdict`
+judges each of the four metrics and a row passes when all four pass
+(:func:`score`).
 
-Run ``python -m validation.montecarlo.glm_validate --out DIR`` for the
-default table (rows written to ``DIR/results.jsonl`` as they finish,
+``rfq validate --labels sign --loss LOSS`` runs :class:`ConvexExperiment`
+(the rows, grid, result store, executors and report of ridge validation).
+``python -m validation.montecarlo.glm_validate --out DIR`` runs the
+default table :data:`DEFAULT_CONFIGS` (rows in the same locked store,
 ``--resume`` skips finished rows).
 """
 
@@ -39,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,9 +49,13 @@ from pathlib import Path
 import numpy as np
 
 from rfq_theory import DeepRF
+from rfq_theory.checks import InputError
 from rfq_theory.glm import predict_glm
 
+from ..network import SimulatedNetwork
 from .backends import get_backend
+from .compare import RidgeExperiment, format_table, spec_label
+from .records import CSV_COLUMNS, check_numbers, check_ridge_row
 from .simulate import draw_weights, fit_readout, network_sizes, trial_generators
 from .tolerance import regime_warnings, verdict
 
@@ -62,7 +68,8 @@ __all__ = [
     "finite_size_glm",
     "validate_row",
     "score",
-    "run_glm_validate",
+    "ConvexExperiment",
+    "ConvexDrawTask",
     "figure",
     "main",
 ]
@@ -149,21 +156,10 @@ def simulate_glm_trial(config: GLMConfig, trial: int, chunk: int = 2048) -> dict
     """The four metrics of one draw (see the module docstring)."""
     model = config.model()
     sizes = network_sizes(model)
-    ops = get_backend("numpy")
     gens = trial_generators(config.seed, trial)
     weights = draw_weights(model, config.seed, trial)
     theta = gens["theta"].standard_normal(sizes[0]) / math.sqrt(sizes[0])
-    # the network of simulate.py: Z_l = sigma_l(Z_{l-1} Q(W_l)^T / sqrt(k_{l-1})) - m_l
-    mats = [W.T / math.sqrt(sizes[l]) for l, W in enumerate(weights)]
-    acts = [ops.activation(a) for a in model.activations]
-    means = [float(lc.mu0) for lc in model.layers()]
-
-    def features(X):
-        z = X
-        for A, act, mu in zip(mats, acts, means):
-            z = act(z @ A) - mu
-        return np.asarray(z)
-
+    features = SimulatedNetwork(model, weights=weights).features
     sd = math.sqrt(config.noise)
     n = int(config.samples)
 
@@ -271,7 +267,9 @@ def score(row: dict) -> dict:
     binomial one, ``sqrt(p (1 - p) / (N T))`` with ``p`` the theory value,
     ``N`` the points per draw and ``T`` the draws: when no draw misclassifies
     a single point the draw-to-draw estimate is 0, which says nothing about
-    an error rate of order ``1 / (N T)``.
+    an error rate of order ``1 / (N T)``.  The row's ``status`` combines the
+    four: ``fail`` when one fails, ``inconclusive`` when one lacks draws,
+    else ``pass`` (so a verdict never contradicts the per-metric columns).
     """
     c = row["config"]
     sizes = (c["input_dim"],) + tuple(c["widths"]) + (c["samples"],)
@@ -284,7 +282,7 @@ def score(row: dict) -> dict:
             se = max(se, math.sqrt(p * (1 - p) / (count * c["trials"])))
         m["se_used"] = se
         m.update(verdict(m["mc"], se, m["theory"], c["trials"], sizes))
-    row["status"] = row["test_error"]["status"]
+    row["status"] = _combined_status(row[k]["status"] for k in METRICS)
     row["all_metrics_pass"] = all(row[k]["status"] == "pass" for k in METRICS)
     return row
 
@@ -323,112 +321,235 @@ def format_rows(rows) -> str:
 
 
 def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True):
-    """Validate each configuration; rows appended to ``out_dir/results.jsonl`` as they finish."""
-    from rfq_theory.checks import InputError
+    """Validate each configuration (:func:`validate_row`); rows appended to ``out_dir/results.jsonl``.
 
-    out = Path(out_dir)
-    path = out / "results.jsonl"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        done = {}
-        if resume and path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn line of an interrupted run
-                if isinstance(row, dict) and isinstance(row.get("key"), str):
-                    done[row["key"]] = row
-        elif path.exists():  # a new run never deletes finished rows: the old file is kept aside
-            i = 1
-            while (out / f"results.{i}.jsonl").exists():
-                i += 1
-            path.rename(out / f"results.{i}.jsonl")
-            print(f"rfq validate: note: earlier results moved to {out / f'results.{i}.jsonl'}", file=sys.stderr)
-        fh = open(path, "a")
-    except OSError as exc:
-        raise InputError(f"--out: cannot write to {str(out)!r}: {exc.strerror or exc}") from None
+    The rows go to the locked :class:`~validation.montecarlo.records.ResultStore`
+    (one run at a time, torn or damaged lines set aside, a run without
+    ``resume`` moves an earlier store aside); with ``resume`` the rows of
+    configurations already stored are reused.
+    """
     from tqdm.auto import tqdm
 
+    from .records import ResultStore, fingerprint
+
+    fp = fingerprint({"table": "convex-loss", "finite_size": bool(finite_size)})
     rows = []
-    with fh:
+    with ResultStore(out_dir, fp, fp, resume, check_draw=lambda rec: None, check_row=_check_table_row) as store:
         for cfg in tqdm(list(configs), desc="glm validate", disable=not progress):
-            if cfg.key in done:
-                rows.append(score(done[cfg.key]) if done[cfg.key].get("status") != "error" else done[cfg.key])
+            if cfg.key in store.rows:
+                rows.append(score(store.rows[cfg.key]))
                 continue
-            try:
-                row = validate_row(cfg, finite_size)
-            except (ArithmeticError, ValueError) as exc:  # recorded, not fatal: the table shows it
-                row = {
-                    "key": cfg.key,
-                    "config": asdict(cfg),
-                    "status": "error",
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            rows.append(row)
+            row = validate_row(cfg, finite_size)
+            rows.append(store.add_row(dict(row, status=row["status"])))
     return rows
 
 
-def run_glm_validate(args) -> int:
-    """``rfq validate --labels sign --loss ...``: one row per quantizer variant and grid value."""
+def _check_table_row(rec: dict) -> str | None:
+    if not isinstance(rec.get("config"), dict):
+        return "field 'config' missing or not an object"
+    for key in METRICS:
+        m = rec.get(key)
+        if not isinstance(m, dict):
+            return f"field {key!r} missing or not an object"
+        problem = check_numbers(m, ("theory", "mc", "mc_se"))
+        if problem:
+            return f"{key}: {problem}"
+    return None
+
+
+def require_sklearn(loss: str) -> None:
+    """Refuse (one line) a logistic or hinge readout without scikit-learn."""
     import importlib.util
 
-    from rfq_theory.checks import InputError, check_scalar
-    from rfq_theory.cli.common import split_list
-
-    if args.loss in ("logistic", "hinge") and importlib.util.find_spec("sklearn") is None:
+    if loss in ("logistic", "hinge") and importlib.util.find_spec("sklearn") is None:
         raise InputError(
-            f"the {args.loss} readout is fitted with scikit-learn, which is not installed: "
-            "pip install 'rfq-theory[sklearn]'"
+            f"the {loss} readout is fitted with scikit-learn, which is not installed: pip install 'rfq-theory[sklearn]'"
         )
-    if str(getattr(args, "workers", "1")) not in ("1", "None") or getattr(args, "scheduler", None):
-        raise InputError("--workers and --scheduler run ridge validations only; drop them with --labels/--loss")
-    widths = tuple(check_scalar(k, "widths", int, min_val=1, max_val=10**6) for k in split_list(args.widths, "widths"))
-    acts = split_list(args.activations, "activations")
-    if len(acts) == 1:
-        acts = acts * len(widths)
-    d = check_scalar(args.input_dim, "input-dim", int, min_val=1, max_val=10**6)
-    trials = check_scalar(args.trials, "trials", int, min_val=2, max_val=10**5)
-    test_samples = check_scalar(args.test_samples, "test-samples", int, min_val=1, max_val=10**7)
-    seed = check_scalar(args.seed, "seed", int, min_val=0, max_val=2**63 - 1)
-    noise = check_scalar(args.noise, "noise", float, min_val=0)
-    configs = []
-    for variant in split_list(args.quantizers, "quantizers"):
-        for g in [float(x) for x in split_list(args.grid, "grid")]:
-            n = int(round(g * d)) if args.vary == "samples" else int(float(args.samples or d))
-            lam = g if args.vary == "ridge" else float(args.ridge)
-            ws = tuple(max(1, int(round(g * k))) for k in widths) if args.vary in ("width", "widths") else widths
-            configs.append(
-                GLMConfig(
-                    d,
-                    ws,
-                    tuple(acts),
-                    variant,
-                    args.loss,
-                    n,
-                    lam,
-                    noise,
-                    args.labels,
-                    trials,
-                    test_samples,
-                    seed,
-                )
+
+
+@dataclass(frozen=True)
+class ConvexDrawTask:
+    """Draw ``trial`` of the convex-loss row ``key`` (:func:`simulate_glm_trial` of ``config``)."""
+
+    key: str
+    trial: int
+    config: GLMConfig
+    blas_threads: int | None = 1
+
+    def run(self) -> dict:
+        return simulate_glm_trial(self.config, self.trial)
+
+
+def _combined_status(statuses) -> str:
+    statuses = list(statuses)
+    if "fail" in statuses:
+        return "fail"
+    if "inconclusive" in statuses:
+        return "inconclusive"
+    if "pass" in statuses:
+        return "pass"
+    return "n/a"
+
+
+#: Columns of ``results.csv`` for convex-loss rows: the ridge columns, the readout, every metric.
+CONVEX_CSV_COLUMNS = (
+    CSV_COLUMNS[:-2]
+    + ["loss", "labels"]
+    + [f"{m}_{f}" for m in METRICS for f in ("theory", "finite_size", "mc", "mc_se", "z", "status")]
+    + CSV_COLUMNS[-2:]
+)
+
+
+class ConvexExperiment(RidgeExperiment):
+    """Sign labels with a logistic, hinge or square readout: the four metrics of :data:`METRICS` per row.
+
+    Rows, grid and axes are those of the ridge experiment (one
+    :class:`~validation.montecarlo.compare.ValidationConfig`); the theory is
+    :func:`rfq_theory.glm.predict_glm`, the finite-size route
+    :func:`finite_size_glm` on draw 0, the draws :func:`simulate_glm_trial`.
+    A row passes when all four metrics pass (:func:`score`).
+    """
+
+    csv_columns = CONVEX_CSV_COLUMNS
+
+    def glm_config(self, key: str) -> GLMConfig:
+        c = self.config
+        label, g = self._items[key]
+        widths, n, lam = c.point(g)
+        return GLMConfig(
+            c.input_dim,
+            tuple(widths),
+            tuple(spec_label(a) for a in c.activations),
+            spec_label(c.variant_spec(label)),
+            c.loss,
+            n,
+            lam,
+            c.noise,
+            "sign",
+            c.trials,
+            c.test_samples,
+            c.seed,
+        )
+
+    def theory(self, key: str):
+        if key not in self._theory:
+            cfg = self.glm_config(key)
+            self._theory[key] = predict_glm(
+                self.config.model(self._items[key][0], cfg.widths),
+                cfg.samples,
+                cfg.ridge,
+                cfg.noise,
+                "linear",
+                "sign",
+                cfg.loss,
             )
-    rows = run_configs(configs, args.out, args.resume, not args.no_progress)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(format_rows(rows))
-        counts = {k: sum(r["status"] == k for r in rows) for k in ("pass", "fail", "inconclusive", "error")}
-        verdict = "PASS" if counts["pass"] == len(rows) else "FAIL"
-        print(
-            f"verdict: {verdict}  ({counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} "
-            f"inconclusive, {counts['error']} error of {len(rows)} rows)"
-        )
-        print(f"files: {Path(args.out) / 'results.jsonl'}")
-    return 0 if all(r["status"] == "pass" for r in rows) else 1
+        return self._theory[key]
+
+    def task(self, key: str, trial: int) -> ConvexDrawTask:
+        return ConvexDrawTask(key, trial, self.glm_config(key))
+
+    def check_draw(self, rec: dict) -> str | None:
+        return check_numbers(rec, METRICS)
+
+    def check_row(self, rec: dict) -> str | None:
+        problem = check_ridge_row(rec)
+        if problem:
+            return problem
+        metrics = rec.get("metrics")
+        if not isinstance(metrics, dict) or set(metrics) != set(METRICS):
+            return "field 'metrics' missing or not the four metrics"
+        for key in METRICS:
+            if not isinstance(metrics[key], dict):
+                return f"metrics[{key!r}] is not an object"
+            problem = check_numbers(metrics[key], ("theory", "mc", "mc_se"))
+            if problem:
+                return f"metrics[{key!r}]: {problem}"
+        return None
+
+    def summarize_row(self, key: str, draws: dict[int, dict]) -> dict:
+        c = self.config
+        base = self.row_base(key)
+        cfg = self.glm_config(key)
+        theory = self.theory(key)
+        try:
+            fs = finite_size_glm(cfg)
+        except (ImportError, ArithmeticError, ValueError):  # the route is informative, not part of the verdict
+            fs = None
+        trials = sorted(draws)[: c.trials]
+        row = {"config": asdict(cfg)}
+        for m in METRICS:
+            v = np.array([draws[t][m] for t in trials], dtype=float)
+            row[m] = {
+                "theory": float(getattr(theory, m)),
+                "finite_size": None if fs is None else fs[m],
+                "mc": float(v.mean()),
+                "mc_se": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan"),
+                "draws": [float(x) for x in v],
+            }
+        score(row)
+        te, tr = row["test_error"], row["train_error"]
+        flat = {
+            f"{m}_{f}": row[m].get(f) for m in METRICS for f in ("theory", "finite_size", "mc", "mc_se", "z", "status")
+        }
+        return {
+            **base,
+            "loss": c.loss,
+            "labels": "sign",
+            "theory_test": te["theory"],
+            "theory_train": tr["theory"],
+            "finite_size_test": te["finite_size"],
+            "finite_size_train": tr["finite_size"],
+            "mc_test": te["mc"],
+            "mc_test_se": te["mc_se"],
+            "mc_train": tr["mc"],
+            "mc_train_se": tr["mc_se"],
+            "draws": len(trials),
+            "mc_test_draws": te["draws"],
+            "mc_train_draws": tr["draws"],
+            "mc_seconds": float(sum(draws[t].get("seconds") or 0.0 for t in trials)),
+            "z": te["z"],
+            "z_crit": te["z_crit"],
+            "allowance": te["allowance"],
+            "status": row["status"],
+            "all_metrics_pass": row["all_metrics_pass"],
+            "metrics": {m: {k: v for k, v in row[m].items() if k != "draws"} for m in METRICS},
+            **flat,
+            "warnings": regime_warnings(c.input_dim, cfg.widths, cfg.samples),
+        }
+
+    def curves(self, points: int = 16) -> dict:
+        """Theory curves of the classification errors (fewer points: each is a saddle-point solve)."""
+        from rfq_theory.sweeps import model_at
+
+        c = self.config
+        lo, hi = min(c.grid), max(c.grid)
+        xs = np.geomspace(lo, hi, points) if c.vary == "ridge" and lo > 0 else np.linspace(lo, hi, points)
+        out = {}
+        for label in c.labels:
+            test, train = [], []
+            for g in xs:
+                value = float(g) * c.input_dim if c.vary in ("samples", "width") else float(g)
+                m, n, lam = model_at(c.model(label), c.vary, value, c.samples, c.ridge)
+                try:
+                    p = predict_glm(m, n, lam, c.noise, "linear", "sign", c.loss)
+                    test.append(float(p.test_error))
+                    train.append(float(p.train_error))
+                except (ArithmeticError, ValueError):
+                    test.append(float("nan"))
+                    train.append(float("nan"))
+            out[label] = {"x": [float(g) for g in xs], "test": test, "train": train}
+        return out
+
+    def format(self, report: dict) -> str:
+        lines = [format_table(report), "metrics per row (theory, MC +- SE, z, status):"]
+        for r in report["rows"]:
+            parts = []
+            for m in METRICS:
+                x = r["metrics"][m]
+                z = "-" if x.get("z") is None else f"{x['z']:+.2f}"
+                parts.append(f"{m} {x['theory']:.4g} vs {x['mc']:.4g} +- {x['mc_se']:.2g} (z {z}) {x['status']}")
+            lines.append(f"  {r['variant']} {r['value']:g}: " + "; ".join(parts))
+        return "\n".join(lines)
 
 
 def figure(

@@ -53,6 +53,9 @@ __all__ = [
     "CSV_COLUMNS",
     "ROW_STATUSES",
     "check_out_dir",
+    "check_record",
+    "parse_line",
+    "atomic_write_text",
 ]
 
 CSV_COLUMNS = [
@@ -161,12 +164,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, ``fsync`` and rename."""
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file, ``fsync`` and rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, ``fsync`` and rename."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", newline="") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -180,34 +188,39 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _is_num(x, allow_none=True) -> bool:
+    """A finite JSON number (``None`` too when ``allow_none``): ``1e999`` parses to ``inf`` and is refused."""
     if x is None:
         return allow_none
-    return isinstance(x, Real) and not isinstance(x, bool)
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _is_int(x) -> bool:
     return isinstance(x, Integral) and not isinstance(x, bool)
 
 
-def check_record(rec) -> str | None:
-    """``None`` when ``rec`` is a valid draw or row record, else what is wrong with it."""
-    if not isinstance(rec, dict):
-        return f"not an object but {type(rec).__name__}"
-    for field in ("key", "fingerprint"):
-        if not isinstance(rec.get(field), str):
-            return f"field {field!r} missing or not a string"
-    kind = rec.get("record", "row")
-    if kind == "draw":
-        if not _is_int(rec.get("trial")) or rec["trial"] < 0:
-            return "field 'trial' missing or not a non-negative integer"
-        for field in ("test_error", "train_error"):
-            if field not in rec or not _is_num(rec[field]):
-                return f"field {field!r} missing or not a number"
-        return None
-    if kind != "row":
-        return f"unknown record kind {kind!r}"
-    if rec.get("status") not in ROW_STATUSES:
-        return f"field 'status' missing or not one of {', '.join(ROW_STATUSES)}"
+def check_numbers(rec: dict, fields) -> str | None:
+    """``None`` when every field of ``fields`` is in ``rec`` and a finite number or ``null``."""
+    for field in fields:
+        if field not in rec or not _is_num(rec[field]):
+            return f"field {field!r} missing or not a number"
+    return None
+
+
+def check_number_list(rec: dict, field: str, length: int | None = None) -> str | None:
+    """``None`` when ``rec[field]`` is a list of finite numbers or ``null`` (of ``length`` items if given)."""
+    v = rec.get(field)
+    if not isinstance(v, list) or not all(_is_num(x) for x in v) or (length is not None and len(v) != length):
+        return f"field {field!r} missing or not a list of numbers"
+    return None
+
+
+def check_ridge_draw(rec: dict) -> str | None:
+    """What is wrong with the metrics of a ridge draw record (``None``: nothing)."""
+    return check_numbers(rec, ("test_error", "train_error"))
+
+
+def check_ridge_row(rec: dict) -> str | None:
+    """What is wrong with the fields of a ridge row record (``None``: nothing)."""
     if not isinstance(rec.get("variant"), str):
         return "field 'variant' missing or not a string"
     for field in (
@@ -232,9 +245,59 @@ def check_record(rec) -> str | None:
     if not isinstance(rec.get("warnings"), list) or not all(isinstance(w, str) for w in rec["warnings"]):
         return "field 'warnings' missing or not a list of strings"
     for field in ("mc_test_draws", "mc_train_draws"):
-        if not isinstance(rec.get(field), list) or not all(_is_num(v) for v in rec[field]):
-            return f"field {field!r} missing or not a list of numbers"
+        problem = check_number_list(rec, field)
+        if problem:
+            return problem
     return None
+
+
+def check_record(rec, check_draw=check_ridge_draw, check_row=check_ridge_row) -> str | None:
+    """``None`` when ``rec`` is a valid draw or row record, else what is wrong with it.
+
+    Every record is an object with string ``key`` and ``fingerprint``; a draw
+    has a non-negative integer ``trial``, a row a ``status`` of
+    :data:`ROW_STATUSES`.  ``check_draw`` and ``check_row`` check the fields of
+    an experiment (default: ridge validation).
+    """
+    if not isinstance(rec, dict):
+        return f"not an object but {type(rec).__name__}"
+    for field in ("key", "fingerprint"):
+        if not isinstance(rec.get(field), str):
+            return f"field {field!r} missing or not a string"
+    kind = rec.get("record", "row")
+    if kind == "draw":
+        if not _is_int(rec.get("trial")) or rec["trial"] < 0:
+            return "field 'trial' missing or not a non-negative integer"
+        return check_draw(rec)
+    if kind != "row":
+        return f"unknown record kind {kind!r}"
+    if rec.get("status") not in ROW_STATUSES:
+        return f"field 'status' missing or not one of {', '.join(ROW_STATUSES)}"
+    return check_row(rec)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_line(bline: bytes, check_draw=check_ridge_draw, check_row=check_ridge_row) -> tuple[dict | None, str | None]:
+    """``(record, None)`` for a valid line of ``results.jsonl``, else ``(None, what is wrong)``.
+
+    A line must be UTF-8 strict JSON (``NaN``/``Infinity`` refused, numbers
+    finite, integers of at most Python's digit limit) and pass
+    :func:`check_record`.  Never raises.
+    """
+    try:
+        rec = json.loads(bline.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN, a 5000-digit integer, deep nesting
+        return None, f"not strict JSON ({type(exc).__name__})"
+    try:
+        problem = check_record(rec, check_draw, check_row)
+    except (ValueError, TypeError, RecursionError) as exc:  # pragma: no cover - a check that trips over a value
+        problem = f"unreadable record ({type(exc).__name__})"
+    return (rec, None) if problem is None else (None, problem)
 
 
 class ResultStore:
@@ -251,6 +314,11 @@ class ResultStore:
         Load the draws and rows already stored under these fingerprints.
         Without it an existing non-empty store is moved aside to
         ``results.<k>.jsonl`` (nothing is deleted) and a new one is started.
+    check_draw, check_row:
+        The checks of an experiment's draw and row fields (default: ridge
+        validation); a record that fails them is a damaged line.
+    csv_columns:
+        Columns of ``results.csv`` (default :data:`CSV_COLUMNS`).
 
     Attributes after opening: ``draws`` (``{(key, trial): record}``),
     ``rows`` (``{key: record}``), ``damaged`` (number of lines set aside),
@@ -258,7 +326,19 @@ class ResultStore:
     Use as a context manager, or call :meth:`close` to release the lock.
     """
 
-    def __init__(self, directory, row_fingerprint: str, draw_fingerprint: str, resume: bool = False):
+    def __init__(
+        self,
+        directory,
+        row_fingerprint: str,
+        draw_fingerprint: str,
+        resume: bool = False,
+        *,
+        check_draw=check_ridge_draw,
+        check_row=check_ridge_row,
+        csv_columns=None,
+    ):
+        self.check_draw, self.check_row = check_draw, check_row
+        self.csv_columns = list(csv_columns or CSV_COLUMNS)
         self.dir = check_out_dir(directory)
         self.jsonl = self.dir / "results.jsonl"
         self.csv = self.dir / "results.csv"
@@ -335,36 +415,30 @@ class ResultStore:
                 _fsync_dir(self.dir)
             return
         raw = self.jsonl.read_bytes()
-        good: list[str] = []
-        bad: list[str] = []
+        good: list[bytes] = []
+        bad: list[bytes] = []
         lines = raw.split(b"\n")
         torn_tail = lines[-1] != b""  # the last write did not finish its line
         for i, bline in enumerate(lines):
             if not bline.strip():
                 continue
-            try:
-                line = bline.decode("utf-8")
-                rec = json.loads(line)
-                problem = check_record(rec)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-                line = bline.decode("utf-8", errors="replace")
-                problem = (
-                    "torn or not JSON" if (torn_tail and i == len(lines) - 1) else f"not JSON ({type(exc).__name__})"
-                )
+            rec, problem = parse_line(bline, self.check_draw, self.check_row)
+            if problem is not None and torn_tail and i == len(lines) - 1:
+                problem = f"torn last line ({problem})"
             if problem is not None:
-                bad.append(line)
+                bad.append(bline)
                 self.damage_reasons.append(f"line {i + 1}: {problem}")
                 continue
-            good.append(line)
+            good.append(bline)
             self._take(rec)
         if bad or torn_tail:
-            if bad:
-                with open(self.damaged_path, "a") as fh:
+            if bad:  # the damaged bytes are kept exactly as they were
+                with open(self.damaged_path, "ab") as fh:
                     for line in bad:
-                        fh.write(line.rstrip("\n") + "\n")
+                        fh.write(line.rstrip(b"\r") + b"\n")
                     fh.flush()
                     os.fsync(fh.fileno())
-            atomic_write_text(self.jsonl, "".join(line + "\n" for line in good))
+            atomic_write_bytes(self.jsonl, b"".join(line + b"\n" for line in good))
         self.damaged = len(bad)
 
     def _take(self, rec: dict) -> None:
@@ -376,23 +450,19 @@ class ResultStore:
 
     # ------------------------------------------------------------ writing
     def _append(self, rec: dict) -> None:
-        text = dumps(rec) + "\n"
-        with open(self.jsonl, "a") as fh:
+        text = (dumps(rec) + "\n").encode("utf-8")
+        with open(self.jsonl, "ab") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
 
     def add_draw(self, key: str, trial: int, test_error: float, train_error: float, **extra) -> dict:
-        """Append the result of draw ``trial`` of row ``key`` (flushed and fsync-ed at once)."""
-        rec = {
-            "record": "draw",
-            "fingerprint": self.draw_fp,
-            "key": key,
-            "trial": int(trial),
-            "test_error": test_error,
-            "train_error": train_error,
-            **extra,
-        }
+        """Append the result of ridge draw ``trial`` of row ``key`` (flushed and fsync-ed at once)."""
+        return self.add_draw_record(key, trial, {"test_error": test_error, "train_error": train_error}, **extra)
+
+    def add_draw_record(self, key: str, trial: int, metrics: dict, **extra) -> dict:
+        """Append draw ``trial`` of row ``key`` with its ``metrics`` fields (flushed and fsync-ed at once)."""
+        rec = {"record": "draw", "fingerprint": self.draw_fp, "key": key, "trial": int(trial), **metrics, **extra}
         rec = strict_json(rec)
         self._append(rec)
         self.draws[(key, int(trial))] = rec
@@ -408,7 +478,7 @@ class ResultStore:
     def write_csv(self, rows: Iterable[dict]) -> None:
         """Rewrite ``results.csv`` (atomically) from ``rows``."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=self.csv_columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             flat = {k: ("" if v is None else v) for k, v in row.items()}

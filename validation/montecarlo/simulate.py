@@ -191,24 +191,16 @@ def check_simulation_inputs(samples, ridge, noise, test_samples=1):
 
 
 class _Network:
-    """A drawn network on a backend: ``features(x)`` and the target ``y(x, eps)``."""
+    """A drawn network on a backend (:class:`validation.network.SimulatedNetwork`) and the target ``y(x, eps)``."""
 
     def __init__(self, model: DeepRF, weights: Sequence[np.ndarray], theta: np.ndarray, target: str, ops: Backend):
-        sizes = network_sizes(model)
-        self.ops = ops
-        # A_l = Q(W_l)^T / sqrt(k_{l-1}) so that Z_l = sigma(Z_{l-1} A_l) - m_l (rows are samples)
-        self.mats = [ops.asarray(W.T / math.sqrt(sizes[l])) for l, W in enumerate(weights)]
-        self.acts = [ops.activation(a) for a in model.activations]
-        self.means = [float(lc.mu0) for lc in model.layers()]
-        self.theta_scaled = theta / math.sqrt(sizes[0])
+        from ..network import SimulatedNetwork
+
+        self.net = SimulatedNetwork(model, weights=weights, ops=ops)
+        self.features = self.net.features
+        self.theta_scaled = theta / math.sqrt(self.net.sizes[0])
         self.target = get_activation(target).numpy
         self.target_mean = float(coefficients(target, 1).mu0)
-
-    def features(self, x_np: np.ndarray):
-        z = self.ops.asarray(x_np)
-        for A, act, m in zip(self.mats, self.acts, self.means):
-            z = act(z @ A) - m
-        return z
 
     def labels(self, x_np: np.ndarray, eps: np.ndarray) -> np.ndarray:
         return self.target(x_np @ self.theta_scaled) - self.target_mean + eps

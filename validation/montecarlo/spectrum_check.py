@@ -47,11 +47,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rfq_theory import DeepRF, get_activation
+from rfq_theory import DeepRF
 from rfq_theory.spectrum import cdf, layer_spectrum, spectral_moments, spectrum_chain
 
-from .finite_size import unit_variance_matrices
-from .simulate import draw_weights, network_sizes, trial_generators
+from ..network import SimulatedNetwork
+from ..runner import Experiment
+from .simulate import network_sizes, trial_generators
 
 __all__ = [
     "KS_CONSTANT",
@@ -64,6 +65,10 @@ __all__ = [
     "check_spectra",
     "plot_spectra",
     "plot_theory",
+    "SpectrumConfig",
+    "SpectrumDrawTask",
+    "SpectrumExperiment",
+    "eigenvalue_file",
 ]
 
 KS_CONSTANT = 10.0
@@ -107,28 +112,14 @@ class SpectrumRow:
 
 def omega_eigenvalues(model: DeepRF, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of the realized ``Omega_1 .. Omega_L`` of draw ``(seed, trial)`` (ascending)."""
-    F = unit_variance_matrices(model, draw_weights(model, seed, trial))
-    omega = np.eye(network_sizes(model)[0])
-    out = []
-    for lc, Fl in zip(model.layers(), F):
-        a, c = float(lc.kappa1) ** 2, float(lc.kappa_star) ** 2
-        omega = a * (Fl @ omega @ Fl.T) + c * np.eye(Fl.shape[0])
-        omega = (omega + omega.T) / 2
-        out.append(np.linalg.eigvalsh(omega))
-    return out
+    return [np.linalg.eigvalsh(omega) for omega in SimulatedNetwork(model, seed, trial).omegas()]
 
 
 def kernel_eigenvalues(model: DeepRF, samples: int, seed: int = 0, trial: int = 0) -> list[np.ndarray]:
     """Eigenvalues of ``K_l = Z_l Z_l^T / k_l`` (``n x n``) of the real features, layers ``1..L``."""
-    sizes = network_sizes(model)
-    weights = draw_weights(model, seed, trial)
-    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), sizes[0]))
-    z = x
-    out = []
-    for l, (W, act, lc) in enumerate(zip(weights, model.activations, model.layers())):
-        z = get_activation(act).numpy(z @ (W.T / math.sqrt(sizes[l]))) - float(lc.mu0)
-        out.append(np.linalg.eigvalsh(z @ z.T / sizes[l + 1]))
-    return out
+    net = SimulatedNetwork(model, seed, trial)
+    x = trial_generators(seed, trial)["train"].standard_normal((int(samples), net.sizes[0]))
+    return [np.linalg.eigvalsh(k) for k in net.kernels(x)]
 
 
 def ks_distance(eigs: np.ndarray, spec) -> float:
@@ -392,3 +383,290 @@ def plot_theory(curves: dict, path, title: str = "", logx: bool = True) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=200)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# the spectrum experiment (rfq validate-spectrum)
+# --------------------------------------------------------------------------
+
+#: Numeric fields of one matrix comparison in a stored draw.
+_MATRIX_NUMBERS = ("ks", "ks_tol", "moment_tol")
+_MATRIX_LISTS = ("moments_pred", "moments_emp", "moment_errors")
+
+
+@dataclass(frozen=True)
+class SpectrumConfig:
+    """Everything ``rfq validate-spectrum`` depends on (checked on construction).
+
+    One row per quantizer (``variants``, each on every layer); ``trials``
+    draws per row; ``samples`` inputs for the conjugate kernels; ``points``
+    grid points per predicted density.
+    """
+
+    input_dim: int
+    widths: tuple[int, ...]
+    activations: tuple = ("tanh",)
+    variants: tuple = ("none", "sign", "sign-scaled")
+    samples: int = 0
+    trials: int = 1
+    seed: int = 0
+    points: int = 800
+
+    def __post_init__(self):
+        from rfq_theory.checks import InputError, check_scalar
+
+        s = object.__setattr__
+        s(self, "input_dim", check_scalar(self.input_dim, "input-dim", int, min_val=2, max_val=20000))
+        widths = (self.widths,) if isinstance(self.widths, (int, str)) else tuple(self.widths)
+        if not widths:
+            raise InputError("widths must list at least one layer width")
+        s(self, "widths", tuple(check_scalar(w, "widths", int, min_val=2, max_val=20000) for w in widths))
+        acts = (self.activations,) if isinstance(self.activations, str) else tuple(self.activations)
+        s(self, "activations", acts)
+        variants = (self.variants,) if isinstance(self.variants, str) else tuple(self.variants)
+        if not variants:
+            raise InputError("quantizers: give at least one quantizer")
+        if len(set(variants)) != len(variants):
+            raise InputError(f"quantizers: each quantizer must appear once, got {', '.join(variants)}")
+        s(self, "variants", variants)
+        s(self, "samples", check_scalar(self.samples, "samples", int, min_val=2, max_val=20000))
+        s(self, "trials", check_scalar(self.trials, "trials", int, min_val=1, max_val=1000))
+        s(self, "seed", check_scalar(self.seed, "seed", int, min_val=0))
+        s(self, "points", check_scalar(self.points, "points", int, min_val=50, max_val=100000))
+        for q in variants:  # every spec is checked before any work
+            self.model(q)
+
+    def model(self, quantizer) -> DeepRF:
+        """The network with ``quantizer`` on every layer."""
+        return DeepRF(self.input_dim, self.widths, self.activations, quantizer)
+
+    def as_dict(self) -> dict:
+        return {
+            "input_dim": self.input_dim,
+            "widths": list(self.widths),
+            "activations": [str(a) for a in self.activations],
+            "variants": [str(q) for q in self.variants],
+            "samples": self.samples,
+            "trials": self.trials,
+            "seed": self.seed,
+            "points": self.points,
+        }
+
+    def draw_settings(self) -> dict:
+        """The settings that determine a draw's numbers: not ``trials`` or ``variants``."""
+        d = self.as_dict()
+        d.pop("trials")
+        d.pop("variants")
+        return d
+
+    def describe(self) -> str:
+        return (
+            f"d={self.input_dim}, widths={','.join(map(str, self.widths))}, n={self.samples}, "
+            f"activations={','.join(map(str, self.activations))}"
+        )
+
+
+@dataclass(frozen=True)
+class SpectrumDrawTask:
+    """Draw ``trial`` of the quantizer row ``key``: :func:`check_spectra` plus the eigenvalues."""
+
+    key: str
+    trial: int
+    model: DeepRF
+    samples: int
+    seed: int
+    points: int
+    blas_threads: int | None = 1
+
+    def run(self) -> dict:
+        rows, data = check_spectra(self.model, self.samples, seed=self.seed, trial=self.trial, points=self.points)
+        return {
+            "matrices": [r.as_dict() for r in rows],
+            "eigenvalues": {f"{kind}-{layer}": eigs for (layer, kind), (eigs, _) in data.items()},
+        }
+
+
+def _check_matrices(items, with_trial: bool) -> str | None:
+    from .records import check_number_list, check_numbers
+
+    if not isinstance(items, list) or not items:
+        return "field 'matrices' missing or empty"
+    for m in items:
+        if not isinstance(m, dict) or m.get("kind") not in ("omega", "gram") or not isinstance(m.get("layer"), int):
+            return "a matrix entry lacks 'kind' or 'layer'"
+        if not isinstance(m.get("passed"), bool) or (with_trial and not isinstance(m.get("trial"), int)):
+            return "a matrix entry lacks 'passed' or 'trial'"
+        problem = check_numbers(m, _MATRIX_NUMBERS)
+        for field in _MATRIX_LISTS:
+            problem = problem or check_number_list(m, field, 4)
+        if problem:
+            return problem
+    return None
+
+
+class SpectrumExperiment(Experiment):
+    """Layer spectra of drawn networks against the predicted laws: one row per quantizer.
+
+    A draw compares every ``Omega_l`` and kernel ``K_l`` of one drawn network
+    (:func:`check_spectra`); a row passes when every matrix of every draw
+    passes; with more than one draw the row also holds the moment errors of
+    the mean over the draws (:func:`trial_means`).
+    """
+
+    name = "validate-spectrum"
+    csv_columns = ["variant", "draws", "failed", "status"]
+
+    def __init__(self, config: SpectrumConfig):
+        self.config = config
+        self.trials = config.trials
+
+    def settings(self) -> dict:
+        return self.config.as_dict()
+
+    def draw_settings(self) -> dict:
+        return self.config.draw_settings()
+
+    def row_keys(self) -> list[str]:
+        return [str(q) for q in self.config.variants]
+
+    def prepare(self, keys) -> None:
+        pass
+
+    def check_memory(self, workers: int, local_draws: bool) -> None:
+        pass
+
+    def task(self, key: str, trial: int) -> SpectrumDrawTask:
+        c = self.config
+        return SpectrumDrawTask(key, trial, c.model(key), c.samples, c.seed, c.points)
+
+    def check_draw(self, rec: dict) -> str | None:
+        return _check_matrices(rec.get("matrices"), with_trial=False)
+
+    def check_row(self, rec: dict) -> str | None:
+        if not isinstance(rec.get("variant"), str) or not isinstance(rec.get("draws"), int):
+            return "fields 'variant' and 'draws' missing"
+        if not isinstance(rec.get("means"), list):
+            return "field 'means' missing or not a list"
+        return _check_matrices(rec.get("matrices"), with_trial=True)
+
+    def draw_metrics(self, result: dict, store_dir) -> dict:
+        """The matrix comparisons; the eigenvalues go to ``eigenvalues-<quantizer>-trial<t>.npz``."""
+        if store_dir is not None:
+            path = store_dir / eigenvalue_file(result["key"], result["trial"])
+            np.savez_compressed(path, **{k: np.asarray(v) for k, v in result["eigenvalues"].items()})
+        return {"matrices": result["matrices"]}
+
+    def summarize_row(self, key: str, draws: dict[int, dict]) -> dict:
+        trials = sorted(draws)[: self.trials]
+        matrices = [dict(m, trial=t) for t in trials for m in draws[t]["matrices"]]
+        failed = sum(not m["passed"] for m in matrices)
+        means = trial_means([dict(m, quantizer_spec=key) for m in matrices]) if len(trials) > 1 else []
+        return {
+            "key": key,
+            "variant": key,
+            "draws": len(trials),
+            "matrices": matrices,
+            "failed": failed,
+            "means": means,
+            "status": "fail" if failed else "pass",
+        }
+
+    def report(self, rows: list[dict], fp: str) -> dict:
+        from ..runner import overall_verdict, status_counts
+
+        expected = len(self.config.variants)
+        counts = status_counts(rows)
+        return {
+            "config": self.config.as_dict(),
+            "model": self.config.describe(),
+            "fingerprint": fp,
+            "tolerance": {
+                "rule": "KS <= KS_CONSTANT / N and |M_j,emp / M_j - 1| <= MOMENT_CONSTANT * s * j / N",
+                "KS_CONSTANT": KS_CONSTANT,
+                "MOMENT_CONSTANT": MOMENT_CONSTANT,
+            },
+            "summary": {
+                "rows": len(rows),
+                "expected_rows": expected,
+                "complete": len(rows) == expected,
+                **counts,
+                "failed_matrices": sum(r["failed"] for r in rows),
+                "verdict": overall_verdict(rows, expected),
+            },
+            "means": [m for r in rows for m in r["means"]],
+            "warnings": [],
+            "rows": rows,
+            "files": {},
+        }
+
+    def write_outputs(self, store, rows: list[dict], report: dict, figure: bool) -> None:
+        import json
+
+        from .records import atomic_write_text
+
+        if report["means"]:
+            path = store.dir / "means.json"
+            atomic_write_text(path, json.dumps(report["means"], indent=1))
+            report["files"]["means"] = str(path)
+        if not figure or not rows:
+            return
+        from rfq_theory.spectrum import layer_spectrum
+
+        c = self.config
+        panels = {}
+        for r in rows:
+            eig = store.dir / eigenvalue_file(r["key"], 0)
+            if not eig.exists():
+                continue
+            saved = np.load(eig)
+            model = c.model(r["key"])
+            for name in saved.files:
+                kind, layer = name.split("-")
+                spec = layer_spectrum(model, int(layer), c.samples if kind == "gram" else None, points=c.points)
+                panels[(r["key"], _column(kind, int(layer)))] = (saved[name], spec)
+        if panels:
+            path = store.dir / "spectra.png"
+            plot_spectra(panels, path, title=c.describe())
+            report["files"]["figure"] = str(path)
+
+    def format(self, report: dict) -> str:
+        lines = [f"model: {report['model']}"]
+        for r in report["rows"]:
+            for m in r["matrices"]:
+                lines.append(
+                    f"{r['variant']:<12} trial {m['trial']} layer {m['layer']} {m['kind']:<5} N={m['n_min']:<5} "
+                    f"KS={m['ks']:.4f} (tol {m['ks_tol']:.4f}) moment errors "
+                    f"{' '.join(f'{e:+.4f}' for e in m['moment_errors'])} (tol {m['moment_tol']:.4f} j) "
+                    f"{'pass' if m['passed'] else 'FAIL'}"
+                )
+        if report["means"]:
+            lines.append(
+                "moment errors of the mean over the draws (per-draw fluctuations average out; a bias would not):"
+            )
+            for m in report["means"]:
+                lines.append(
+                    f"{m['quantizer']:<12} layer {m['layer']} {m['kind']:<5} {m['draws']} draws  "
+                    f"mean {' '.join(f'{e:+.4f}' for e in m['mean_errors'])}  "
+                    f"largest single draw {' '.join(f'{e:.4f}' for e in m['max_single_errors'])}"
+                )
+        s = report["summary"]
+        ex = report.get("execution")
+        if ex:
+            where = "in this process" if ex["kind"] == "in-process" else f"on {ex['workers']} {ex['kind']} worker(s)"
+            lines.append(f"ran {ex['draws_run']} draws {where} ({ex['draws_reused']} reused) in {ex['wall_s']:.1f} s")
+        for w in report["warnings"]:
+            lines.append(f"warning: {w}")
+        lines.append(
+            f"verdict: {s['verdict'].upper()}  ({s['pass']} pass, {s['fail']} fail of {s['expected_rows']} "
+            f"quantizers; {s['failed_matrices']} matrix comparison(s) fail)"
+        )
+        return "\n".join(lines)
+
+
+def eigenvalue_file(quantizer: str, trial: int) -> str:
+    """Name of the file holding the eigenvalues of draw ``trial`` of ``quantizer``."""
+    return f"eigenvalues-{''.join(ch if ch.isalnum() else '_' for ch in quantizer)}-trial{trial}.npz"
+
+
+def _column(kind, layer):
+    return f"$\\Omega_{layer}$" if kind == "omega" else f"kernel, layer {layer}"

@@ -67,7 +67,7 @@ from typing import Any
 
 from ..machine import cpu_model
 
-__all__ = ["run_bench", "register_variant", "VARIANTS", "TARGETS", "BenchError"]
+__all__ = ["run_bench", "add_bench_arguments", "main", "register_variant", "VARIANTS", "TARGETS", "BenchError"]
 
 ACTIVATION_NAMES = ("linear", "relu", "tanh", "sign")
 GPU_WIDTHS = (1024, 2048, 4096, 8192, 16384)
@@ -158,7 +158,7 @@ def _scalar(value, name: str, kind, lo=None, hi=None, boundaries: str = "both"):
 
 def _int_list(text: str, name: str, hi: int) -> list[int]:
     """A comma-separated list of integers ``1 <= v <= hi`` (the CLI's one list syntax)."""
-    from rfq_theory.cli.common import split_list
+    from rfq_theory.options import split_list
 
     try:
         items = split_list(text, name)
@@ -193,7 +193,7 @@ def _validated(args: argparse.Namespace, cuda: bool) -> dict:
     if args.activation not in ACTIVATION_NAMES:
         raise BenchError(f"--activation must be one of {', '.join(ACTIVATION_NAMES)}, got {args.activation!r}")
     if args.variants is not None:
-        from rfq_theory.cli.common import split_list
+        from rfq_theory.options import split_list
 
         try:
             variants = list(dict.fromkeys(split_list(args.variants, "variants")))
@@ -248,7 +248,7 @@ def _output_path(path, name: str) -> str | None:
     """``--json`` / ``--plot`` checked before any work: a writable regular file path."""
     if path is None:
         return None
-    from rfq_theory.cli.common import check_output_path
+    from rfq_theory.options import check_output_path
 
     try:
         text = check_output_path(path, name)
@@ -1394,10 +1394,68 @@ def run_bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+BENCH_EXAMPLES = """\
+examples:
+  rfq bench                                   # default sizes for the device found
+  rfq bench --device cpu --widths 1024 --batches 1,16 --json bench.json
+  rfq bench --device cpu --widths 8192 --batches 1 --variants dense-fp32,onebit-cpu-fp32
+"""
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``rfq bench`` options to ``parser``."""
+    parser.add_argument(
+        "--widths", default=None, help="comma-separated layer widths (default GPU: 1024,...,16384; CPU: 256,1024)"
+    )
+    parser.add_argument(
+        "--batches", default=None, help="comma-separated batch sizes (default GPU: 1,16,256,4096; CPU: 1,16,256)"
+    )
+    parser.add_argument("--layers", default=3, help="number of random layers L (default 3)")
+    parser.add_argument("--activation", default="relu", help="one of linear, relu, tanh, sign (default relu)")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variants (dense-fp32, dense-fp16, dense-bf16, onebit-fp16, "
+        "onebit-bf16, onebit-fp32, onebit-fused-fp16, onebit-cpu-fp32, reference-fp16, "
+        "reference-bf16, reference-fp32, gemlite-w1-fp16)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--repeats", default=None, help="timed samples per case (default 25 GPU, 5 CPU)")
+    parser.add_argument("--warmup", default=3, help="untimed warm-up calls per case (default 3)")
+    parser.add_argument(
+        "--min-sample-ms",
+        default=None,
+        help="each timed sample repeats the forward pass until it lasts this long (default 2 GPU, 0 CPU)",
+    )
+    parser.add_argument(
+        "--max-case-seconds", default=4.0, help="cap on timing seconds per (variant, width, batch) (default 4)"
+    )
+    parser.add_argument("--no-graph", action="store_true", help="CUDA: time eager calls instead of a CUDA graph")
+    parser.add_argument(
+        "--gemv-max-batch", default=1, help="one-bit: batch sizes up to this use the bit-flip GEMV kernel (default 1)"
+    )
+    parser.add_argument(
+        "--unpack-min-batch",
+        default=1024,
+        help="one-bit: batch sizes from this on unpack the layer (Triton) and call cuBLAS; "
+        "0 disables (default 1024; the onebit-fused-* variants never unpack)",
+    )
+    parser.add_argument("--seed", default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--json",
+        dest="json_path",
+        default=None,
+        help="write all results to this JSON file at the end; each case is also appended "
+        "to <file>l (JSON lines, e.g. bench.jsonl) as soon as it finishes",
+    )
+    parser.add_argument(
+        "--plot", dest="plot_path", default=None, help="write a speed-up vs batch size plot (PNG, needs matplotlib)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+
+
 def main(argv: list | None = None) -> int:
     """``python -m validation.timing.bench [options]``: the same as ``rfq bench``."""
-    from .commands import add_bench_arguments
-
     parser = argparse.ArgumentParser(prog="rfq bench")
     add_bench_arguments(parser)
     return run_bench(parser.parse_args(argv))
