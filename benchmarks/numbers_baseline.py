@@ -120,7 +120,9 @@ def collect():
     for name, val in vars(t).items():
         if name != "full" and hasattr(val, "test_error"):
             put("theorem30", name, val.test_error)
-    sw = rq.sweep(rq.DeepRF(1000, (2000, 1500), ("tanh", "relu"), "sign"), "samples", [300, 900, 2500], ridge=1e-3, noise=0.1)
+    sw = rq.sweep(
+        rq.DeepRF(1000, (2000, 1500), ("tanh", "relu"), "sign"), "samples", [300, 900, 2500], ridge=1e-3, noise=0.1
+    )
     for i, p in enumerate(sw):
         put("sweepf", str(i), p.test_error)
     return out
@@ -134,7 +136,14 @@ def compare(old, new):
         w = 0.0
         for k, v in vals.items():
             nv = new.get(group, {}).get(k)
-            if v is None or nv is None or v.startswith("error") or nv.startswith("error") or not v[0].isdigit() and v[0] != "-":
+            if (
+                v is None
+                or nv is None
+                or v.startswith("error")
+                or nv.startswith("error")
+                or not v[0].isdigit()
+                and v[0] != "-"
+            ):
                 if v != nv:
                     print(f"{group}/{k}: {v} -> {nv}")
                     bad += 1

@@ -114,7 +114,13 @@ def standard_error(values: Sequence[float]) -> float:
     return math.sqrt(var / len(xs))
 
 
-def paired_verdict(differences: Sequence[float], scale: float = 0.0, sizes: Sequence[float] | None = None) -> dict:
+def paired_verdict(
+    differences: Sequence[float],
+    scale: float = 0.0,
+    sizes: Sequence[float] | None = None,
+    z: float = Z_GAUSS,
+    c: float = C_FINITE_SIZE,
+) -> dict:
     """The rule for paired differences ``a_t - b_t`` whose theory value is 0.
 
     ``|mean| <= z_crit(T) * SE + C_FS * scale / min(sizes)`` (no allowance
