@@ -115,14 +115,15 @@ def models(
     activations: Sequence[str] | None = None,
     quantizers: Sequence[str] | None = None,
     allow_even: bool = False,
+    min_width: int = 20,
     max_width: int = 800,
 ) -> st.SearchStrategy[DeepRF]:
     """Drawn :class:`~rfq_theory.DeepRF` models with whole-number sizes.
 
     ``depth`` and ``input_dim`` are a value or ``(min, max)``; each width is
     the previous size times a ratio from ``0.5, 0.6, 0.75, 0.8, 1.25, 1.5,
-    1.75, 2, 2.5, 3`` inside ``width_ratio`` (never close to 1), capped at
-    ``max_width``.  ``activations`` and ``quantizers`` list the families per
+    1.75, 2, 2.5, 3`` inside ``width_ratio`` (never close to 1), kept within
+    ``[max(min_width, d/4), min(max_width, 4 d)]``.  ``activations`` and ``quantizers`` list the families per
     layer (see :func:`activations` and :func:`quantizers`).
     """
     lo_depth, hi_depth = _bounds(depth, "depth", 1)
@@ -140,7 +141,8 @@ def models(
         d = draw_fn(st.integers(lo_d, hi_d))
         widths, prev = [], d
         for _ in range(L):
-            k = max(2, min(max_width, round(prev * draw_fn(st.sampled_from(ratios)))))
+            k = round(prev * draw_fn(st.sampled_from(ratios)))
+            k = max(min_width, math.ceil(d / 4), min(max_width, 4 * d, k))
             widths.append(k)
             prev = k
         acts = [draw_fn(act) for _ in range(L)]
@@ -151,20 +153,21 @@ def models(
 
 
 def samples(model: DeepRF, ratio: tuple[float, float] = (0.3, 3.0), gap: float = 0.3) -> st.SearchStrategy[int]:
-    """Sample sizes ``n = r k_L`` with ``r`` in ``ratio`` and ``|log r| >= log(1 + gap)`` (away from ``n = k_L``)."""
+    """Sample sizes ``n = r k_L`` with ``r`` in ``ratio``, ``|log r| >= log(1 + gap)`` (away from ``n = k_L``) and ``n >= max(20, d/4)``."""
     lo, hi = _bounds(ratio, "ratio", 0)
     k = float(model.widths[-1])
     edge = math.log1p(gap)
     choices = sorted(
         {max(2, round(k * r)) for r in (0.3, 0.4, 0.5, 0.6, 0.7, 1.5, 2.0, 2.5, 3.0, 4.0) if lo <= r <= hi}
     )
-    choices = [n for n in choices if abs(math.log(n / k)) >= edge]
+    floor = max(20.0, float(model.input_dim) / 4)
+    choices = [n for n in choices if abs(math.log(n / k)) >= edge and n >= floor]
     if not choices:
         raise ValueError(f"no sample size in ratio {ratio!r} is at least {gap:g} away from k_L = {k:g}")
     return st.sampled_from(choices)
 
 
-def ridges(low: float = 1e-2, high: float = 1.0) -> st.SearchStrategy[float]:
+def ridges(low: float = 1e-2, high: float = 0.5) -> st.SearchStrategy[float]:
     """Ridges ``lambda`` log-uniform in ``[low, high]``, rounded to 3 significant digits."""
     lo, hi = _bounds((low, high), "ridges", 0)
     if lo <= 0:
@@ -219,7 +222,7 @@ def operating_points(
     model: DeepRF,
     *,
     sample_ratio: tuple[float, float] = (0.3, 3.0),
-    ridge: tuple[float, float] = (1e-2, 1.0),
+    ridge: tuple[float, float] = (1e-2, 0.5),
     noise: float = 0.5,
     losses: Sequence[str] | None = None,
 ) -> st.SearchStrategy[OperatingPoint]:
