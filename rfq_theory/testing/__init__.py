@@ -15,15 +15,15 @@ Hypothesis strategies (need the ``testing`` extra, ``pip install
 :func:`samples`, :func:`ridges`, :func:`noises`, :func:`labels_and_losses`,
 and the :class:`OperatingPoint` they draw.
 
-The pytest plugin (:mod:`rfq_theory.testing.plugin`, loaded automatically)
+Every name is imported on first use.  The pytest plugin
+(:mod:`rfq_theory.testing.plugin`, loaded automatically by pytest)
 adds the ``rfq_simulation`` marker and the ``rfq-simulation`` Hypothesis
 profile.  Guide and a complete example: ``docs/testing.md``.
 """
 
 from __future__ import annotations
 
-from .assertions import TheoryMismatch, assert_binary_weights, assert_matches_theory, assert_one_bit_equivalent
-
+_ASSERTIONS = {"TheoryMismatch", "assert_binary_weights", "assert_matches_theory", "assert_one_bit_equivalent"}
 _STRATEGIES = {
     "OperatingPoint",
     "activations",
@@ -41,6 +41,11 @@ _STRATEGIES = {
 
 
 def __getattr__(name):
+    # everything is imported on first use: the pytest plugin loads this package in every pytest run
+    if name in _ASSERTIONS:
+        from . import assertions
+
+        return getattr(assertions, name)
     if name in _STRATEGIES:
         from . import strategies
 
@@ -57,7 +62,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _STRATEGIES | {"PROFILE", "register_profile"})
+    return sorted(set(globals()) | _ASSERTIONS | _STRATEGIES | {"PROFILE", "register_profile"})
 
 
 __all__ = [

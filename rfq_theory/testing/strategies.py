@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..model import DeepRF
@@ -27,6 +28,7 @@ __all__ = [
     "SAFE_ACTIVATIONS",
     "EVEN_ACTIVATIONS",
     "QUANTIZER_FAMILIES",
+    "HINGE_MAX_RIDGE",
     "OperatingPoint",
     "activations",
     "quantizers",
@@ -59,6 +61,8 @@ QUANTIZER_FAMILIES: tuple[str, ...] = ("none", "sign", "sign-scaled", "ternary",
 _TERNARY_THRESHOLDS = ("0.25", "0.5", "1")
 _UNIFORM_BITS = (2, 3, 4)
 _RATIOS = (0.5, 0.6, 0.75, 0.8, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+#: Largest ridge drawn for hinge-loss points (see :func:`operating_points`).
+HINGE_MAX_RIDGE = 0.2
 _LOSSES = {"square": ("regression", "sign"), "logistic": ("sign",), "hinge": ("sign",)}
 
 
@@ -140,9 +144,12 @@ def models(
         L = draw_fn(st.integers(lo_depth, hi_depth))
         d = draw_fn(st.integers(lo_d, hi_d))
         widths, prev = [], d
+        lo_k, hi_k = max(min_width, math.ceil(d / 4)), min(max_width, 4 * d)
         for _ in range(L):
-            k = round(prev * draw_fn(st.sampled_from(ratios)))
-            k = max(min_width, math.ceil(d / 4), min(max_width, 4 * d, k))
+            options = sorted({round(prev * r) for r in ratios} & set(range(lo_k, hi_k + 1)))
+            options = [k for k in options if abs(math.log(k / prev)) >= math.log(1.2)]
+            assume(options)  # no allowed width from here: draw another model
+            k = draw_fn(st.sampled_from(options))
             widths.append(k)
             prev = k
         acts = [draw_fn(act) for _ in range(L)]
@@ -226,12 +233,22 @@ def operating_points(
     noise: float = 0.5,
     losses: Sequence[str] | None = None,
 ) -> st.SearchStrategy[OperatingPoint]:
-    """Operating points for ``model``: ridge regression, or a convex loss when ``losses`` is given."""
+    """Operating points for ``model``: ridge regression, or a convex loss when ``losses`` is given.
+
+    Hinge-loss points keep ``lambda <= HINGE_MAX_RIDGE``: at larger ridges the
+    hinge saddle-point iteration of :func:`rfq_theory.predict_glm` does not
+    converge for some models whose last layer is narrow.
+    """
     pairs = st.just(("regression", "square")) if losses is None else labels_and_losses(losses)
-    return st.builds(
-        lambda n, lam, delta, pair: OperatingPoint(n, lam, delta, pair[0], pair[1]),
-        samples(model, sample_ratio),
-        ridges(*ridge),
-        noises(noise),
-        pairs,
-    )
+    lo, hi = _bounds(ridge, "ridge", 0)
+    hinge_hi = min(hi, HINGE_MAX_RIDGE)
+
+    @st.composite
+    def point(draw_fn) -> OperatingPoint:
+        labels, loss = draw_fn(pairs)
+        n = draw_fn(samples(model, sample_ratio))
+        delta = draw_fn(noises(noise))
+        top = hinge_hi if loss == "hinge" and hinge_hi >= lo else hi
+        return OperatingPoint(n, draw_fn(ridges(lo, top)), delta, labels, loss)
+
+    return point()
