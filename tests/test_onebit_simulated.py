@@ -108,14 +108,15 @@ def ridge_draws():
         y = x @ theta + math.sqrt(RIDGE_NOISE) * rng.standard_normal((n, d))
         z = _features(model, W, x)
         w = np.linalg.solve(z.T @ z + n * lam * np.eye(z.shape[1]), z.T @ y)
+        train = float(np.mean((y - z @ w) ** 2))
         xt = rng.standard_normal((1000, d))
-        return float(np.mean((xt @ theta - _features(model, W, xt) @ w) ** 2)) + RIDGE_NOISE
+        return float(np.mean((xt @ theta - _features(model, W, xt) @ w) ** 2)) + RIDGE_NOISE, train
 
     return _paired(model, RIDGE_DRAWS, one_draw, seed=11)
 
 
 def test_ridge_one_bit_network_matches_the_theory(ridge_draws):
-    full, onebit = ridge_draws
+    full, onebit = ridge_draws[0][:, 0], ridge_draws[1][:, 0]
     p = predict(RIDGE_MODEL, RIDGE_N, RIDGE_LAMBDA, RIDGE_NOISE)
     r = assert_matches_theory(onebit, p, model=RIDGE_MODEL)
     assert_matches_theory(full, p, model=RIDGE_MODEL)
@@ -126,9 +127,19 @@ def test_ridge_one_bit_network_matches_the_theory(ridge_draws):
     _check_power(onebit, p, RIDGE_MODEL, -0.02)
 
 
+def test_ridge_train_error_matches_the_theory(ridge_draws):
+    """E_train = (lambda / kappa)^2 E_test, checked on the simulated training sets."""
+    full, onebit = ridge_draws[0][:, 1], ridge_draws[1][:, 1]
+    p = predict(RIDGE_MODEL, RIDGE_N, RIDGE_LAMBDA, RIDGE_NOISE)
+    r = assert_matches_theory(onebit, p, "train_error", model=RIDGE_MODEL)
+    assert_matches_theory(full, p, "train_error", model=RIDGE_MODEL)
+    assert r["tolerance"] < 0.03 * r["predicted"], r
+    _check_power(onebit, p, RIDGE_MODEL, 0.03, "train_error")
+
+
 def test_ridge_sign_scaled_twin_is_not_equivalent(ridge_draws):
     """A simulator that keeps Gaussian weights where sqrt(2/pi) sign(W) was asked for is caught."""
-    full, _ = ridge_draws
+    full = ridge_draws[0][:, 0]
     p_scaled = predict(RIDGE_MODEL.with_quantizers("sign-scaled"), RIDGE_N, RIDGE_LAMBDA, RIDGE_NOISE)
     p_sign = predict(RIDGE_MODEL, RIDGE_N, RIDGE_LAMBDA, RIDGE_NOISE)
     assert abs(p_scaled.test_error / p_sign.test_error - 1) > 0.02
