@@ -192,9 +192,12 @@ def test_cli_theorem_reports_the_api_twins(capsys):
         assert float(data[key]["test_error"]) == pytest.approx(float(pred.test_error), rel=1e-12), key
 
 
-def test_cli_default_predict_unchanged(capsys):
+def test_cli_default_predict_is_the_ridge_prediction(capsys):
+    """Without --labels/--loss, predict is ridge regression (the convex-loss options add nothing)."""
     rc, out = _cli(["predict", *BASE, "--ridge", "0.05", "--json"], capsys)
-    assert rc == 0 and "effective_ridges" in json.loads(out.out)
+    assert rc == 0
+    want = predict(DeepRF(300, (450,), ("erf",)), 600, 0.05, 0.1)
+    assert float(json.loads(out.out)["test_error"]) == pytest.approx(want.test_error, rel=1e-12)
 
 
 # ---------------------------------------------------------------- Monte Carlo
