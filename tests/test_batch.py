@@ -249,14 +249,50 @@ def test_optimal_ridge_matches_scalar_search():
         assert res.test_error[i] <= scan.test_error.min() * (1 + 1e-12)
 
 
-def test_optimal_ridge_is_zero_without_noise_for_a_linear_model_overparameterized_limit():
-    # one linear layer, no noise, fewer samples than features: the minimum-norm
-    # interpolator cannot be beaten by a positive ridge (a known property of
-    # isotropic ridge regression with zero noise)
+def _linear_layer_error(d, k, n, lam):
+    """Noiseless ridge on z = W x / sqrt(d) (one linear layer), from the Marchenko-Pastur law alone.
+
+    ``A = F^T F`` (``d x d``) has the MP spectrum of ratio ``g = d/k`` scaled by ``c = k/d``; with
+    ``m_B`` its Stieltjes transform, ``df1(kap) = d - kap (d/c) m_B(-kap/c)``, ``s = df1/d`` and
+    ``E = (1 - (s - kap s')) / (1 - df2/n)`` where ``kap`` solves ``lam = kap (1 - df1/n)``.
+    """
+    from scipy.optimize import brentq
+
+    g, c = d / k, k / d
+
+    def m_b(z):  # z < 0: the positive root of g z m^2 - (1 - g - z) m + 1 = 0
+        b = -(1 - g - z)
+        disc = math.sqrt(b * b - 4 * g * z)
+        return max(r for r in ((-b + disc) / (2 * g * z), (-b - disc) / (2 * g * z)) if r > 0)
+
+    def df1(kap):
+        return d - kap * (d / c) * m_b(-kap / c)
+
+    kap = brentq(lambda x: x * (1 - df1(x) / n) - lam, 1e-12, 1e6, xtol=1e-15, rtol=1e-14)
+    h = 1e-5 * kap
+    ddf1 = (df1(kap + h) - df1(kap - h)) / (2 * h)
+    df2 = df1(kap) + kap * ddf1
+    return (1 - (df1(kap) / d - kap * ddf1 / d)) / (1 - df2 / n)
+
+
+def test_optimal_ridge_of_a_linear_layer_matches_the_marchenko_pastur_route():
+    """Optimal ridge and error of one noiseless linear layer against an independent MP route and optimiser."""
+    from scipy.optimize import minimize_scalar
+
     model = DeepRF(500, (1500,), ("linear",), "none")
-    res = optimal_ridge_batch(model, np.array([200.0, 400.0]), 0.0)
-    want = [float(predict(model, n, 0).test_error) for n in (200.0, 400.0)]
-    assert np.all(res.test_error <= np.array(want) * (1 + 1e-9))
+    samples = np.array([200.0, 400.0])
+    res = optimal_ridge_batch(model, samples, 0.0)
+    for i, n in enumerate(samples):
+        best = minimize_scalar(
+            lambda t, n=n: _linear_layer_error(500, 1500, n, 10.0**t),
+            bounds=(-4, 1),
+            method="bounded",
+            options={"xatol": 1e-7},
+        )
+        assert _rel(res.test_error[i], best.fun) < 1e-7
+        assert _rel(res.ridge[i], 10.0**best.x) < 1e-3
+        # the optimum is a positive ridge that beats the minimum-norm interpolator
+        assert res.ridge[i] > 1e-3 and res.test_error[i] < float(predict(model, n, 0).test_error) * (1 - 1e-4)
 
 
 # ------------------------------------------------------------ the loss seam

@@ -163,31 +163,24 @@ def test_predict_threshold_note(capsys):
     assert code == 0 and "inf" in out and "interpolation threshold" in err
 
 
-def test_theorem_sign_equal(capsys):
-    code, out, _ = run(
-        [
-            "theorem",
-            "--input-dim",
-            "100",
-            "--widths",
-            "200,150",
-            "--activations",
-            "tanh,relu",
-            "--samples",
-            "120",
-            "--ridge",
-            "0.01",
-            "--digits",
-            "30",
-            "--json",
-        ],
-        capsys,
-    )
+def test_theorem_json_reports_the_three_twins_as_the_api_computes_them(capsys):
+    """The JSON carries each twin's 30-digit prediction and the differences between them."""
+    from rfq_theory import DeepRF, predict
+
+    argv = "--input-dim 100 --widths 200,150 --activations tanh,relu --samples 120 --ridge 0.01".split()
+    code, out, _ = run(["theorem", *argv, "--digits", "30", "--json"], capsys)
     obj = json.loads(out)
     assert code == 0
-    assert obj["full_precision"]["test_error"] == obj["sign"]["test_error"]
-    assert mpmath.mpf(obj["difference_sign"]) == 0
-    assert mpmath.mpf(obj["difference_sign_scaled"]) != 0
+    with mpmath.workdps(40):
+        want = {
+            key: predict(DeepRF(100, (200, 150), ("tanh", "relu"), q), 120, "0.01", 0, digits=30).test_error
+            for key, q in (("full_precision", "none"), ("sign", "sign"), ("sign_scaled", "sign-scaled"))
+        }
+        for key, value in want.items():
+            assert abs(mpmath.mpf(obj[key]["test_error"]) - value) <= mpmath.mpf(10) ** -28 * value, key
+        diff = mpmath.mpf(obj["difference_sign_scaled"])
+        assert abs(diff - (want["sign_scaled"] - want["full_precision"])) <= mpmath.mpf(10) ** -28
+        assert abs(diff) > mpmath.mpf(10) ** -3  # the scaled twin differs visibly (tanh sees the rescaled input)
 
 
 def test_curve_csv_and_plot(capsys, tmp_path):

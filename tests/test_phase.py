@@ -104,15 +104,6 @@ def test_gap_map_matches_one_bit_theorem():
             assert abs(pm.values[i, j] - want) <= 1e-9 * th.full.test_error
 
 
-def test_sign_map_equals_full_precision_map():
-    sign = MODEL.with_quantizers("sign")
-    a = phase_map(sign, "samples:0.2:3:12", "width:0.2:3:10", ridge=0)
-    b = phase_map(sign.with_quantizers("none"), "samples:0.2:3:12", "width:0.2:3:10", ridge=0)
-    assert np.array_equal(a.values, b.values)  # inf at the same points, every other digit equal
-    g = phase_map(sign, "samples:0.2:3:12", "width:0.2:3:10", quantity="gap", ridge=0)
-    assert np.all(g.values == 0.0)
-
-
 def test_optimal_maps_match_scalar_optimal_ridge():
     lam_map = phase_map(MODEL, "samples:0.5:2:3", "width:0.5:2:2", quantity="optimal_ridge", noise=0.3)
     err_map = phase_map(MODEL, "samples:0.5:2:3", "width:0.5:2:2", quantity="optimal_error", noise=0.3)

@@ -204,18 +204,6 @@ def test_property_mass_and_first_moment(r1, r2, acts):
 # ---------------------------------------------------------------- one-bit
 
 
-def test_sign_equals_full_precision_to_every_digit():
-    base = DeepRF(1000, (2000, 1500, 1000), ("tanh", "relu", "erf"))
-    full = spectrum(base, samples=1200, points=100)
-    sign = spectrum(base.with_quantizers("sign"), samples=1200, points=100)
-    for a, b in zip(full.layers + (full.gram,), sign.layers + (sign.gram,)):
-        assert a.x == b.x and a.density == b.density and a.support == b.support
-        assert a.moments == b.moments and a.atoms == b.atoms
-    d_full = density_at(base, "0.3", digits=30)
-    d_sign = density_at(base.with_quantizers("sign"), "0.3", digits=30)
-    assert d_full == d_sign and d_full > 0
-
-
 def test_scaled_sign_relu_scales_every_layer_by_s_squared_per_layer():
     # relu(s u) = s relu(u): with s^2 = 2/pi, Omega_l(scaled sign) = s^(2l) Omega_l(full precision)
     base = DeepRF(500, (700, 600), ("relu",))

@@ -47,10 +47,13 @@ def test_optimal_ridge_at_digits():
 
 
 def test_theorem_helper():
-    res = one_bit_theorem(MODEL, 240, 1e-2, 0.1, digits=25)
-    assert res.difference_sign == 0 and res.difference_scaled != 0
+    """The helper's three twins are the predictions of the three quantizers, differences included."""
+    res = one_bit_theorem(MODEL, 240, 1e-2, 0.1)
+    for pred, q in ((res.full, "none"), (res.sign, "sign"), (res.sign_scaled, "sign-scaled")):
+        assert pred.test_error == predict(MODEL.with_quantizers(q), 240, 1e-2, 0.1).test_error, q
+    assert res.difference_scaled == res.sign_scaled.test_error - res.full.test_error != 0
     at_threshold = one_bit_theorem(MODEL, 250, 0, 0.1)
-    assert math.isinf(at_threshold.full.test_error) and at_threshold.difference_sign == 0
+    assert math.isinf(at_threshold.full.test_error) and at_threshold.difference_sign == 0  # inf - inf is reported as 0
 
 
 @pytest.mark.parametrize(
