@@ -46,12 +46,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
+from .checks import InputError, check_digits, check_nonnegative, check_positive
 from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
 from .precision import freeze
 from .precision import mp as mpmath
+from .results import Diagnostics, float_numbers, to_jsonable
 from .solver import SolverError, build_chain, target_moments, walk
 
 __all__ = [
@@ -104,7 +105,10 @@ class GLMPrediction:
         Relative residuals of the three equations at the solution.
     iterations, converged:
         Outer iterations (float path plus mpmath polishing) and whether
-        the tolerance was met (a non-converged solve raises instead).
+        the tolerance was met (:func:`predict_glm` raises instead; a curve
+        keeps a failed point as NaNs with ``converged`` False and ``message``).
+    diagnostics:
+        The :class:`~rfq_theory.results.Diagnostics` record.
     quad_error:
         Largest change of any reported number when the channel quadrature
         is refined (0 where the channel is in closed form).
@@ -138,44 +142,56 @@ class GLMPrediction:
     quad_error: object = 0
     layers: tuple = ()
     kappa0: object = field(default=None, repr=False)
+    message: str = ""
+    working_digits: int = 16
 
     @property
     def effective_ridge(self):
         """``kappa_L``."""
         return self.effective_ridges[-1]
 
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The :class:`~rfq_theory.results.Diagnostics` record of this prediction."""
+        if not self.converged:
+            return Diagnostics.failed(self.message or "the saddle-point iteration did not converge")
+        res = [float(r) for r in self.residuals]
+        return Diagnostics(
+            status="ok",
+            message=self.message,
+            iterations=self.iterations,
+            residual=max(res) if res else 0.0,
+            working_digits=16 if self.digits is None else int(self.working_digits),
+            fallback="float" if self.digits is None else "mpmath",
+        )
+
     def as_dict(self, digits=None):
-        """JSON-ready dict; numbers as strings with ``digits`` significant digits."""
-        d = digits or self.digits or 17
+        """JSON-ready dict (:func:`rfq_theory.results.to_jsonable`); numbers as strings of ``digits`` digits."""
+        return to_jsonable(self, digits or self.digits or 17)
 
-        def f(x):
-            return format_number(x, d)
 
-        return {
-            "test_error": f(self.test_error),
-            "test_loss": f(self.test_loss),
-            "train_loss": f(self.train_loss),
-            "train_error": f(self.train_error),
-            "m": f(self.m),
-            "q": f(self.q),
-            "V": f(self.V),
-            "m_hat": f(self.m_hat),
-            "q_hat": f(self.q_hat),
-            "V_hat": f(self.V_hat),
-            "effective_ridges": [f(k) for k in self.effective_ridges],
-            "df1": f(self.df1),
-            "df2": f(self.df2),
-            "s": f(self.s),
-            "s_prime": f(self.s_prime),
-            "loss": self.loss,
-            "labels": self.labels,
-            "digits": self.digits,
-            "residuals": [f(r) for r in self.residuals],
-            "iterations": self.iterations,
-            "converged": self.converged,
-            "quad_error": f(self.quad_error),
-            "layers": [lc.as_dict(min(d, 17)) for lc in self.layers],
-        }
+def failed_glm_prediction(samples, ridge, noise, loss, labels, target, digits, message) -> GLMPrediction:
+    """A :class:`GLMPrediction` of NaNs for a point whose solve failed (``diagnostics.converged`` is False)."""
+    nan = math.nan
+    return GLMPrediction(
+        *([nan] * 10),
+        effective_ridges=(nan,),
+        df1=nan,
+        df2=nan,
+        s=nan,
+        s_prime=nan,
+        samples=float(samples),
+        ridge=float(ridge),
+        noise=float(noise),
+        loss=loss,
+        labels=labels,
+        target=str(target),
+        digits=digits,
+        residuals=(nan, nan, nan),
+        converged=False,
+        quad_error=nan,
+        message=message,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -866,7 +882,7 @@ def _finish(prob: _Problem, x, iters, digits, target):
             fz(feat.kappa0), feat.kappas, fz(feat.k), fz(feat.df1), fz(feat.df2), fz(feat.s), fz(feat.s_prime)
         )
         prob.n, prob.lam, prob.delta = fz(prob.n), fz(prob.lam), fz(prob.delta)
-    return GLMPrediction(
+    pred = GLMPrediction(
         test_error=test,
         test_loss=out["test_loss"],
         train_loss=out["train_loss"],
@@ -895,7 +911,9 @@ def _finish(prob: _Problem, x, iters, digits, target):
         quad_error=quad_err,
         layers=prob.layers,
         kappa0=feat.kappa0,
+        working_digits=16 if prob.kind == "float" else int(mpmath.mp.dps),
     )
+    return float_numbers(pred) if prob.kind == "float" else pred
 
 
 # --------------------------------------------------------------------------
