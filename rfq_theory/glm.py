@@ -52,6 +52,7 @@ from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_t
 from .model import DeepRF
 from .precision import freeze
 from .precision import mp as mpmath
+from .readouts import TheoremResult
 from .results import Diagnostics, float_numbers, to_jsonable
 from .solver import SolverError, build_chain, target_moments, walk
 
@@ -62,6 +63,8 @@ __all__ = [
     "predict_glm",
     "glm_theorem",
     "glm_sweep",
+    "optimal_ridge_glm",
+    "failed_glm_prediction",
     "label_constants",
     "predict_glm_spectrum",
 ]
@@ -921,27 +924,18 @@ def _finish(prob: _Problem, x, iters, digits, target):
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GLMTheorem:
-    """A model's full-precision, sign and scaled-sign twins under a convex-loss readout."""
-
-    full: GLMPrediction
-    sign: GLMPrediction
-    sign_scaled: GLMPrediction
-    difference_sign: object
-    difference_scaled: object
-    digits: int | None
+#: the one-bit comparison of a convex-loss readout (the same record as the ridge readout's)
+GLMTheorem = TheoremResult
 
 
 def glm_theorem(model: DeepRF, samples, ridge, noise=0, target="linear", labels="sign", loss="logistic", digits=None):
-    """:func:`predict_glm` for ``model`` with every layer at full precision, ``sign`` and ``sign-scaled``."""
-    res = [
-        predict_glm(model.with_quantizers(qz), samples, ridge, noise, target, labels, loss, digits)
-        for qz in ("none", "sign", "sign-scaled")
-    ]
-    return GLMTheorem(
-        res[0], res[1], res[2], res[1].test_error - res[0].test_error, res[2].test_error - res[0].test_error, digits
-    )
+    """:func:`predict_glm` for ``model`` with every layer at full precision, ``sign`` and ``sign-scaled``.
+
+    :func:`rfq_theory.readouts.theorem` with a :class:`~rfq_theory.readouts.ConvexLossReadout`.
+    """
+    from .readouts import ConvexLossReadout, theorem
+
+    return theorem(ConvexLossReadout(loss, labels), model, samples, ridge, noise, target, digits)
 
 
 def glm_sweep(
@@ -959,21 +953,22 @@ def glm_sweep(
 ):
     """:func:`predict_glm` over a grid of one axis (``samples``, ``width``, ``widths``, ``ridge``), warm-started.
 
-    The axes are those of :func:`rfq_theory.sweeps.model_at`.
+    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`:
+    a point that does not converge is NaN with ``diagnostics.converged`` False.
     """
-    from .sweeps import model_at
+    from .readouts import ConvexLossReadout, curve
 
-    values = list(values)
-    if not values:
-        raise InputError("values must hold at least one grid point")
-    out, guess = [], None
-    from tqdm.auto import tqdm
+    return curve(ConvexLossReadout(loss, labels), model, vary, values, samples, ridge, noise, target, digits, progress)
 
-    disable = None if progress is None and len(values) > 50 else not progress
-    for v in tqdm(values, desc=f"glm sweep {vary}", disable=disable, leave=False):
-        mdl, n, lam = model_at(model, vary, v, samples, ridge)
-        pred = predict_glm(mdl, n, lam, noise, target, labels, loss, digits, guess=guess)
-        k0 = pred.kappa0
-        guess = (math.log(float(k0)), float(pred.m), float(pred.q)) if vary == "samples" or vary == "ridge" else None
-        out.append(pred)
-    return out
+
+def optimal_ridge_glm(
+    model: DeepRF, samples, noise=0, target="linear", labels="sign", loss="logistic", digits=None, bounds=None
+):
+    """The ridge minimising the test (classification) error of a convex-loss readout.
+
+    :func:`rfq_theory.readouts.optimal_ridge` with a :class:`~rfq_theory.readouts.ConvexLossReadout`
+    (default search interval :data:`rfq_theory.readouts.CONVEX_BOUNDS`).
+    """
+    from .readouts import ConvexLossReadout, optimal_ridge
+
+    return optimal_ridge(ConvexLossReadout(loss, labels), model, samples, noise, target, digits, bounds)
