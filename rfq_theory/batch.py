@@ -416,6 +416,22 @@ class _LaneCounts:
         """Number of ill-conditioned lanes re-solved at higher precision (double-double or mpmath)."""
         return int(np.count_nonzero(self.fallback))
 
+    @property
+    def diagnostics(self):
+        """The lanes' :class:`~rfq_theory.results.Diagnostics` (``failed`` when any lane did not converge)."""
+        from .results import Diagnostics
+
+        res = getattr(self, "residual", None)
+        finite = res[np.isfinite(res)] if res is not None else np.zeros(0)
+        return Diagnostics(
+            status="failed" if self.n_failed else "fallback" if self.n_fallback else "ok",
+            converged=self.n_failed == 0,
+            message="; ".join(self.messages),
+            iterations=int(np.sum(self.iterations)),
+            residual=float(finite.max()) if finite.size else 0.0,
+            fallback="mpmath" if self.n_fallback else "float",
+        )
+
 
 def _report_failures(conv, n_lanes, messages, warn):
     """Count the lanes that did not converge in ``messages`` (and a warning at the caller's caller)."""
