@@ -267,10 +267,12 @@ class _Features:
     df2: object
     s: object
     s_prime: object
+    splus: object = None
 
     @property
     def s_plus(self):
-        return self.s + self.k * self.s_prime
+        """``s + kappa s'`` (computed without cancellation by :func:`_features_precise` at large ``kappa``)."""
+        return self.s + self.k * self.s_prime if self.splus is None else self.splus
 
 
 def _features(chain, kappa0, one):
@@ -287,6 +289,61 @@ def _features(chain, kappa0, one):
     else:
         s = s_prime = 0 * one
     return _Features(kappa0, list(st.kappas), k, df1, df2, s, s_prime)
+
+
+#: above this ``kappa_0`` the float path walks the chain in extended precision
+#: (``df1 = k - ...`` and ``s + kappa s'`` cancel by a factor of about ``kappa``)
+PRECISE_WALK_ABOVE = 1e3
+#: the effective ridge is capped at ``2 lambda / Vh`` with ``Vh >= 2 lambda / KAPPA_CAP``: when the
+#: channel's curvature vanishes (hinge loss with every margin on its linear piece, at large ridges)
+#: the readout is the ``kappa -> infinity`` limit, reached here to ``1 / KAPPA_CAP`` relative
+KAPPA_CAP = 1e30
+
+
+def _mp_chain(chain):
+    """The float ``chain``'s numbers as mpf (exactly: the same model, walked in higher precision)."""
+    from .solver import Chain
+
+    f = mpmath.mpf
+    return Chain(
+        f(chain.base_dim),
+        f(chain.base_scale),
+        chain.signal,
+        tuple(tuple(f(v) for v in layer) for layer in chain.layers),
+        chain.first,
+        f(chain.rank),
+    )
+
+
+def _features_precise(chain, kappa0, kind):
+    """The functionals at a large ``kappa_0`` with enough digits to cover the cancellations (rounded to ``kind``).
+
+    ``df1 = k_L - ...``, its derivative and ``s_plus = s + kappa s'`` lose up
+    to ``2 log10(kappa k_L)`` digits to cancellation; the walk runs with that
+    many more digits.
+    """
+    big = max([float(chain.base_dim)] + [float(layer[1]) for layer in chain.layers])
+    lost = 2 * math.log10(max(float(kappa0), 1.0)) + 2 * math.log10(max(big, 1.0))
+    base = 17 if kind == "float" else mpmath.mp.dps
+    with mpmath.workdps(int(base + lost + 10)):
+        ch = _mp_chain(chain) if kind == "float" else chain
+        k0 = mpmath.mpf(kappa0)
+        st = walk(ch, k0)
+        if st is None:
+            return None
+        k, dk = st.kappas[-1], st.dkappas[-1]
+        df1 = st.df1
+        df2 = df1 + k * st.ddf1 / dk
+        if ch.signal:
+            s = 1 / (1 + k0)
+            sp = -(s * s) / dk
+        else:
+            s = sp = mpmath.mpf(0)
+        splus = s + k * sp
+        vals = (k, df1, df2, s, sp, splus)
+    conv = float if kind == "float" else (lambda v: +v)
+    k, df1, df2, s, sp, splus = (conv(v) for v in vals)
+    return _Features(kappa0, [conv(v) for v in st.kappas], k, df1, df2, s, sp, splus)
 
 
 # --------------------------------------------------------------------------
@@ -428,6 +485,8 @@ class _Problem:
 
     def features(self, kappa0):
         """The feature-side functionals at the parameter ``kappa_0`` (``None`` off the branch)."""
+        if kappa0 > PRECISE_WALK_ABOVE:
+            return _features_precise(self.chain, kappa0, self.kind)
         return _features(self.chain, kappa0, self.one)
 
     def kappa_L(self, kappa0):
@@ -474,8 +533,9 @@ class _Problem:
         if h is None:
             return None
         Vh, mh, qh = h
-        if not Vh > 0:
+        if not Vh >= 0:
             return None
+        Vh = max(Vh, 2 * self.lam / KAPPA_CAP)
         lk_new = self.invert(2 * self.lam / Vh, lk0)
         if lk_new is None:
             return None
