@@ -58,6 +58,7 @@ from .solver import SolverError, build_chain, target_moments, walk
 
 __all__ = [
     "LABELS",
+    "MIN_RIDGE",
     "GLMPrediction",
     "GLMTheorem",
     "predict_glm",
@@ -72,6 +73,11 @@ __all__ = [
 #: Label models: ``regression`` (``y = f*(g) - E f* + eps``) and ``sign`` (``y = sign(f*(g) + sqrt(Delta) xi)``).
 LABELS = ("regression", "sign")
 
+#: smallest ridge per loss: below it the float saddle point leaves the range the solver resolves
+#: (the logistic readout's norm grows like log(1/lambda) on separable data and its margins outgrow the
+#: channel quadrature; the response V ~ 1/lambda of the others approaches overflow); the hinge loss
+#: at 1e-100 is its max-margin limit, the square loss its minimum-norm limit, to float precision
+MIN_RIDGE = {"logistic": 1e-15, "hinge": 1e-100, "square": 1e-100}
 _FLOAT_TOL = 1e-13
 _FLOAT_NODES = 32
 _MAX_NEWTON = 60
@@ -805,6 +811,11 @@ def predict_glm(
         raise InputError(
             f"ridge must be > 0 for the {loss} loss with {labels} labels: at ridge = 0 the {loss} readout is "
             "the max-margin limit in the separable regime, which is not implemented"
+        )
+    if lam_mp < MIN_RIDGE[loss]:
+        raise InputError(
+            f"ridge must be >= {MIN_RIDGE[loss]:g} for the {loss} loss, got {ridge!r}: smaller ridges are "
+            "outside the range the convex-loss solver resolves (docs/classification.md, 'Limits')"
         )
     extra = max(0, int(-mpmath.log10(lam_mp)) + 2)
     var_y_mp, c_mp = label_constants(labels, target, noise, max(30, (digits or 0) + GUARD_DIGITS + extra))
