@@ -812,7 +812,7 @@ def predict_glm(
             f"ridge must be > 0 for the {loss} loss with {labels} labels: at ridge = 0 the {loss} readout is "
             "the max-margin limit in the separable regime, which is not implemented"
         )
-    if lam_mp < MIN_RIDGE[loss]:
+    if float(lam_mp) < MIN_RIDGE[loss] * (1 - 1e-12):
         raise InputError(
             f"ridge must be >= {MIN_RIDGE[loss]:g} for the {loss} loss, got {ridge!r}: smaller ridges are "
             "outside the range the convex-loss solver resolves (docs/classification.md, 'Limits')"

@@ -404,8 +404,12 @@ def _setup(model, samples, ridge, noise, target, labels, loss, input_dim, widths
         raise InputError(f"loss {loss!r} needs labels 'sign' (+-1 labels); regression labels use the square loss")
     ch = chain_model(model, target)
     shape, n, lam, delta, sizes = _lanes(model, samples, ridge, noise, input_dim, widths)
-    if not np.all(lam > 0):
-        raise InputError(f"ridge must be > 0 for the {loss} loss with {labels} labels, got min {lam.min()!r}")
+    from .glm import MIN_RIDGE
+
+    if not np.all(lam >= MIN_RIDGE[loss] * (1 - 1e-12)):
+        raise InputError(
+            f"ridge must be >= {MIN_RIDGE[loss]:g} for the {loss} loss with {labels} labels, got min {lam.min()!r}"
+        )
     var_y = np.empty_like(n)
     c = np.empty_like(n)
     for dv in np.unique(delta):
