@@ -110,16 +110,73 @@ def _nodes(breaks, max_len):
     return t, wt
 
 
+def _logistic_prox(a, V):
+    """Root ``u`` of ``u - V sigmoid(-u) = a`` per node: Newton inside the bracket ``[a, a + V]``, active nodes only."""
+    from scipy.special import expit
+
+    V = np.broadcast_to(V, a.shape)
+    u = a + V * expit(-a)
+    lo, hi = a.copy(), a + V
+    idx = np.arange(a.size)
+    uf, lof, hif, af, Vf = u.ravel().copy(), lo.ravel(), hi.ravel(), a.ravel(), V.ravel()
+    olderf = np.abs(hif - lof) * 4 + 1
+    lastf = olderf.copy()
+    for _ in range(200):
+        if not idx.size:
+            break
+        uu, aa, vv = uf[idx], af[idx], Vf[idx]
+        sg = expit(-uu)
+        g = uu - vv * sg - aa
+        step = g / (1 + vv * sg * (1 - sg))
+        l, h = np.where(g < 0, uu, lof[idx]), np.where(g > 0, uu, hif[idx])
+        lof[idx], hif[idx] = l, h
+        new = uu - step
+        # bisect where Newton leaves the bracket or does not halve the step before last (rtsafe rule)
+        out = (new < l) | (new > h) | (2 * np.abs(step) > olderf[idx])
+        olderf[idx], lastf[idx] = lastf[idx], np.abs(np.where(out, 0.5 * (l + h), new) - uu)
+        done = ~np.isfinite(g) | (np.abs(step) <= 1e-14 * (np.abs(uu) + 1))
+        uf[idx] = np.where(done, new, np.where(out, 0.5 * (l + h), new))
+        idx = idx[~done]
+    uf[idx] = np.nan  # not settled: the lane fails here and goes to the scalar solver
+    return uf.reshape(a.shape)
+
+
 def _prox(loss, a, V):
     from .losses import margin_dprox, margin_prox, ops
 
     xp = ops("float")
-    u = margin_prox(loss, a, V, xp)
+    u = _logistic_prox(a, V) if loss == "logistic" else margin_prox(loss, a, V, xp)
     return u, margin_dprox(loss, u, a, V, xp)
 
 
 def _sign_channel(loss, m, q, V, delta, outputs=False):
-    """Channel integrals of the sign labels per lane: ``Vh, mh, qh`` (and the outputs); NaN off the domain."""
+    """Channel integrals of the sign labels per lane: ``Vh, mh, qh`` (and the outputs); NaN off the domain.
+
+    Lanes are grouped by the uniform grid their ``q`` needs (piece length
+    ``4 / max(1, sqrt(q) / 2)``, at least 0.05, as the scalar solver), the
+    grid of a group rounded up to a power of two pieces.
+    """
+    with np.errstate(all="ignore"):
+        sq = np.nan_to_num(np.sqrt(q), nan=1.0)
+        max_len = np.maximum(0.05, 4.0 / np.maximum(1.0, sq / 2))
+    G = np.ceil(2 * _T / max_len)
+    bucket = 2.0 ** np.ceil(np.log2(np.maximum(G, 8)))
+    groups = np.unique(bucket)
+    if groups.size == 1:
+        return _sign_channel_group(loss, m, q, V, delta, 2 * _T / groups[0], outputs)
+    Vh, mh, qh = (np.full_like(q, np.nan) for _ in range(3))
+    out = {k: np.full_like(q, np.nan) for k in ("test_loss", "train_loss", "train_error")}
+    for b in groups:
+        sel = np.flatnonzero(bucket == b)
+        res = _sign_channel_group(loss, m[sel], q[sel], V[sel], delta[sel], 2 * _T / b, outputs)
+        Vh[sel], mh[sel], qh[sel] = res[:3]
+        if outputs:
+            for k in out:
+                out[k][sel] = res[3][k]
+    return (Vh, mh, qh, out) if outputs else (Vh, mh, qh)
+
+
+def _sign_channel_group(loss, m, q, V, delta, max_len, outputs=False):
     from scipy.special import ndtr
 
     from .losses import margin_loss, margin_threshold, ops
@@ -140,7 +197,6 @@ def _sign_channel(loss, m, q, V, delta, outputs=False):
         for kk in kinks + ([a0] if outputs else []):
             cols += [kk / sq, -kk / sq]
         breaks = np.stack([np.where(np.isfinite(c), c, 0.0) for c in cols], axis=1)
-        max_len = max(0.05, float(np.min(4.0 / np.maximum(1.0, np.nan_to_num(sq, nan=1.0) / 2))))
         t, w = _nodes(breaks, max_len)
         omega = sq[:, None] * t
         bt = b[:, None] * t
@@ -150,10 +206,13 @@ def _sign_channel(loss, m, q, V, delta, outputs=False):
         mh = np.zeros_like(q)
         qh = np.zeros_like(q)
         out = {"test_loss": np.zeros_like(q), "train_loss": np.zeros_like(q), "train_error": np.zeros_like(q)}
+        # the nodes are symmetric about t = 0 (every break comes with its negative), so the
+        # proximal points of the margins -omega are those of +omega read backwards
+        u_plus, du_plus = _prox(loss, omega, Vc)
         for y in (1, -1):
             Z = ndtr(y * bt)
             a = y * omega
-            u, du = _prox(loss, a, Vc)
+            u, du = (u_plus, du_plus) if y == 1 else (u_plus[:, ::-1], du_plus[:, ::-1])
             r = (u - a) / Vc
             Vh += np.sum(w * Z * (1 - du), axis=1) / V
             qh += np.sum(w * Z * r * r, axis=1)
@@ -258,62 +317,101 @@ def _norm(r, x):
     return np.where(np.isfinite(n), n, np.inf)
 
 
+def _fd_jacobian(sub: _Setup, xa, ra):
+    """Forward-difference Jacobian of the residual per lane (backward where the forward point leaves the domain)."""
+    J = np.empty((xa.shape[0], 3, 3))
+    scale = np.stack([np.maximum(1, np.abs(xa[:, 0])), np.sqrt(xa[:, 2]), xa[:, 2]], axis=1)
+    ok = np.ones(xa.shape[0], dtype=bool)
+    for i in range(3):
+        h = 1e-7 * scale[:, i]
+        xx = xa.copy()
+        xx[:, i] += h
+        rr, _ = _residual(sub, xx)
+        bad = ~np.all(np.isfinite(rr), axis=1)
+        if bad.any():
+            xb = xa[bad].copy()
+            xb[:, i] -= h[bad]
+            rb, _ = _residual(sub.take(np.flatnonzero(bad)), xb)
+            rr[bad] = rb
+            h = np.where(bad, -h, h)
+        J[:, :, i] = (rr - ra) / h[:, None]
+        ok &= np.all(np.isfinite(rr), axis=1)
+    return J, ok
+
+
 def _newton(st: _Setup, x, tol=_TOL, max_iter=_MAX_NEWTON):
-    """Newton with forward differences and backtracking, lane by lane; returns ``(x, norm, iterations)``."""
+    """Quasi-Newton steps with backtracking, lane by lane; returns ``(x, norm, iterations)``.
+
+    The Jacobian is a forward difference at the start and after a rejected
+    step, Broyden's rank-one update after an accepted one (one evaluation of
+    ``G`` per step instead of four).
+    """
     N = x.shape[0]
     r, _ = _residual(st, x)
     norm = _norm(r, x)
     iters = np.zeros(N, dtype=np.int32)
     active = np.isfinite(norm) & (norm >= tol)
-    for _ in range(max_iter):
+    J = np.zeros((N, 3, 3))
+    fresh = np.zeros(N, dtype=bool)  # J of the lane is a finite difference at its current point
+    for _ in range(3 * max_iter):
         idx = np.flatnonzero(active)
         if not idx.size:
             break
         sub = st.take(idx)
         xa, ra = x[idx], r[idx]
         iters[idx] += 1
-        J = np.empty((idx.size, 3, 3))
-        scale = np.stack([np.maximum(1, np.abs(xa[:, 0])), np.sqrt(xa[:, 2]), xa[:, 2]], axis=1)
+        Ja = J[idx]
         okJ = np.ones(idx.size, dtype=bool)
-        for i in range(3):
-            h = 1e-7 * scale[:, i]
-            xx = xa.copy()
-            xx[:, i] += h
-            rr, _ = _residual(sub, xx)
-            bad = ~np.all(np.isfinite(rr), axis=1)
-            if bad.any():  # step the other way where the forward point leaves the domain
-                xb = xa[bad].copy()
-                xb[:, i] -= h[bad]
-                rb, _ = _residual(sub.take(np.flatnonzero(bad)), xb)
-                rr[bad] = rb
-                h = np.where(bad, -h, h)
-            J[:, :, i] = (rr - ra) / h[:, None]
-            okJ &= np.all(np.isfinite(rr), axis=1)
+        need = np.flatnonzero(~fresh[idx] & (iters[idx] == 1) | ~fresh[idx] & np.all(Ja == 0, axis=(1, 2)))
+        need = np.union1d(need, np.flatnonzero(~np.isfinite(Ja).all(axis=(1, 2))))
+        if need.size:
+            Jn, okn = _fd_jacobian(sub.take(need), xa[need], ra[need])
+            Ja[need], okJ[need] = Jn, okn
+            fresh[idx[need]] = True
         with np.errstate(all="ignore"):
-            det = np.linalg.det(np.where(okJ[:, None, None], J, np.eye(3)))
+            det = np.linalg.det(np.where(okJ[:, None, None], Ja, np.eye(3)))
         okJ &= np.isfinite(det) & (det != 0)
         dx = np.zeros_like(xa)
         if okJ.any():
-            dx[okJ] = np.linalg.solve(J[okJ], ra[okJ][:, :, None])[:, :, 0]
-        na = norm[idx]
+            dx[okJ] = np.linalg.solve(Ja[okJ], ra[okJ][:, :, None])[:, :, 0]
+        na = norm[idx].copy()
         t = np.ones(idx.size)
         pending = okJ.copy()
         accepted = np.zeros(idx.size, dtype=bool)
-        for _ in range(30):
+        xnew, rnew = xa.copy(), ra.copy()
+        tries = 30
+        for k in range(tries):
             p = np.flatnonzero(pending)
             if not p.size:
                 break
+            if k == 3:  # a quasi-Newton direction that needs more halvings: refresh its Jacobian instead
+                stale = p[~fresh[idx[p]]]
+                pending[stale] = False
+                p = np.flatnonzero(pending)
+                if not p.size:
+                    break
             nx = xa[p] - t[p, None] * dx[p]
             rn, _ = _residual(sub.take(p), nx)
             nn = _norm(rn, nx)
             acc = nn < na[p] * (1 - 1e-4 * t[p])
             ap = p[acc]
-            xa[ap], ra[ap], na[ap] = nx[acc], rn[acc], nn[acc]
+            xnew[ap], rnew[ap], na[ap] = nx[acc], rn[acc], nn[acc]
             accepted[ap] = True
             pending[ap] = False
             t[p[~acc]] /= 2
-        x[idx], r[idx], norm[idx] = xa, ra, na
-        active[idx] = accepted & (na >= tol)
+        # Broyden update for the accepted lanes; a fresh finite difference next time for the others
+        sx = xnew - xa
+        yr = rnew - ra
+        with np.errstate(all="ignore"):
+            denom = np.einsum("ij,ij->i", sx, sx)
+            corr = (yr - np.einsum("ijk,ik->ij", Ja, sx)) / denom[:, None]
+            Ja = np.where(accepted[:, None, None], Ja + corr[:, :, None] * sx[:, None, :], Ja)
+        stalled = ~accepted & fresh[idx]
+        J[idx] = Ja
+        fresh[idx] = False
+        J[idx[~accepted]] = 0.0  # forces a finite difference
+        x[idx], r[idx], norm[idx] = xnew, rnew, na
+        active[idx] = ~stalled & (na >= tol) & (iters[idx] < max_iter)
     return x, norm, iters
 
 
