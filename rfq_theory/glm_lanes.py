@@ -30,7 +30,7 @@ from .model import DeepRF
 
 __all__ = ["solve_glm_lanes", "optimal_ridge_glm_lanes"]
 
-_NODES = 32
+_NODES = 16
 _T = 12.0
 _TOL = 1e-13
 _MAX_NEWTON = 60
@@ -49,8 +49,11 @@ class _Setup:
     c: np.ndarray
     loss: str
     labels: str
+    ids: np.ndarray | None = None  # lane indices into the cache's rows
+    cache: dict | None = None  # the last proximal points of each lane (warm starts)
 
     def take(self, idx):
+        ids = np.arange(self.n.shape[0]) if self.ids is None else self.ids
         return _Setup(
             self.ch,
             [s[idx] for s in self.cs],
@@ -61,6 +64,8 @@ class _Setup:
             self.c[idx],
             self.loss,
             self.labels,
+            ids[idx],
+            self.cache,
         )
 
 
@@ -110,13 +115,18 @@ def _nodes(breaks, max_len):
     return t, wt
 
 
-def _logistic_prox(a, V):
-    """Root ``u`` of ``u - V sigmoid(-u) = a`` per node: Newton inside the bracket ``[a, a + V]``, active nodes only."""
+def _logistic_prox(a, V, guess=None):
+    """Root ``u`` of ``u - V sigmoid(-u) = a`` per node: Newton inside the bracket ``[a, a + V]``, active nodes only.
+
+    ``guess`` (same shape, NaN where unknown) replaces the start ``a + V sigmoid(-a)``.
+    """
     from scipy.special import expit
 
     V = np.broadcast_to(V, a.shape)
     u = a + V * expit(-a)
     lo, hi = a.copy(), a + V
+    if guess is not None:
+        u = np.where(np.isfinite(guess) & (guess > lo) & (guess < hi), guess, u)
     idx = np.arange(a.size)
     uf, lof, hif, af, Vf = u.ravel().copy(), lo.ravel(), hi.ravel(), a.ravel(), V.ravel()
     olderf = np.abs(hif - lof) * 4 + 1
@@ -141,15 +151,15 @@ def _logistic_prox(a, V):
     return uf.reshape(a.shape)
 
 
-def _prox(loss, a, V):
+def _prox(loss, a, V, guess=None):
     from .losses import margin_dprox, margin_prox, ops
 
     xp = ops("float")
-    u = _logistic_prox(a, V) if loss == "logistic" else margin_prox(loss, a, V, xp)
+    u = _logistic_prox(a, V, guess) if loss == "logistic" else margin_prox(loss, a, V, xp)
     return u, margin_dprox(loss, u, a, V, xp)
 
 
-def _sign_channel(loss, m, q, V, delta, outputs=False):
+def _sign_channel(loss, m, q, V, delta, outputs=False, ids=None, cache=None):
     """Channel integrals of the sign labels per lane: ``Vh, mh, qh`` (and the outputs); NaN off the domain.
 
     Lanes are grouped by the uniform grid their ``q`` needs (piece length
@@ -163,12 +173,14 @@ def _sign_channel(loss, m, q, V, delta, outputs=False):
     bucket = 2.0 ** np.ceil(np.log2(np.maximum(G, 8)))
     groups = np.unique(bucket)
     if groups.size == 1:
-        return _sign_channel_group(loss, m, q, V, delta, 2 * _T / groups[0], outputs)
+        return _sign_channel_group(loss, m, q, V, delta, 2 * _T / groups[0], outputs, ids, cache)
     Vh, mh, qh = (np.full_like(q, np.nan) for _ in range(3))
     out = {k: np.full_like(q, np.nan) for k in ("test_loss", "train_loss", "train_error")}
     for b in groups:
         sel = np.flatnonzero(bucket == b)
-        res = _sign_channel_group(loss, m[sel], q[sel], V[sel], delta[sel], 2 * _T / b, outputs)
+        res = _sign_channel_group(
+            loss, m[sel], q[sel], V[sel], delta[sel], 2 * _T / b, outputs, None if ids is None else ids[sel], cache
+        )
         Vh[sel], mh[sel], qh[sel] = res[:3]
         if outputs:
             for k in out:
@@ -176,7 +188,32 @@ def _sign_channel(loss, m, q, V, delta, outputs=False):
     return (Vh, mh, qh, out) if outputs else (Vh, mh, qh)
 
 
-def _sign_channel_group(loss, m, q, V, delta, max_len, outputs=False):
+def _warm(cache, ids, omega, Vc):
+    """Proximal starts from the lane's last solve at the same node count: ``u + du (omega - omega_last)``."""
+    if cache is None or ids is None:
+        return None
+    got = cache.get(omega.shape[1])
+    if got is None:
+        return None
+    om, u, du, Vl = got
+    with np.errstate(all="ignore"):
+        guess = u[ids] + du[ids] * (omega - om[ids])
+    guess[~(np.abs(Vl[ids] - Vc[:, 0]) <= 1e-3 * Vc[:, 0])] = np.nan
+    return guess
+
+
+def _remember(cache, ids, omega, Vc, u, du):
+    if cache is None or ids is None:
+        return
+    M = omega.shape[1]
+    if M not in cache:
+        n = cache["lanes"]
+        cache[M] = (np.full((n, M), np.nan), np.full((n, M), np.nan), np.zeros((n, M)), np.full(n, np.nan))
+    om, uu, dd, Vl = cache[M]
+    om[ids], uu[ids], dd[ids], Vl[ids] = omega, u, du, Vc[:, 0]
+
+
+def _sign_channel_group(loss, m, q, V, delta, max_len, outputs=False, ids=None, cache=None):
     from scipy.special import ndtr
 
     from .losses import margin_loss, margin_threshold, ops
@@ -208,7 +245,11 @@ def _sign_channel_group(loss, m, q, V, delta, max_len, outputs=False):
         out = {"test_loss": np.zeros_like(q), "train_loss": np.zeros_like(q), "train_error": np.zeros_like(q)}
         # the nodes are symmetric about t = 0 (every break comes with its negative), so the
         # proximal points of the margins -omega are those of +omega read backwards
-        u_plus, du_plus = _prox(loss, omega, Vc)
+        if loss == "logistic":
+            u_plus, du_plus = _prox(loss, omega, Vc, _warm(cache, ids, omega, Vc))
+            _remember(cache, ids, omega, Vc, u_plus, du_plus)
+        else:
+            u_plus, du_plus = _prox(loss, omega, Vc)
         for y in (1, -1):
             Z = ndtr(y * bt)
             a = y * omega
@@ -236,7 +277,7 @@ def _hats(st: _Setup, m, q, V, outputs=False):
             train = E / den**2
             return (*res, {"test_loss": E, "train_loss": train, "train_error": train})
         return res
-    return _sign_channel(st.loss, m, q, V, st.delta, outputs)
+    return _sign_channel(st.loss, m, q, V, st.delta, outputs, st.ids, st.cache)
 
 
 # --------------------------------------------------------------------------
@@ -527,6 +568,7 @@ def _solve_setup(st: _Setup, guess=None):
     for start in range(0, N, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, N))
         sub = st.take(idx)
+        sub.ids, sub.cache = np.arange(idx.size), {"lanes": idx.size}
         x0 = _initial_guess(sub) if guess is None else guess[idx].copy()
         if guess is not None:  # lanes without a usable warm start start from the ridge solution
             cold = ~np.all(np.isfinite(x0), axis=1)
