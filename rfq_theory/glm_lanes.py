@@ -35,7 +35,7 @@ _T = 12.0
 _TOL = 1e-13
 _MAX_NEWTON = 60
 #: lanes per pass (a pass holds a few arrays of lanes x nodes)
-_CHUNK = 256
+_CHUNK = 1024
 
 
 @dataclass
@@ -558,6 +558,14 @@ def _setup(model, samples, ridge, noise, target, labels, loss, input_dim, widths
     return shape, st, sizes
 
 
+def _nearest(st: _Setup, which, among):
+    """For each lane of ``which`` the index into ``among`` of the closest lane in the logarithms of its inputs."""
+    feats = [np.log(st.n), np.log(st.lam), np.log1p(st.delta)] + [np.log(s) for s in st.cs]
+    F = np.stack(feats, axis=1)
+    d = ((F[which][:, None, :] - F[among][None, :, :]) ** 2).sum(axis=2)
+    return np.argmin(d, axis=1)
+
+
 def _solve_setup(st: _Setup, guess=None):
     """Solve every lane of ``st``; returns ``(outputs dict, x, norm, iterations)``."""
     N = st.n.shape[0]
@@ -576,6 +584,15 @@ def _solve_setup(st: _Setup, guess=None):
                 x0[cold] = _initial_guess(sub.take(np.flatnonzero(cold)))
         x, norm, it = _newton(sub, x0)
         stalled = np.flatnonzero(~(norm < _TOL))
+        solved = np.flatnonzero(norm < _TOL)
+        if stalled.size and solved.size:  # start from the nearest solved lane (continuation across the map)
+            ss = sub.take(stalled)
+            near = solved[_nearest(sub, stalled, solved)]
+            xs, ns, its = _newton(ss, x[near].copy())
+            better = ns < norm[stalled]
+            x[stalled[better]], norm[stalled[better]] = xs[better], ns[better]
+            it[stalled] += its
+            stalled = np.flatnonzero(~(norm < _TOL))
         if stalled.size:  # as the scalar path: damped fixed-point steps, then Newton again
             ss = sub.take(stalled)
             start = np.where(np.isfinite(norm[stalled])[:, None], x[stalled], x0[stalled])
