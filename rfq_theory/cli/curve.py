@@ -165,6 +165,8 @@ def run_curve(args):
             "and status 'failed'",
             file=sys.stderr,
         )
+        if failed == len(rows):
+            return 3  # nothing converged: a solver failure, as for one point
     if plot_path:
         try:
             plot_curve(args, model, grid, results, plot_path)
