@@ -270,3 +270,19 @@ def test_cli_curve_convex_grid_syntax(tmp_path):
     assert rc == 0
     rows = out.read_text().splitlines()
     assert len(rows) == 1 + 2 * 3 and "status" in rows[0]
+
+
+def test_batch_map_and_spectrum_results_carry_diagnostics():
+    from rfq_theory import optimal_ridge_batch, solve_batch, spectrum
+
+    results = [
+        solve_batch(SMALL, np.array([80.0, 300.0]), 1e-2),
+        optimal_ridge_batch(SMALL, np.array([80.0, 300.0]), 0.1),
+        phase_map(SMALL, "samples:0.5:3:2", "width:1:2:2", ridge=1e-2),
+        spectrum(SMALL, samples=150, points=30),
+    ]
+    for res in results:
+        d = res.diagnostics
+        assert isinstance(d, Diagnostics) and d.converged, type(res).__name__
+    r = solve_glm_lanes(SMALL, np.array([80.0, 300.0]), 1e-2, 0.1, fallback="none")
+    assert r.diagnostics.status == "ok" and r.diagnostics.residual < 1e-12
