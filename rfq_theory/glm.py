@@ -815,7 +815,7 @@ def predict_glm(
     if float(lam_mp) < MIN_RIDGE[loss] * (1 - 1e-12):
         raise InputError(
             f"ridge must be >= {MIN_RIDGE[loss]:g} for the {loss} loss, got {ridge!r}: smaller ridges are "
-            "outside the range the convex-loss solver resolves (docs/classification.md, 'Limits')"
+            "outside the range the convex-loss solver resolves (see 'Limits' in docs/classification.md)"
         )
     extra = max(0, int(-mpmath.log10(lam_mp)) + 2)
     var_y_mp, c_mp = label_constants(labels, target, noise, max(30, (digits or 0) + GUARD_DIGITS + extra))
@@ -986,6 +986,12 @@ def _finish(prob: _Problem, x, iters, digits, target):
         layers=prob.layers,
         kappa0=feat.kappa0,
         working_digits=16 if prob.kind == "float" else int(mpmath.mp.dps),
+        message=(
+            "every training margin lies on the linear piece of the loss: the readout is its infinite-ridge "
+            f"limit w = mean(y z) / (2 lambda) (kappa_L capped at {KAPPA_CAP:g})"
+            if feat.k >= KAPPA_CAP * 0.5
+            else ""
+        ),
     )
     return float_numbers(pred) if prob.kind == "float" else pred
 

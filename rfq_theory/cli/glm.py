@@ -91,6 +91,10 @@ def run_glm_predict(args):
     )
     if args.labels == "sign":
         print("  (test_error / train_error: classification errors; losses without the penalty)")
+    if pred.message:
+        import sys
+
+        print(f"rfq predict: note: {pred.message}", file=sys.stderr)
     return 0
 
 
