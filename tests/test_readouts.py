@@ -76,10 +76,18 @@ def test_float_path_has_float_fields_everywhere():
     """After a precision fallback the float path still returns Python floats (samples, ridge, noise too)."""
     p = predict(SMALL, 200, 1e-12, 0.1)  # next to the threshold: re-solved with mpmath
     g = predict_glm(SMALL, 150, 0.1, 0.1, loss="logistic")
+    import dataclasses
+
+    from rfq_theory.results import is_number
+
     for res in (p, g):
         for name in ("test_error", "train_error", "samples", "ridge", "noise", "df1", "df2"):
             assert type(getattr(res, name)) is float, name
         assert all(type(k) is float for k in res.effective_ridges if k is not None)
+        for f in dataclasses.fields(res):  # every number field, not only the listed ones
+            v = getattr(res, f.name)
+            if is_number(v) and f.name not in ("digits", "iterations", "function_calls", "working_digits"):
+                assert type(v) is float, f.name
     assert float_numbers(p) == p
 
 
