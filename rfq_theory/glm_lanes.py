@@ -243,25 +243,24 @@ def _sign_channel_group(loss, m, q, V, delta, max_len, outputs=False, ids=None, 
         mh = np.zeros_like(q)
         qh = np.zeros_like(q)
         out = {"test_loss": np.zeros_like(q), "train_loss": np.zeros_like(q), "train_error": np.zeros_like(q)}
-        # the nodes are symmetric about t = 0 (every break comes with its negative), so the
-        # proximal points of the margins -omega are those of +omega read backwards
         if loss == "logistic":
             u_plus, du_plus = _prox(loss, omega, Vc, _warm(cache, ids, omega, Vc))
             _remember(cache, ids, omega, Vc, u_plus, du_plus)
         else:
             u_plus, du_plus = _prox(loss, omega, Vc)
-        for y in (1, -1):
-            Z = ndtr(y * bt)
-            a = y * omega
-            u, du = (u_plus, du_plus) if y == 1 else (u_plus[:, ::-1], du_plus[:, ::-1])
-            r = (u - a) / Vc
-            Vh += np.sum(w * Z * (1 - du), axis=1) / V
-            qh += np.sum(w * Z * r * r, axis=1)
-            mh += np.sum(w * dens * r, axis=1)
-            if outputs:
-                out["test_loss"] += np.sum(w * Z * margin_loss(loss, a, xp), axis=1)
-                out["train_loss"] += np.sum(w * Z * margin_loss(loss, u, xp), axis=1)
-                out["train_error"] += np.sum(w * Z * (a < a0[:, None]), axis=1)
+        # the label y = -1 at node t contributes what y = +1 contributes at -t (the channel is
+        # symmetric under y, omega, g -> -y, -omega, -g and so are the nodes and weights): twice y = +1
+        Z = ndtr(bt)
+        a, u, du = omega, u_plus, du_plus
+        r = (u - a) / Vc
+        w2 = 2 * w
+        Vh += np.sum(w2 * Z * (1 - du), axis=1) / V
+        qh += np.sum(w2 * Z * r * r, axis=1)
+        mh += np.sum(w2 * dens * r, axis=1)
+        if outputs:
+            out["test_loss"] += np.sum(w2 * Z * margin_loss(loss, a, xp), axis=1)
+            out["train_loss"] += np.sum(w2 * Z * margin_loss(loss, u, xp), axis=1)
+            out["train_error"] += np.sum(w2 * Z * (a < a0[:, None]), axis=1)
     bad = ~(st2 > 0)
     for arr in (Vh, mh, qh):
         arr[bad] = np.nan
