@@ -60,6 +60,11 @@ _LAZY = {
     "predict_glm": "glm",
     "glm_theorem": "glm",
     "glm_sweep": "glm",
+    "optimal_ridge_glm": "glm",
+    "Readout": "readouts",
+    "RidgeReadout": "readouts",
+    "ConvexLossReadout": "readouts",
+    "Diagnostics": "results",
 }
 
 
@@ -99,6 +104,11 @@ _install_module_class()
 
 
 __all__ = [
+    "ConvexLossReadout",
+    "Diagnostics",
+    "Readout",
+    "RidgeReadout",
+    "optimal_ridge_glm",
     "Activation",
     "ActivationError",
     "BatchResult",

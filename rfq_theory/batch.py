@@ -45,12 +45,11 @@ with ``fallback="mpmath"`` every flagged lane goes to mpmath.
 Losses
 ------
 The lanes' solved chain (:class:`LaneState`) is turned into errors by a loss
-function; the square loss (ridge regression) is built in.  Other losses that
-are functions of the same fixed point (for example classification errors of
-the ridge readout) plug in through :func:`register_loss`; see
-:data:`LossFunction`.  Readouts with their own order parameters (convex
-classification losses: ``kappa_0``, ``m``, ``q``) use the vectorized walk
-directly through :func:`chain_functionals`.
+function (:data:`LossFunction`, :data:`LOSSES`); the square loss of the ridge
+readout is the one built in.  Readouts with their own order parameters (convex
+classification losses: ``kappa_0``, ``m``, ``q``) have their own lane solver,
+:mod:`rfq_theory.glm_lanes`, on the same vectorized walk; both are reached
+through :mod:`rfq_theory.readouts`.
 """
 
 from __future__ import annotations
@@ -95,7 +94,6 @@ __all__ = [
     "OptimalRidgeResult",
     "solve_batch",
     "optimal_ridge_batch",
-    "register_loss",
     "LOSSES",
     "FALLBACK_DIGITS",
     "FALLBACKS",
@@ -241,8 +239,8 @@ class LaneState:
 
 
 #: A loss maps a :class:`LaneState` to ``{"test_error": array, "train_error": array, ...}``
-#: (arrays of the lanes' length; ``inf`` where the error diverges).  Register one
-#: with :func:`register_loss` and select it with ``solve_batch(..., loss=name)``.
+#: (arrays of the lanes' length; ``inf`` where the error diverges), selected with
+#: ``solve_batch(..., loss=name)`` from :data:`LOSSES`.
 LossFunction = Callable[[LaneState], dict[str, np.ndarray]]
 
 
@@ -261,24 +259,6 @@ def square_loss(st: LaneState) -> dict[str, np.ndarray]:
 
 #: registered losses, name -> :data:`LossFunction`
 LOSSES: dict[str, LossFunction] = {"square": square_loss}
-
-
-def register_loss(name: str, evaluate: LossFunction) -> None:
-    """Make ``evaluate`` available as ``solve_batch(..., loss=name)``.
-
-    ``evaluate`` receives the solved :class:`LaneState` and returns a dict of
-    arrays that must hold ``test_error`` (and may hold ``train_error`` and
-    other quantities).  Ill-conditioned lanes re-solved in double-double
-    (``fallback="dd"``) are evaluated on their refined state; lanes
-    re-solved with mpmath get ``test_error`` and ``train_error`` from the
-    scalar path only for the square loss, other losses evaluate them from the
-    float state (they stay flagged in ``BatchResult.fallback``).
-    """
-    if not isinstance(name, str) or not name:
-        raise InputError(f"loss name must be a non-empty string, got {name!r}")
-    if not callable(evaluate):
-        raise TypeError(f"evaluate must be callable, got {type(evaluate).__name__}")
-    LOSSES[name] = evaluate
 
 
 @dataclass
@@ -350,6 +330,22 @@ class _LaneCounts:
     def n_fallback(self) -> int:
         """Number of ill-conditioned lanes re-solved at higher precision (double-double or mpmath)."""
         return int(np.count_nonzero(self.fallback))
+
+    @property
+    def diagnostics(self):
+        """The lanes' :class:`~rfq_theory.results.Diagnostics` (``failed`` when any lane did not converge)."""
+        from .results import Diagnostics
+
+        res = getattr(self, "residual", None)
+        finite = res[np.isfinite(res)] if res is not None else np.zeros(0)
+        return Diagnostics(
+            status="failed" if self.n_failed else "fallback" if self.n_fallback else "ok",
+            converged=self.n_failed == 0,
+            message="; ".join(self.messages),
+            iterations=int(np.sum(self.iterations)),
+            residual=float(finite.max()) if finite.size else 0.0,
+            fallback="mpmath" if self.n_fallback else "float",
+        )
 
 
 def _report_failures(conv, n_lanes, messages, warn):

@@ -46,22 +46,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chain import SolverError, build_chain, walk
-from .checks import InputError, check_digits, check_nonnegative, check_positive, format_number
+from .chain import Chain, SolverError, build_chain, walk
+from .checks import InputError, check_digits, check_nonnegative, check_positive
 from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
 from .observables import chain_readout, target_moments
 from .precision import freeze
 from .precision import mp as mpmath
+from .readouts import TheoremResult
+from .results import Diagnostics, float_numbers, to_jsonable
 
 __all__ = [
     "LABELS",
+    "MIN_RIDGE",
     "GLMPrediction",
     "GLMTheorem",
     "predict_glm",
     "glm_theorem",
     "glm_sweep",
+    "optimal_ridge_glm",
+    "failed_glm_prediction",
     "label_constants",
     "predict_glm_spectrum",
 ]
@@ -69,6 +74,11 @@ __all__ = [
 #: Label models: ``regression`` (``y = f*(g) - E f* + eps``) and ``sign`` (``y = sign(f*(g) + sqrt(Delta) xi)``).
 LABELS = ("regression", "sign")
 
+#: smallest ridge per loss: below it the float saddle point leaves the range the solver resolves
+#: (the logistic readout's norm grows like log(1/lambda) on separable data and its margins outgrow the
+#: channel quadrature; the response V ~ 1/lambda of the others approaches overflow); the hinge loss
+#: at 1e-100 is its max-margin limit, the square loss its minimum-norm limit, to float precision
+MIN_RIDGE = {"logistic": 1e-15, "hinge": 1e-100, "square": 1e-100}
 _FLOAT_TOL = 1e-13
 _FLOAT_NODES = 32
 _MAX_NEWTON = 60
@@ -105,7 +115,10 @@ class GLMPrediction:
         Relative residuals of the three equations at the solution.
     iterations, converged:
         Outer iterations (float path plus mpmath polishing) and whether
-        the tolerance was met (a non-converged solve raises instead).
+        the tolerance was met (:func:`predict_glm` raises instead; a curve
+        keeps a failed point as NaNs with ``converged`` False and ``message``).
+    diagnostics:
+        The :class:`~rfq_theory.results.Diagnostics` record.
     quad_error:
         Largest change of any reported number when the channel quadrature
         is refined (0 where the channel is in closed form).
@@ -139,44 +152,56 @@ class GLMPrediction:
     quad_error: object = 0
     layers: tuple = ()
     kappa0: object = field(default=None, repr=False)
+    message: str = ""
+    working_digits: int = 16
 
     @property
     def effective_ridge(self):
         """``kappa_L``."""
         return self.effective_ridges[-1]
 
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The :class:`~rfq_theory.results.Diagnostics` record of this prediction."""
+        if not self.converged:
+            return Diagnostics.failed(self.message or "the saddle-point iteration did not converge")
+        res = [float(r) for r in self.residuals]
+        return Diagnostics(
+            status="ok",
+            message=self.message,
+            iterations=self.iterations,
+            residual=max(res) if res else 0.0,
+            working_digits=16 if self.digits is None else int(self.working_digits),
+            fallback="float" if self.digits is None else "mpmath",
+        )
+
     def as_dict(self, digits=None):
-        """JSON-ready dict; numbers as strings with ``digits`` significant digits."""
-        d = digits or self.digits or 17
+        """JSON-ready dict (:func:`rfq_theory.results.to_jsonable`); numbers as strings of ``digits`` digits."""
+        return to_jsonable(self, digits or self.digits or 17)
 
-        def f(x):
-            return format_number(x, d)
 
-        return {
-            "test_error": f(self.test_error),
-            "test_loss": f(self.test_loss),
-            "train_loss": f(self.train_loss),
-            "train_error": f(self.train_error),
-            "m": f(self.m),
-            "q": f(self.q),
-            "V": f(self.V),
-            "m_hat": f(self.m_hat),
-            "q_hat": f(self.q_hat),
-            "V_hat": f(self.V_hat),
-            "effective_ridges": [f(k) for k in self.effective_ridges],
-            "df1": f(self.df1),
-            "df2": f(self.df2),
-            "s": f(self.s),
-            "s_prime": f(self.s_prime),
-            "loss": self.loss,
-            "labels": self.labels,
-            "digits": self.digits,
-            "residuals": [f(r) for r in self.residuals],
-            "iterations": self.iterations,
-            "converged": self.converged,
-            "quad_error": f(self.quad_error),
-            "layers": [lc.as_dict(min(d, 17)) for lc in self.layers],
-        }
+def failed_glm_prediction(samples, ridge, noise, loss, labels, target, digits, message) -> GLMPrediction:
+    """A :class:`GLMPrediction` of NaNs for a point whose solve failed (``diagnostics.converged`` is False)."""
+    nan = math.nan
+    return GLMPrediction(
+        *([nan] * 10),
+        effective_ridges=(nan,),
+        df1=nan,
+        df2=nan,
+        s=nan,
+        s_prime=nan,
+        samples=float(samples),
+        ridge=float(ridge),
+        noise=float(noise),
+        loss=loss,
+        labels=labels,
+        target=str(target),
+        digits=digits,
+        residuals=(nan, nan, nan),
+        converged=False,
+        quad_error=nan,
+        message=message,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -249,10 +274,12 @@ class _Features:
     df2: object
     s: object
     s_prime: object
+    splus: object = None
 
     @property
     def s_plus(self):
-        return self.s + self.k * self.s_prime
+        """``s + kappa s'`` (computed without cancellation by :func:`_features_precise` at large ``kappa``)."""
+        return self.s + self.k * self.s_prime if self.splus is None else self.splus
 
 
 def _features(chain, kappa0, one):
@@ -261,6 +288,51 @@ def _features(chain, kappa0, one):
         return None
     df2, s, s_prime = chain_readout(kappa0, st.kappa, st.dkappa, st.df1, st.ddf1, chain.signal)
     return _Features(kappa0, list(st.kappas), st.kappa, st.df1, df2, s, s_prime)
+
+
+#: above this ``kappa_0`` the float path walks the chain in extended precision
+#: (``df1 = k - ...`` and ``s + kappa s'`` cancel by a factor of about ``kappa``)
+PRECISE_WALK_ABOVE = 1e3
+#: the effective ridge is capped at ``2 lambda / Vh`` with ``Vh >= 2 lambda / KAPPA_CAP``: when the
+#: channel's curvature vanishes (hinge loss with every margin on its linear piece, at large ridges)
+#: the readout is the ``kappa -> infinity`` limit, reached here to ``1 / KAPPA_CAP`` relative
+KAPPA_CAP = 1e30
+
+
+def _mp_chain(chain):
+    """The float ``chain``'s numbers as mpf (exactly: the same model, walked in higher precision)."""
+    f = mpmath.mpf
+    return Chain(
+        f(chain.base_dim),
+        f(chain.base_scale),
+        chain.signal,
+        tuple(tuple(f(v) for v in layer) for layer in chain.layers),
+        chain.first,
+        f(chain.rank),
+    )
+
+
+def _features_precise(chain, kappa0, kind):
+    """The functionals at a large ``kappa_0`` with enough digits to cover the cancellations (rounded to ``kind``).
+
+    ``df1 = k_L - ...``, its derivative and ``s_plus = s + kappa s'`` lose up
+    to ``2 log10(kappa k_L)`` digits to cancellation; the walk runs with that
+    many more digits.
+    """
+    big = max([float(chain.base_dim)] + [float(layer[1]) for layer in chain.layers])
+    lost = 2 * math.log10(max(float(kappa0), 1.0)) + 2 * math.log10(max(big, 1.0))
+    base = 17 if kind == "float" else mpmath.mp.dps
+    with mpmath.workdps(int(base + lost + 10)):
+        ch = _mp_chain(chain) if kind == "float" else chain
+        k0 = mpmath.mpf(kappa0)
+        st = walk(ch, k0)
+        if st is None:
+            return None
+        df2, s, sp = chain_readout(k0, st.kappa, st.dkappa, st.df1, st.ddf1, ch.signal)
+        vals = (st.kappa, st.df1, df2, s, sp, s + st.kappa * sp)
+    conv = float if kind == "float" else (lambda v: +v)
+    k, df1, df2, s, sp, splus = (conv(v) for v in vals)
+    return _Features(kappa0, [conv(v) for v in st.kappas], k, df1, df2, s, sp, splus)
 
 
 # --------------------------------------------------------------------------
@@ -402,6 +474,8 @@ class _Problem:
 
     def features(self, kappa0):
         """The feature-side functionals at the parameter ``kappa_0`` (``None`` off the branch)."""
+        if kappa0 > PRECISE_WALK_ABOVE:
+            return _features_precise(self.chain, kappa0, self.kind)
         return _features(self.chain, kappa0, self.one)
 
     def kappa_L(self, kappa0):
@@ -448,8 +522,9 @@ class _Problem:
         if h is None:
             return None
         Vh, mh, qh = h
-        if not Vh > 0:
+        if not Vh >= 0:
             return None
+        Vh = max(Vh, 2 * self.lam / KAPPA_CAP)
         lk_new = self.invert(2 * self.lam / Vh, lk0)
         if lk_new is None:
             return None
@@ -722,6 +797,11 @@ def predict_glm(
             f"ridge must be > 0 for the {loss} loss with {labels} labels: at ridge = 0 the {loss} readout is "
             "the max-margin limit in the separable regime, which is not implemented"
         )
+    if float(lam_mp) < MIN_RIDGE[loss] * (1 - 1e-12):
+        raise InputError(
+            f"ridge must be >= {MIN_RIDGE[loss]:g} for the {loss} loss, got {ridge!r}: smaller ridges are "
+            "outside the range the convex-loss solver resolves (see 'Limits' in docs/classification.md)"
+        )
     extra = max(0, int(-mpmath.log10(lam_mp)) + 2)
     var_y_mp, c_mp = label_constants(labels, target, noise, max(30, (digits or 0) + GUARD_DIGITS + extra))
     # float path
@@ -861,7 +941,7 @@ def _finish(prob: _Problem, x, iters, digits, target):
             fz(feat.kappa0), feat.kappas, fz(feat.k), fz(feat.df1), fz(feat.df2), fz(feat.s), fz(feat.s_prime)
         )
         prob.n, prob.lam, prob.delta = fz(prob.n), fz(prob.lam), fz(prob.delta)
-    return GLMPrediction(
+    pred = GLMPrediction(
         test_error=test,
         test_loss=out["test_loss"],
         train_loss=out["train_loss"],
@@ -890,7 +970,15 @@ def _finish(prob: _Problem, x, iters, digits, target):
         quad_error=quad_err,
         layers=prob.layers,
         kappa0=feat.kappa0,
+        working_digits=16 if prob.kind == "float" else int(mpmath.mp.dps),
+        message=(
+            "every training margin lies on the linear piece of the loss: the readout is its infinite-ridge "
+            f"limit w = mean(y z) / (2 lambda) (kappa_L capped at {KAPPA_CAP:g})"
+            if feat.k >= KAPPA_CAP * 0.5
+            else ""
+        ),
     )
+    return float_numbers(pred) if prob.kind == "float" else pred
 
 
 # --------------------------------------------------------------------------
@@ -898,27 +986,18 @@ def _finish(prob: _Problem, x, iters, digits, target):
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GLMTheorem:
-    """A model's full-precision, sign and scaled-sign twins under a convex-loss readout."""
-
-    full: GLMPrediction
-    sign: GLMPrediction
-    sign_scaled: GLMPrediction
-    difference_sign: object
-    difference_scaled: object
-    digits: int | None
+#: the one-bit comparison of a convex-loss readout (the same record as the ridge readout's)
+GLMTheorem = TheoremResult
 
 
 def glm_theorem(model: DeepRF, samples, ridge, noise=0, target="linear", labels="sign", loss="logistic", digits=None):
-    """:func:`predict_glm` for ``model`` with every layer at full precision, ``sign`` and ``sign-scaled``."""
-    res = [
-        predict_glm(model.with_quantizers(qz), samples, ridge, noise, target, labels, loss, digits)
-        for qz in ("none", "sign", "sign-scaled")
-    ]
-    return GLMTheorem(
-        res[0], res[1], res[2], res[1].test_error - res[0].test_error, res[2].test_error - res[0].test_error, digits
-    )
+    """:func:`predict_glm` for ``model`` with every layer at full precision, ``sign`` and ``sign-scaled``.
+
+    :func:`rfq_theory.readouts.theorem` with a :class:`~rfq_theory.readouts.ConvexLossReadout`.
+    """
+    from .readouts import ConvexLossReadout, theorem
+
+    return theorem(ConvexLossReadout(loss, labels), model, samples, ridge, noise, target, digits)
 
 
 def glm_sweep(
@@ -936,21 +1015,22 @@ def glm_sweep(
 ):
     """:func:`predict_glm` over a grid of one axis (``samples``, ``width``, ``widths``, ``ridge``), warm-started.
 
-    The axes are those of :func:`rfq_theory.sweeps.model_at`.
+    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`:
+    a point that does not converge is NaN with ``diagnostics.converged`` False.
     """
-    from .sweeps import model_at
+    from .readouts import ConvexLossReadout, curve
 
-    values = list(values)
-    if not values:
-        raise InputError("values must hold at least one grid point")
-    out, guess = [], None
-    from tqdm.auto import tqdm
+    return curve(ConvexLossReadout(loss, labels), model, vary, values, samples, ridge, noise, target, digits, progress)
 
-    disable = None if progress is None and len(values) > 50 else not progress
-    for v in tqdm(values, desc=f"glm sweep {vary}", disable=disable, leave=False):
-        mdl, n, lam = model_at(model, vary, v, samples, ridge)
-        pred = predict_glm(mdl, n, lam, noise, target, labels, loss, digits, guess=guess)
-        k0 = pred.kappa0
-        guess = (math.log(float(k0)), float(pred.m), float(pred.q)) if vary == "samples" or vary == "ridge" else None
-        out.append(pred)
-    return out
+
+def optimal_ridge_glm(
+    model: DeepRF, samples, noise=0, target="linear", labels="sign", loss="logistic", digits=None, bounds=None
+):
+    """The ridge minimising the test (classification) error of a convex-loss readout.
+
+    :func:`rfq_theory.readouts.optimal_ridge` with a :class:`~rfq_theory.readouts.ConvexLossReadout`
+    (default search interval :data:`rfq_theory.readouts.CONVEX_BOUNDS`).
+    """
+    from .readouts import ConvexLossReadout, optimal_ridge
+
+    return optimal_ridge(ConvexLossReadout(loss, labels), model, samples, noise, target, digits, bounds)

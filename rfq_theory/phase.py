@@ -27,11 +27,15 @@ import numpy as np
 
 from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
+from .readouts import Readout, RidgeReadout
+from .results import Diagnostics
 
 __all__ = ["PHASE_AXES", "PHASE_QUANTITIES", "AxisRange", "parse_range", "PhaseMap", "phase_map", "model_with_depth"]
 
 PHASE_AXES = ("samples", "width", "widths", "ridge", "depth")
 PHASE_QUANTITIES = ("test_error", "train_error", "gap", "optimal_ridge", "optimal_error")
+#: the quantities of a convex-loss readout's map (``test_error``: the classification error for sign labels)
+CONVEX_QUANTITIES = ("test_error", "train_error", "train_loss", "test_loss", "gap", "optimal_ridge", "optimal_error")
 #: most points along one axis, and in one map (memory is about 90 MiB per million points)
 MAX_POINTS = 10000
 MAX_MAP_POINTS = 10**7
@@ -122,6 +126,11 @@ def parse_range(text, option="x") -> AxisRange:
         raise InputError(f"--{option}: {exc}") from None
 
 
+def _quantities(readout) -> tuple:
+    """The quantities a map of ``readout`` offers."""
+    return tuple(readout.lane_quantities) + ("gap", "optimal_ridge", "optimal_error")
+
+
 def model_with_depth(model: DeepRF, depth: int) -> DeepRF:
     """``model`` with ``depth`` layers: its first ``depth``, or the last layer repeated."""
     depth = int(depth)
@@ -179,6 +188,17 @@ class PhaseMap:
         """``(len(y), len(x))``."""
         return self.values.shape
 
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The map's :class:`~rfq_theory.results.Diagnostics` (failed when any point did not converge)."""
+        status = "failed" if self.n_failed else "fallback" if self.n_fallback else "ok"
+        return Diagnostics(
+            status=status,
+            converged=self.n_failed == 0,
+            message="; ".join(self.messages),
+            fallback="mpmath" if self.n_fallback else "float",
+        )
+
     def save_npz(self, path):
         """Write ``x``, ``y``, the quantity (by name), ``threshold`` and the axis names to ``path``."""
         np.savez(
@@ -206,10 +226,8 @@ class PhaseMap:
                     w.writerow([repr(float(xv)), repr(float(yv)), repr(float(self.values[i, j]))])
 
 
-def _solve_model(model, d, axes_vals, n, lam, noise, target, quantity, fallback, progress):
-    """Solve one model over lanes; ``axes_vals``: {axis: broadcastable array}."""
-    from .batch import optimal_ridge_batch, solve_batch
-
+def _solve_model(readout, model, d, axes_vals, n, lam, noise, target, quantity, fallback, progress):
+    """Solve one model over lanes with ``readout``; ``axes_vals``: {axis: broadcastable array}."""
     widths = [float(w) for w in model.sizes(20)[1:]]
     for name, vals in axes_vals.items():
         if name == "samples":
@@ -220,21 +238,26 @@ def _solve_model(model, d, axes_vals, n, lam, noise, target, quantity, fallback,
             widths = [w * vals for w in widths]
         elif name == "ridge":
             lam = vals
-    kw = dict(widths=widths, fallback=fallback, progress=progress, warn=False)
+    kw = dict(widths=widths, progress=progress, warn=False)
+    if isinstance(readout, RidgeReadout):
+        kw["fallback"] = fallback
+    elif fallback == "none":
+        kw["fallback"] = "none"
     if quantity in ("optimal_ridge", "optimal_error"):
-        r = optimal_ridge_batch(model, n, noise, target, **kw)
+        r = readout.optimal_lanes(model, n, noise, target, **kw)
         vals = r.ridge if quantity == "optimal_ridge" else r.test_error
         return vals, np.asarray(n) / r.rank, r
-    r = solve_batch(model, n, lam, noise, target, **kw)
+    r = readout.solve_lanes(model, n, lam, noise, target, **kw)
     if quantity == "gap":
-        full = solve_batch(model.with_quantizers("none"), n, lam, noise, target, **kw)
+        full = readout.solve_lanes(model.with_quantizers("none"), n, lam, noise, target, **kw)
         with np.errstate(invalid="ignore"):
             gap = np.where(r.test_error == full.test_error, 0.0, r.test_error - full.test_error)
         r.converged &= full.converged
         r.fallback |= full.fallback
         r.messages += full.messages
         return gap, np.asarray(n) / r.rank, r
-    return getattr(r, quantity), np.asarray(n) / r.rank, r
+    vals = getattr(r, quantity) if quantity in ("test_error", "train_error") else r.extra[quantity]
+    return vals, np.asarray(n) / r.rank, r
 
 
 def phase_map(
@@ -250,6 +273,7 @@ def phase_map(
     fallback: str = "dd",
     progress: bool | None = None,
     warn: bool = True,
+    readout: Readout | None = None,
 ) -> PhaseMap:
     """Map ``quantity`` over the plane of axes ``x`` and ``y``.
 
@@ -270,7 +294,15 @@ def phase_map(
     ridge, noise, target:
         Fixed ``lambda``, ``Delta`` and ``f*``.
     fallback, progress:
-        As in :func:`rfq_theory.batch.solve_batch`.
+        As in :func:`rfq_theory.batch.solve_batch` (convex-loss readouts:
+        any value but ``"none"`` re-solves the lanes their vectorized
+        iteration does not settle with the scalar solver).
+    readout:
+        A :class:`~rfq_theory.readouts.Readout` (default: the ridge
+        readout); :class:`~rfq_theory.readouts.ConvexLossReadout` maps the
+        classification error (``test_error``), ``train_error``,
+        ``train_loss``, ``test_loss``, the one-bit ``gap`` and the optimal
+        ridge of a logistic, hinge or square loss.
     warn:
         Emit a :class:`~rfq_theory.batch.NonConvergenceWarning` counting the
         NaN points.
@@ -291,8 +323,14 @@ def phase_map(
         raise InputError(
             f"a map holds at most {MAX_MAP_POINTS} points, got {xa.points} x {ya.points} = {xa.points * ya.points}"
         )
-    if quantity not in PHASE_QUANTITIES:
-        raise InputError(f"quantity must be one of {', '.join(PHASE_QUANTITIES)}, got {quantity!r}")
+    readout = RidgeReadout() if readout is None else readout
+    if not isinstance(readout, Readout):
+        raise InputError(f"readout must be a Readout, got {type(readout).__name__}")
+    allowed = _quantities(readout)
+    if quantity not in allowed:
+        raise InputError(
+            f"quantity must be one of {', '.join(allowed)} for the {readout.name} readout, got {quantity!r}"
+        )
     names = {xa.name, ya.name}
     if "ridge" in names and quantity in ("optimal_ridge", "optimal_error"):
         raise InputError(f"quantity {quantity} chooses the ridge itself: the ridge cannot be an axis")
@@ -303,6 +341,20 @@ def phase_map(
     else:
         n = 1.0
     lam = float(check_nonnegative(ridge, "ridge"))
+    if (
+        not readout.zero_ridge
+        and lam <= 0
+        and "ridge" not in names
+        and quantity not in ("optimal_ridge", "optimal_error")
+    ):
+        raise InputError(f"ridge must be > 0 for the {readout.name} readout, got {ridge!r}")
+    if (
+        not readout.zero_ridge
+        and "ridge" in names
+        and min(xa.values.min() if xa.name == "ridge" else np.inf, ya.values.min() if ya.name == "ridge" else np.inf)
+        <= 0
+    ):
+        raise InputError(f"axis ridge: ridge must be > 0 for the {readout.name} readout")
     delta = float(check_nonnegative(noise, "noise"))
     d = float(model.sizes(20)[0])
     xv, yv = xa.values, ya.values
@@ -316,7 +368,7 @@ def phase_map(
         # apply "width" before "widths" so that the factor scales the set width
         order = sorted(axes_vals, key=lambda k: {"width": 0, "widths": 1}.get(k, 2))
         v, thr, r = _solve_model(
-            m, d, {k: axes_vals[k] for k in order}, n, lam, delta, target, quantity, fallback, progress
+            readout, m, d, {k: axes_vals[k] for k in order}, n, lam, delta, target, quantity, fallback, progress
         )
         shape = (len(range(yv.size)[rows]), len(range(xv.size)[cols]))
         values[rows, cols] = np.broadcast_to(v, shape)
@@ -339,7 +391,7 @@ def phase_map(
             NonConvergenceWarning,
             stacklevel=2,
         )
-    settings = dict(model=model, samples=samples, ridge=lam, noise=delta, target=target)
+    settings = dict(model=model, samples=samples, ridge=lam, noise=delta, target=target, readout=readout.name)
     return PhaseMap(xv, yv, xa, ya, quantity, values, threshold, n_failed, n_fallback, messages, settings)
 
 

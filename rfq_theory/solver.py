@@ -53,12 +53,13 @@ from .chain import (
     rtsafe,
     walk,
 )
-from .checks import check_digits, check_nonnegative, check_positive, format_number
+from .checks import check_digits, check_nonnegative, check_positive
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
 from .observables import chain_readout, error_terms, target_moments, train_error
 from .precision import freeze
 from .precision import mp as mpmath
+from .results import Diagnostics, float_numbers, freeze_numbers, to_jsonable
 
 __all__ = [
     "Prediction",
@@ -174,33 +175,25 @@ class Prediction:
         """``kappa_L``, the effective ridge of the readout."""
         return self.effective_ridges[-1]
 
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The :class:`~rfq_theory.results.Diagnostics` record of this prediction."""
+        res = [float(r) for r in self.residuals if r is not None]
+        return Diagnostics(
+            status="fallback" if self.precision_fallback else "ok",
+            converged=self.converged,
+            message=self.message,
+            iterations=self.iterations,
+            function_calls=self.function_calls,
+            residual=max(res) if res else 0.0,
+            working_digits=self.working_digits,
+            condition=float(self.condition),
+            fallback="mpmath" if self.precision_fallback or self.digits is not None else "float",
+        )
+
     def as_dict(self, digits=None):
-        """JSON-ready dict; numbers as strings with ``digits`` significant digits."""
-        d = digits or self.digits or 17
-
-        def fmt(x):
-            return format_number(x, d)
-
-        out = {
-            "test_error": fmt(self.test_error),
-            "train_error": fmt(self.train_error),
-            "effective_ridges": [fmt(k) for k in self.effective_ridges],
-            "df1": fmt(self.df1),
-            "df2": fmt(self.df2),
-            "s": fmt(self.s),
-            "s_prime": fmt(self.s_prime),
-            "bias": fmt(self.bias),
-            "noise_part": fmt(self.noise_part),
-            "var_y": fmt(self.var_y),
-            "rho": fmt(self.rho),
-            "regime": self.regime,
-            "digits": self.digits,
-            "residuals": [fmt(r) for r in self.residuals],
-            "layers": [lc.as_dict(d) for lc in self.layers],
-        }
-        if self.message:
-            out["message"] = self.message
-        return out
+        """JSON-ready dict (:func:`rfq_theory.results.to_jsonable`); numbers as strings of ``digits`` digits."""
+        return to_jsonable(self, digits or self.digits or 17)
 
 
 def predict(
@@ -279,54 +272,13 @@ def _predict_adaptive(model, samples, ridge, noise, target, digits, guess, extra
 def _freeze_prediction(pred: Prediction, digits) -> Prediction:
     from dataclasses import replace
 
-    def f(x):
-        return freeze(x, digits)
-
-    return replace(
-        pred,
-        test_error=f(pred.test_error),
-        train_error=f(pred.train_error),
-        effective_ridges=tuple(f(k) for k in pred.effective_ridges),
-        df1=f(pred.df1),
-        df2=f(pred.df2),
-        s=f(pred.s),
-        s_prime=f(pred.s_prime),
-        bias=f(pred.bias),
-        noise_part=f(pred.noise_part),
-        var_y=f(pred.var_y),
-        rho=f(pred.rho),
-        samples=f(pred.samples),
-        ridge=f(pred.ridge),
-        noise=f(pred.noise),
-        residuals=tuple(f(r) for r in pred.residuals),
-        kappa0=freeze(pred.kappa0, pred.working_digits),
-    )
+    return replace(freeze_numbers(pred, digits, keep=("kappa0",)), kappa0=freeze(pred.kappa0, pred.working_digits))
 
 
 def _to_float(pred: Prediction, fallback=False) -> Prediction:
-    def f(x):
-        return None if x is None else float(x)
-
     from dataclasses import replace
 
-    return replace(
-        pred,
-        test_error=f(pred.test_error),
-        train_error=f(pred.train_error),
-        effective_ridges=tuple(f(k) for k in pred.effective_ridges),
-        df1=f(pred.df1),
-        df2=f(pred.df2),
-        s=f(pred.s),
-        s_prime=f(pred.s_prime),
-        bias=f(pred.bias),
-        noise_part=f(pred.noise_part),
-        var_y=f(pred.var_y),
-        rho=f(pred.rho),
-        residuals=tuple(f(r) for r in pred.residuals),
-        digits=None,
-        precision_fallback=fallback,
-        kappa0=f(pred.kappa0),
-    )
+    return replace(float_numbers(pred), digits=None, precision_fallback=fallback)
 
 
 def _predict(model, samples, ridge, noise, target, digits, guess, extra_digits=0):

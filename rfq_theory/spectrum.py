@@ -420,6 +420,21 @@ class LayerSpectrum:
     continuation_steps: int = 0
 
     @property
+    def diagnostics(self):
+        """The :class:`~rfq_theory.results.Diagnostics` record (``residual`` is ``max_residual``)."""
+        from .results import Diagnostics
+
+        return Diagnostics(
+            status="ok" if self.converged else "failed",
+            converged=bool(self.converged),
+            message="" if self.converged else "some points of the density did not converge",
+            iterations=int(self.continuation_steps),
+            residual=float(self.max_residual),
+            working_digits=16 if self.digits is None else int(self.digits),
+            fallback="float" if self.digits is None else "mpmath",
+        )
+
+    @property
     def atom_at_zero(self):
         """Mass of the atom at ``0`` (0 when the matrix has full rank)."""
         for loc, w in self.atoms:
@@ -457,6 +472,13 @@ class Spectrum:
     gram: LayerSpectrum | None
     samples: object
     digits: int | None
+
+    @property
+    def diagnostics(self):
+        """The worst layer's :class:`~rfq_theory.results.Diagnostics` (largest residual, failed if any failed)."""
+        parts = list(self.layers) + ([self.gram] if self.gram is not None else [])
+        ds = [p.diagnostics for p in parts]
+        return max(ds, key=lambda d: (not d.converged, d.residual))
 
     def as_dict(self, digits=None):
         """JSON-ready dict in the format of ``rfq spectrum --json``."""

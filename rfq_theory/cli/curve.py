@@ -131,23 +131,21 @@ def run_curve(args):
     values = [g * d for g in grid] if args.vary in ("samples", "width") else grid
     if args.vary != "samples" and args.samples is None:
         raise InputError("--samples is required unless --vary samples")
-    rows, results = [], {}
+    from ..readouts import curve, readout_for
+
+    readout = readout_for(args.loss, args.labels)
+    rows, results, failed = [], {}, 0
     for variant in variants:
         m = model.with_quantizers(tuple(split_list(variant, "compare")))
         fixed = (args.samples, args.ridge, args.noise, args.target)
-        if glm:
-            from ..glm import glm_sweep
-
-            preds = glm_sweep(m, args.vary, values, *fixed, args.labels, args.loss, progress=args.progress)
-        else:
-            from ..sweeps import sweep
-
-            preds = sweep(m, args.vary, values, *fixed, progress=args.progress)
+        preds = curve(readout, m, args.vary, values, *fixed, progress=args.progress)
         results[variant] = preds
         for g, v, p in zip(grid, values, preds):
             row = {"vary": args.vary, "x": g, "value": v, "quantizers": variant}
             row.update(_glm_row(args, p) if glm else _ridge_row(p))
+            row["status"] = p.diagnostics.status
             rows.append(row)
+            failed += 0 if p.diagnostics.converged else 1
     try:
         with open(out_path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -159,6 +157,16 @@ def run_curve(args):
     except OSError as exc:
         raise InputError(f"--out: cannot write {short_repr(out_path)}: {exc.strerror or exc}") from None
     print(f"wrote {len(rows)} rows to {out_path}")
+    if failed:
+        import sys
+
+        print(
+            f"rfq curve: note: {failed} of {len(rows)} point(s) did not converge; their rows hold nan "
+            "and status 'failed'",
+            file=sys.stderr,
+        )
+        if failed == len(rows):
+            return 3  # nothing converged: a solver failure, as for one point
     if plot_path:
         try:
             plot_curve(args, model, grid, results, plot_path)

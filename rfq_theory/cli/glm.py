@@ -50,39 +50,19 @@ def _digits(args):
     return check_digits(args.digits) if getattr(args, "digits", None) is not None else None
 
 
-def optimal_ridge_glm(model, samples, noise, target, labels, loss, digits=None, bounds=(1e-6, 1e3)):
-    """The ridge minimising the test (classification) error: bounded Brent search in ``log lambda`` on the float path.
-
-    Returns ``(lambda_star, prediction at digits)``.
-    """
-    import math
-
-    from scipy.optimize import minimize_scalar
-
-    from ..glm import predict_glm
-
-    def err(log_lam):
-        return float(predict_glm(model, samples, 10.0**log_lam, noise, target, labels, loss).test_error)
-
-    res = minimize_scalar(
-        err, bounds=(math.log10(bounds[0]), math.log10(bounds[1])), method="bounded", options={"xatol": 1e-6}
-    )
-    lam = 10.0 ** float(res.x)
-    return lam, predict_glm(model, samples, repr(lam), noise, target, labels, loss, digits)
-
-
 def run_glm_predict(args):
     """``rfq predict --labels ... --loss ...``: one prediction as a table or JSON."""
-    from ..glm import predict_glm
+    from ..readouts import ConvexLossReadout, optimal_ridge
 
+    readout = ConvexLossReadout(args.loss, args.labels)
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
     if getattr(args, "optimal_ridge", False):
-        lam, pred = optimal_ridge_glm(model, args.samples, args.noise, args.target, args.labels, args.loss, digits)
+        lam, pred = optimal_ridge(readout, model, args.samples, args.noise, args.target, digits)
         ridge_text = fmt(lam, shown)
     else:
-        pred = predict_glm(model, args.samples, args.ridge, args.noise, args.target, args.labels, args.loss, digits)
+        pred = readout.predict(model, args.samples, args.ridge, args.noise, args.target, digits)
         ridge_text = str(args.ridge)
     if args.json:
         out = pred.as_dict(shown)
@@ -111,17 +91,23 @@ def run_glm_predict(args):
     )
     if args.labels == "sign":
         print("  (test_error / train_error: classification errors; losses without the penalty)")
+    if pred.message:
+        import sys
+
+        print(f"rfq predict: note: {pred.message}", file=sys.stderr)
     return 0
 
 
 def run_glm_theorem(args):
     """``rfq theorem --loss ...``: full precision, sign and scaled sign side by side."""
-    from ..glm import glm_theorem
+    from ..readouts import ConvexLossReadout, theorem
 
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
-    res = glm_theorem(model, args.samples, args.ridge, args.noise, args.target, args.labels, args.loss, digits)
+    res = theorem(
+        ConvexLossReadout(args.loss, args.labels), model, args.samples, args.ridge, args.noise, args.target, digits
+    )
     same = res.difference_sign == 0
     if args.json:
         out = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .common import add_model_arguments, check_output_path, model_from_args
+from .glm import add_glm_arguments
 
 EXAMPLES = """\
 examples:
@@ -19,7 +20,8 @@ Axes (NAME:START:STOP:POINTS linear, NAME:log:START:STOP:POINTS log-spaced):
   samples  n/d            width   last width k_L/d        widths  all widths times a factor
   ridge    lambda          depth   number of layers (integers; the last layer is repeated)
 Quantities: test_error, train_error, gap (model's quantizers minus full precision),
-optimal_ridge, optimal_error. The .npz holds arrays x, y (as given) and one array
+optimal_ridge, optimal_error; with --labels sign --loss logistic|hinge|square also
+train_loss and test_loss (test_error and train_error are then classification errors). The .npz holds arrays x, y (as given) and one array
 named after the quantity, of shape (len(y), len(x)); NaN marks points that did not
 converge (counted in a warning), inf the ridgeless interpolation threshold.
 """
@@ -43,8 +45,9 @@ def register(sub):
     p.add_argument(
         "--quantity",
         default="test_error",
-        choices=("test_error", "train_error", "gap", "optimal_ridge", "optimal_error"),
-        help="what to map (default test_error)",
+        choices=("test_error", "train_error", "train_loss", "test_loss", "gap", "optimal_ridge", "optimal_error"),
+        help="what to map (default test_error; train_loss and test_loss need --loss/--labels; with --labels "
+        "sign, test_error and train_error are classification errors)",
     )
     p.add_argument("--out", required=True, help="the .npz file to write")
     p.add_argument("--csv", default=None, help="also write the map as CSV (one row per point)")
@@ -58,6 +61,7 @@ def register(sub):
         "re-solve each with mpmath (tens of ms per point), or leave them NaN (none)",
     )
     p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
+    add_glm_arguments(p)
     p.set_defaults(func=run_phase)
 
 
@@ -67,6 +71,7 @@ def run_phase(args):
 
     from ..checks import InputError
     from ..phase import parse_range, phase_map, plot_phase
+    from ..readouts import readout_for
 
     out_path = check_output_path(args.out, "out", ".npz")
     if not out_path.endswith(".npz"):
@@ -78,6 +83,7 @@ def run_phase(args):
         raise InputError("--out, --csv and --plot must name different files")
     x, y = parse_range(args.x, "x"), parse_range(args.y, "y")
     model = model_from_args(args)
+    readout = readout_for(args.loss, args.labels)
     if "samples" not in (x.name, y.name) and args.samples is None:
         raise InputError("--samples is required unless one axis is samples")
     progress = args.progress  # None: a bar on a terminal for long maps
@@ -95,6 +101,7 @@ def run_phase(args):
             fallback=args.fallback,
             progress=progress,
             warn=False,
+            readout=readout,
         )
     pm.save_npz(out_path)
     print(f"wrote {pm.shape[0]} x {pm.shape[1]} map of {pm.quantity} to {out_path}")
@@ -127,6 +134,7 @@ def run_phase(args):
                 else ""
             )
             + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else "")
+            + (f", {readout.name}" if readout.name != "ridge" else "")
         )
         plot_phase(pm, plot_path, title=title)
         print(f"wrote {plot_path}")
