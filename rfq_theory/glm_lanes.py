@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batch import ChainModel, _lane_chain, _walk
+from .chain import Chain
 from .checks import InputError
 from .model import DeepRF
+from .observables import chain_readout
 
 __all__ = ["solve_glm_lanes", "optimal_ridge_glm_lanes"]
 
@@ -40,8 +43,8 @@ _CHUNK = 1024
 
 @dataclass
 class _Setup:
-    ch: object
-    cs: list
+    ch: ChainModel
+    sizes: list  # per-lane sizes k_0..k_L
     n: np.ndarray
     lam: np.ndarray
     delta: np.ndarray
@@ -52,11 +55,16 @@ class _Setup:
     ids: np.ndarray | None = None  # lane indices into the cache's rows
     cache: dict | None = None  # the last proximal points of each lane (warm starts)
 
+    @property
+    def chain(self) -> Chain:
+        """The lanes' :class:`~rfq_theory.chain.Chain`."""
+        return _lane_chain(self.ch, self.sizes)
+
     def take(self, idx):
         ids = np.arange(self.n.shape[0]) if self.ids is None else self.ids
         return _Setup(
             self.ch,
-            [s[idx] for s in self.cs],
+            [s[idx] for s in self.sizes],
             self.n[idx],
             self.lam[idx],
             self.delta[idx],
@@ -71,17 +79,10 @@ class _Setup:
 
 def _features(st: _Setup, k0):
     """``kappa_L, dkappa_L/dkappa_0, df1, df2, s, s_plus`` at arrays ``k0`` and a validity mask."""
-    from .batch import _walk
-
     with np.errstate(all="ignore"):
-        wk = _walk(st.ch, st.cs, k0)
+        wk = _walk(st.chain, k0)
         k = wk.kappa
-        df2 = wk.df1 + k * wk.ddf1 / wk.dkappa
-        if st.ch.signal:
-            s = 1.0 / (1.0 + k0)
-            sp = -(s * s) / wk.dkappa
-        else:
-            s = sp = np.zeros_like(k0)
+        df2, s, sp = chain_readout(k0, k, wk.dkappa, wk.df1, wk.ddf1, st.ch.signal)
     ok = wk.valid & (k > 0) & np.isfinite(k)
     return k, wk.dkappa, wk.df1, df2, s, s + k * sp, sp, ok
 
@@ -531,7 +532,7 @@ _KEYS = ("test_error", "train_error", "train_loss", "test_loss", "m", "q", "V", 
 
 
 def _setup(model, samples, ridge, noise, target, labels, loss, input_dim, widths):
-    from .batch import _chain_sizes, _lanes, chain_model
+    from .batch import _lanes, chain_model
     from .glm import LABELS, label_constants
     from .losses import check_loss
 
@@ -553,13 +554,13 @@ def _setup(model, samples, ridge, noise, target, labels, loss, input_dim, widths
     for dv in np.unique(delta):
         vy, cc = label_constants(labels, target, repr(float(dv)), 30)
         var_y[delta == dv], c[delta == dv] = float(vy), float(cc)
-    st = _Setup(ch, _chain_sizes(ch, sizes), n, lam, delta, var_y, c, loss, labels)
+    st = _Setup(ch, sizes, n, lam, delta, var_y, c, loss, labels)
     return shape, st, sizes
 
 
 def _nearest(st: _Setup, which, among):
     """For each lane of ``which`` the index into ``among`` of the closest lane in the logarithms of its inputs."""
-    feats = [np.log(st.n), np.log(st.lam), np.log1p(st.delta)] + [np.log(s) for s in st.cs]
+    feats = [np.log(st.n), np.log(st.lam), np.log1p(st.delta)] + [np.log(s) for s in st.sizes]
     F = np.stack(feats, axis=1)
     d = ((F[which][:, None, :] - F[among][None, :, :]) ** 2).sum(axis=2)
     return np.argmin(d, axis=1)
@@ -643,7 +644,7 @@ def solve_glm_lanes(
     ``BatchResult.fallback``; any other value of ``fallback`` other than
     ``"none"`` means the same) or left NaN (``"none"``).
     """
-    from .batch import RIDGE, BatchResult, _rank, _report_failures
+    from .batch import RIDGE, BatchResult, _report_failures
 
     shape, st, sizes = _setup(model, samples, ridge, noise, target, labels, loss, input_dim, widths)
     N = st.n.shape[0]
@@ -657,7 +658,7 @@ def solve_glm_lanes(
         outs, conv, fb, X = _scalar_fallback(model, st, sizes, todo, target, outs, conv, fb, X)
         messages.append(f"{int(fb.sum())} lane(s) re-solved with the scalar convex-loss solver")
     _report_failures(conv, N, messages, warn)
-    rank = _rank(st.ch, sizes)
+    rank = st.chain.rank
     extra = {k: outs[k].reshape(shape) for k in ("train_loss", "test_loss", "m", "q", "V")}
     extra["x"] = X.reshape(shape + (3,))
     return BatchResult(
@@ -730,7 +731,7 @@ def optimal_ridge_glm_lanes(
     N = st.n.shape[0]
 
     def err_at(loglam, guess):
-        sub = _Setup(st.ch, st.cs, st.n, 10.0**loglam, st.delta, st.var_y, st.c, st.loss, st.labels)
+        sub = _Setup(st.ch, st.sizes, st.n, 10.0**loglam, st.delta, st.var_y, st.c, st.loss, st.labels)
         o, x, _, it = _solve_setup(sub, guess)
         e = np.where(np.isfinite(o["test_error"]), o["test_error"], np.inf)
         return e, x, it
@@ -776,7 +777,7 @@ def optimal_ridge_glm_lanes(
     if at_edge.any():
         messages.append(f"{int(at_edge.sum())} lane(s) have their minimum on the edge of the ridge bounds {bounds}")
     _report_failures(conv, N, messages, warn)
-    rank = _rank_of(st, sizes)
+    rank = st.chain.rank
     return OptimalRidgeResult(
         ridge=ridge.reshape(shape),
         test_error=np.where(conv, e, np.nan).reshape(shape),
@@ -786,9 +787,3 @@ def optimal_ridge_glm_lanes(
         rank=rank.reshape(shape),
         messages=messages,
     )
-
-
-def _rank_of(st, sizes):
-    from .batch import _rank
-
-    return _rank(st.ch, sizes)
