@@ -109,7 +109,8 @@ class Activation:
             forms = self.closed_form(V)
         else:
             forms = (None, None, None)
-        return tuple(None if f is None else f.subs(V, v) for f in forms)
+        a, b, c = (None if f is None else f.subs(V, v) for f in forms)
+        return a, b, c
 
     @property
     def is_affine(self) -> bool:

@@ -316,6 +316,10 @@ def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence
 class _LaneCounts:
     """Shape and counts shared by the lane results (``test_error``, ``converged``, ``fallback``)."""
 
+    test_error: np.ndarray
+    converged: np.ndarray
+    fallback: np.ndarray
+
     @property
     def shape(self):
         """Shape of the lane arrays."""

@@ -26,7 +26,7 @@ from .caches import register_cache
 from .checks import MAX_WORKING_DIGITS, InputError, check_digits, to_mpf_exactly
 from .expressions import U
 from .gaussian import GUARD_DIGITS, check_square_integrable, gaussian_expectation
-from .precision import SYMPY_LOCK, context, freeze
+from .precision import MPF, SYMPY_LOCK, context, freeze
 from .precision import mp as mpmath
 
 __all__ = ["Coefficients", "coefficients", "closed_forms", "exact_coefficients", "NotExactError", "gaussian_moments"]
@@ -46,11 +46,11 @@ class Coefficients:
     """
 
     activation: str
-    variance: mpmath.mpf
-    mu0: mpmath.mpf
-    mu1: mpmath.mpf
-    mu_star: mpmath.mpf
-    second_moment: mpmath.mpf
+    variance: MPF
+    mu0: MPF
+    mu1: MPF
+    mu_star: MPF
+    second_moment: MPF
     exact: bool
     digits: int
 

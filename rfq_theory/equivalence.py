@@ -23,7 +23,7 @@ from .activations import Activation, get_activation
 from .checks import MAX_WORKING_DIGITS, InputError, check_digits
 from .coefficients import NotExactError, coefficients_at, exact_coefficients
 from .gaussian import GUARD_DIGITS
-from .precision import freeze
+from .precision import MPF, freeze
 from .precision import mp as mpmath
 from .quantizers import get_quantizer
 
@@ -37,14 +37,14 @@ class LayerCoefficients:
     index: int
     activation: str
     quantizer: str
-    s2: mpmath.mpf
-    variance: mpmath.mpf
-    mu0: mpmath.mpf
-    mu1: mpmath.mpf
-    mu_star: mpmath.mpf
-    q: mpmath.mpf
-    kappa1: mpmath.mpf
-    kappa_star: mpmath.mpf
+    s2: MPF
+    variance: MPF
+    mu0: MPF
+    mu1: MPF
+    mu_star: MPF
+    q: MPF
+    kappa1: MPF
+    kappa_star: MPF
     exact: bool
 
     def as_dict(self, digits=15):

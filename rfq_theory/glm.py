@@ -184,7 +184,16 @@ def failed_glm_prediction(samples, ridge, noise, loss, labels, target, digits, m
     """A :class:`GLMPrediction` of NaNs for a point whose solve failed (``diagnostics.converged`` is False)."""
     nan = math.nan
     return GLMPrediction(
-        *([nan] * 10),
+        test_error=nan,
+        test_loss=nan,
+        train_loss=nan,
+        train_error=nan,
+        m=nan,
+        q=nan,
+        V=nan,
+        m_hat=nan,
+        q_hat=nan,
+        V_hat=nan,
         effective_ridges=(nan,),
         df1=nan,
         df2=nan,
@@ -465,6 +474,8 @@ def _regression_channel(m, q, V, var_y, c):
 
 
 class _Problem:
+    layers: tuple = ()
+
     def __init__(self, chain, n, lam, delta, var_y, c, loss, labels, kind, dps=None):
         self.chain, self.n, self.lam, self.delta = chain, n, lam, delta
         self.var_y, self.c, self.loss, self.labels = var_y, c, loss, labels
@@ -921,7 +932,7 @@ def _finish(prob: _Problem, x, iters, digits, target):
             raise SolverError(
                 f"the channel quadrature did not reach the requested accuracy (change on refinement {quad_err})"
             )
-    residuals = (
+    residuals: tuple = (
         abs(r[0]),
         abs(r[1]) / max(abs(m), prob.one * 1e-300 if prob.kind == "float" else mpmath.mpf(10) ** -300)
         if m != 0

@@ -743,8 +743,8 @@ def optimal_ridge_glm_lanes(
         e, guess, it = err_at(np.full(N, g), guess)
         errs.append(e)
         iters += it
-    errs = np.array(errs)
-    j = np.argmin(errs, axis=0)
+    err_grid = np.array(errs)
+    j = np.argmin(err_grid, axis=0)
     a = grid[np.maximum(j - 1, 0)]
     b = grid[np.minimum(j + 1, grid.size - 1)]
     gr = (math.sqrt(5) - 1) / 2

@@ -30,6 +30,7 @@ global ``mpmath.mp`` is never read or set).
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def _mp_ops():
     )
 
 
-_OPS = {}
+_OPS: dict[str, Any] = {}
 
 
 def ops(kind: str):

@@ -53,7 +53,7 @@ class DeepRF:
     DeepRF(input_dim=1000, widths=(2000, 1500), ...)
     """
 
-    input_dim: object
+    input_dim: int
     widths: tuple
     activations: tuple[str, ...]
     quantizers: tuple[str, ...] = ("none",)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -411,21 +412,25 @@ def plot_phase(pm: PhaseMap, path, title: str | None = None):
     v = np.ma.masked_invalid(pm.values)
     finite = pm.values[np.isfinite(pm.values)]
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
-    norm, cmap, levels = None, "viridis", 8
+    norm: colors.Normalize | None = None
+    cmap = "viridis"
+    levels: Any = 8
     if finite.size:
         lo, hi = float(finite.min()), float(finite.max())
         if lo > 0 and hi / lo > 20:
             top = min(hi, float(np.quantile(finite, 0.99)) * 10)
-            norm = colors.LogNorm(vmin=lo, vmax=max(top, lo * 1.01))
-            levels = np.geomspace(norm.vmin, norm.vmax, 9)[1:-1]
+            vmax = max(top, lo * 1.01)
+            norm = colors.LogNorm(vmin=lo, vmax=vmax)
+            levels = np.geomspace(lo, vmax, 9)[1:-1]
         elif lo < 0 < hi:
             m = float(np.quantile(np.abs(finite), 0.99)) or max(abs(lo), abs(hi))
             norm, cmap = colors.TwoSlopeNorm(vcenter=0.0, vmin=-m, vmax=m), "RdBu_r"
             levels = np.linspace(-m, m, 9)[1:-1]
         else:
             top = float(np.quantile(finite, 0.98))
-            norm = colors.Normalize(vmin=lo, vmax=top if top > lo else hi)
-            levels = np.linspace(norm.vmin, norm.vmax, 9)[1:-1]
+            vmax = top if top > lo else hi
+            norm = colors.Normalize(vmin=lo, vmax=vmax)
+            levels = np.linspace(lo, vmax, 9)[1:-1]
     cm = plt.get_cmap(cmap).with_extremes(bad="0.8")
     X, Y = pm.x, pm.y
     mesh = ax.pcolormesh(X, Y, v, norm=norm, cmap=cm, shading="auto")

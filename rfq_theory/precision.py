@@ -28,9 +28,13 @@ requested digits; internal functions receive the working digits.
 from __future__ import annotations
 
 import threading
+from typing import TypeAlias
 
 import mpmath
 from mpmath.ctx_mp_python import _mpf
+
+#: The type of an mpmath number, for annotations (``mpmath.mpf`` and its frozen-precision subclasses).
+MPF: TypeAlias = mpmath.mpf
 
 __all__ = ["context", "mp", "freeze", "frozen_context", "SYMPY_LOCK", "lambdify", "is_mpf"]
 
@@ -89,8 +93,8 @@ def frozen_context(dps: int):
                 ctx = mpmath.MPContext()
                 ctx.dps = dps
                 cls = type("mpf", (mpmath.mpf,), {"__reduce__": _reduce_frozen, "__module__": __name__})
-                cls._ctxdata = [cls, object.__new__, ctx._prec_rounding]
-                cls.context = ctx
+                cls._ctxdata = [cls, object.__new__, ctx._prec_rounding]  # type: ignore[attr-defined]
+                cls.context = ctx  # type: ignore[attr-defined]
                 entry = (ctx, cls)
                 _FROZEN[dps] = entry
     return entry

@@ -274,9 +274,11 @@ def curve(
     out, guess = [], None
     for value in tqdm(values, desc=f"{readout.name} curve {vary}", disable=disable, leave=False):
         mdl, n, lam = model_at(model, vary, value, samples, ridge)
+        exc: Exception | None = None
         try:
             pred = readout.predict(mdl, n, lam, noise, target, digits=digits, guess=guess)
-        except _POINT_FAILURES:
+        except _POINT_FAILURES as first:
+            exc = first
             if guess is not None:  # a warm start can mislead: try once from scratch
                 try:
                     pred = readout.predict(mdl, n, lam, noise, target, digits=digits)

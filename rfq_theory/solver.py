@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
 from .chain import (
     FLOAT,
@@ -57,7 +57,7 @@ from .checks import check_digits, check_nonnegative, check_positive
 from .gaussian import GUARD_DIGITS
 from .model import DeepRF
 from .observables import chain_readout, error_terms, target_moments, train_error
-from .precision import freeze
+from .precision import MPF, freeze
 from .precision import mp as mpmath
 from .results import Diagnostics, float_numbers, freeze_numbers, to_jsonable
 
@@ -81,7 +81,7 @@ FLOAT_AMPLIFICATION_LIMIT = 1e5
 MAX_EXTRA_DIGITS = 150
 
 #: A result number: ``float`` on the fast path, ``mpmath.mpf`` otherwise.
-Number = Union[float, "mpmath.mpf"]
+Number: TypeAlias = float | MPF
 
 
 # --------------------------------------------------------------------------

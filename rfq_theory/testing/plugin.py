@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import zlib
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def register_profile(name: str = PROFILE, **overrides):
     """Register (and return) the Hypothesis profile for slow simulations; needs Hypothesis."""
     from hypothesis import HealthCheck, Phase, settings
 
-    kwargs = dict(PROFILE_SETTINGS)
+    kwargs: dict[str, Any] = dict(PROFILE_SETTINGS)
     kwargs.update(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
