@@ -52,7 +52,7 @@ from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
 from .observables import chain_readout, target_moments
-from .precision import freeze
+from .precision import freeze, gauss_legendre_nodes
 from .precision import mp as mpmath
 from .readouts import TheoremResult
 from .results import Diagnostics, float_numbers, to_jsonable
@@ -369,9 +369,7 @@ class _Quadrature:
             degree = (5 if dps <= 45 else 6 if dps <= 90 else 7) + level
             key = (degree, dps)
             if key not in self._mp_cache:
-                from mpmath.calculus.quadrature import GaussLegendre
-
-                nodes = GaussLegendre(mpmath.mp).calc_nodes(degree, mpmath.mp.prec)
+                nodes = gauss_legendre_nodes(degree)
                 # frozen: shared by every thread, whatever its context's precision
                 self._mp_cache[key] = ([freeze(x, dps) for x, _ in nodes], [freeze(w, dps) for _, w in nodes])
             xs, ws = self._mp_cache[key]

@@ -36,7 +36,17 @@ from mpmath.ctx_mp_python import _mpf
 #: The type of an mpmath number, for annotations (``mpmath.mpf`` and its frozen-precision subclasses).
 MPF: TypeAlias = mpmath.mpf
 
-__all__ = ["context", "mp", "freeze", "frozen_context", "SYMPY_LOCK", "lambdify", "is_mpf"]
+__all__ = [
+    "context",
+    "mp",
+    "freeze",
+    "frozen_context",
+    "SYMPY_LOCK",
+    "lambdify",
+    "is_mpf",
+    "gauss_legendre_nodes",
+    "MPF",
+]
 
 #: Serialises SymPy's symbolic and numerical work (it changes the global
 #: mpmath precision inside ``evalf``); re-entrant.
@@ -134,6 +144,17 @@ def freeze(x, dps: int):
 
 
 _NAMESPACES: dict = {}
+
+
+def gauss_legendre_nodes(degree: int) -> list:
+    """mpmath's Gauss-Legendre nodes and weights of ``degree`` on ``[-1, 1]`` at this thread's precision.
+
+    ``degree`` is mpmath's level: ``3 * 2**(degree - 1)`` nodes.
+    """
+    from mpmath.calculus.quadrature import GaussLegendre
+
+    ctx = context()
+    return GaussLegendre(ctx).calc_nodes(degree, ctx.prec)
 
 
 def _namespace(ctx):

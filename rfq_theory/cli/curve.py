@@ -114,9 +114,8 @@ def run_curve(args):
     Ridge regression by default; with ``--labels``/``--loss`` the convex-loss readout
     (:func:`rfq_theory.glm.glm_sweep`) and its order parameters.
     """
-    import mpmath
-
     from ..checks import InputError
+    from ..precision import is_mpf
 
     glm = wants_glm(args)
     out_path = check_output_path(args.out, "out")
@@ -152,7 +151,7 @@ def run_curve(args):
             writer.writeheader()
             for r in rows:
                 writer.writerow(
-                    {k: (repr(float(v)) if isinstance(v, (float, mpmath.mpf)) else v) for k, v in r.items()}
+                    {k: (repr(float(v)) if (isinstance(v, float) or is_mpf(v)) else v) for k, v in r.items()}
                 )
     except OSError as exc:
         raise InputError(f"--out: cannot write {short_repr(out_path)}: {exc.strerror or exc}") from None
