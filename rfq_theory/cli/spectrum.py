@@ -85,6 +85,7 @@ def _int_list(text, name, depth):
 def run_spectrum(args):
     """``rfq spectrum``."""
     from ..checks import check_digits, check_scalar
+    from ..outputs import write_output
     from ..spectrum import spectrum
 
     model = model_from_args(args)
@@ -126,7 +127,7 @@ def run_spectrum(args):
                 )
         print("(--json prints the grids and densities)")
     if plot:
-        _plot(res, model, plot)
+        write_output(plot, "plot", lambda tmp: _plot(res, model, tmp), ".png")
         if not args.json:
             print(f"wrote {plot}")
     return 0
