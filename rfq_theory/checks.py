@@ -40,10 +40,10 @@ MAX_DECIMAL_EXPONENT = 1000
 #: Longest number literal accepted (characters).
 MAX_LITERAL_LENGTH = 1000
 
-_DIGITS = r"[0-9](?:_?[0-9])*"
+#: ASCII decimal syntax: sign, digits (``_`` allowed between them), fraction, exponent.
 _DECIMAL = re.compile(
-    rf"(?P<sign>[+-]?)(?P<int>{_DIGITS})?(?:\.(?P<frac>{_DIGITS})?)?(?:[eE](?P<exp>[+-]?{_DIGITS}))?",
-    re.ASCII,
+    r"(?a)(?P<sign>[+-]?)(?P<int>[0-9](?:_?[0-9])*)?(?:\.(?P<frac>[0-9](?:_?[0-9])*)?)?"
+    r"(?:[eE](?P<exp>[+-]?[0-9](?:_?[0-9])*))?"
 )
 
 
