@@ -345,3 +345,44 @@ def test_predict_float_equals_its_exact_decimal_text():
     a = predict(model, 150, ridge, digits=30)
     b = predict(model, 150, str(Decimal(ridge)), digits=30)
     assert a.test_error == b.test_error
+
+
+# ------------------------------------------------------------------ 5. slow legal inputs say so first
+
+
+@pytest.mark.parametrize(
+    "argv, target, words",
+    [
+        (
+            ["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--digits", "250"],
+            "rfq_theory.spectrum.spectrum",
+            "250 digits",
+        ),
+        (
+            ["predict", *SMALL, "--loss", "logistic", "--labels", "sign", "--digits", "60"],
+            "rfq_theory.glm.predict_glm",
+            "60 digits",
+        ),
+        (
+            ["phase", *SMALL, "--x", "samples:0.5:2:4000", "--y", "width:0.5:2:2500", "--out", "m.npz"],
+            "rfq_theory.phase.phase_map",
+            "10,000,000 points",
+        ),
+    ],
+    ids=["spectrum-digits", "convex-loss-digits", "phase-points"],
+)
+def test_slow_work_is_announced_before_it_starts(argv, target, words, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def stub(*args, **kwargs):
+        seen["stderr"] = capsys.readouterr().err
+        raise KeyboardInterrupt
+
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(
+        sys.modules[module] if module in sys.modules else __import__(module, fromlist=[name]), name, stub
+    )
+    assert cli.main(argv) == 130
+    lines = [line for line in seen["stderr"].splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"rfq {argv[0]}: note: ") and words in lines[0], lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_model_arguments, check_output_path, model_from_args
+from .common import add_model_arguments, check_output_path, model_from_args, note_large_map
 
 EXAMPLES = """\
 examples:
@@ -77,6 +77,7 @@ def run_phase(args):
     model = model_from_args(args)
     if "samples" not in (x.name, y.name) and args.samples is None:
         raise InputError("--samples is required unless one axis is samples")
+    note_large_map("phase", x.points * y.points)
     progress = args.progress  # None: a bar on a terminal for long maps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

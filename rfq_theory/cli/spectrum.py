@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from .common import check_output_path, fmt, model_from_args, model_header, split_list
+from .common import (
+    SLOW_SPECTRUM_DIGITS,
+    check_output_path,
+    fmt,
+    model_from_args,
+    model_header,
+    note_slow_digits,
+    split_list,
+)
 
 EXAMPLES = """\
 examples:
@@ -93,6 +101,7 @@ def run_spectrum(args):
     points = check_scalar(args.points, "points", int, min_val=2, max_val=100000)
     layers = _int_list(args.layers, "layers", model.depth) if args.layers is not None else None
     plot = check_output_path(args.plot, "plot", ".png") if args.plot else None
+    note_slow_digits("spectrum", digits, SLOW_SPECTRUM_DIGITS, "the spectrum")
     res = spectrum(model, samples=args.samples, layers=layers, points=points, digits=digits)
     shown = digits or 15
     if args.json:
