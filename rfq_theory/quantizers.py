@@ -71,7 +71,7 @@ MAX_QUANTIZER_PARAMETER = 1e100
 def _exact_number(value, what):
     """A finite real quantizer parameter as an exact SymPy number.
 
-    Accepts ints, floats (read as the decimal they print as), Fractions,
+    Accepts ints, floats (their exact binary value), Fractions,
     SymPy numbers and text, which goes through the safe expression parser
     (no variable allowed): text never reaches ``sympify``.
     """
@@ -84,7 +84,7 @@ def _exact_number(value, what):
     elif isinstance(value, float):
         if not np.isfinite(value):
             raise QuantizerError(f"{what} must be finite, got {value!r}")
-        x = sp.Rational(Fraction(repr(value)))
+        x = sp.Rational(*value.as_integer_ratio())  # the float's exact binary value, as everywhere
     elif isinstance(value, Fraction):
         x = sp.Rational(value.numerator, value.denominator)
     elif isinstance(value, str):
