@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
@@ -75,8 +76,6 @@ def _exact_number(value, what):
     SymPy numbers and text, which goes through the safe expression parser
     (no variable allowed): text never reaches ``sympify``.
     """
-    from fractions import Fraction
-
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a number, got {value!r}")
     if isinstance(value, int):
@@ -135,11 +134,18 @@ def _antisymmetric(xs) -> bool:
 
 
 def _to_mpf(ctx, x, dps):
-    """A SymPy number as an mpf at the current precision (rationals without SymPy's evalf)."""
-    if isinstance(x, sp.Rational):
-        return ctx.mpf(int(x.p)) / int(x.q)
-    with SYMPY_LOCK:
-        return ctx.mpf(sp.N(x, dps))
+    """A SymPy number or Fraction as an mpf at the current precision (rationals without SymPy's evalf;
+    a denominator that is a power of two is an exact binary scaling)."""
+    if isinstance(x, Fraction):
+        p, q = x.numerator, x.denominator
+    elif isinstance(x, sp.Rational):
+        p, q = int(x.p), int(x.q)
+    else:
+        with SYMPY_LOCK:
+            return ctx.mpf(sp.N(x, dps))
+    if q & (q - 1) == 0:
+        return ctx.ldexp(ctx.mpf(p), 1 - q.bit_length())
+    return ctx.mpf(p) / q
 
 
 def _step_moment(ctx, b, lv, k):
@@ -457,11 +463,12 @@ def _uniform(bits_text, clip_text):
         raise QuantizerError(f"uniform quantizer clip must be > 0, got {clip_text!r}")
     half = 2 ** (bits - 1)
     name = f"uniform:{bits}" + (f":{clip_text}" if clip_text is not None else "")
-    if isinstance(clip, sp.Rational) and bits > 5:
-        # b_j = j Delta and l_j = (j + 1/2) Delta with Delta = 2 clip / 2^bits, built as exact rationals
+    if isinstance(clip, sp.Rational) and 2**bits > 64:
+        # b_j = j Delta and l_j = (j + 1/2) Delta with Delta = 2 clip / 2^bits, as exact Fractions
+        # (no closed form is built above 64 levels, so no SymPy number is needed)
         p, q = int(clip.p), int(clip.q)
-        breakpoints = [sp.Rational(j * p, q * half) for j in range(-half + 1, half)]
-        levels = [sp.Rational((2 * j + 1) * p, q * 2 * half) for j in range(-half, half)]
+        breakpoints = [Fraction(j * p, q * half) for j in range(-half + 1, half)]
+        levels = [Fraction((2 * j + 1) * p, q * 2 * half) for j in range(-half, half)]
         return Quantizer._from_steps(name, breakpoints, levels, name)
     delta = 2 * clip / 2**bits
     breakpoints = [j * delta for j in range(-half + 1, half)]
