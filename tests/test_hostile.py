@@ -426,6 +426,16 @@ PHI1 = math.exp(-0.5) / math.sqrt(2 * math.pi)  # standard normal density at 1
 ERF1 = math.erf(1 / math.sqrt(2))  # P(|g| < 1)
 
 
+def _uniform16_s2(out):
+    import numpy as np
+    from scipy.special import ndtr
+
+    delta = 6 / 2**16
+    edges = np.concatenate([[-np.inf], np.arange(-(2**15) + 1, 2**15) * delta, [np.inf]])
+    levels = (np.arange(-(2**15), 2**15) + 0.5) * delta
+    _close(_fields(out)["s2"], float(np.sum(levels**2 * np.diff(ndtr(edges)))), rel=1e-11)
+
+
 def _legal_cli_cases(add):
     # an expression that is a built-in scaled: 2*u is linear times 2
     add(["coefficients", "--activation", "2*u"], _expect({"mu0": 0, "mu1": 2, "mu_star": 0, "second_moment": 4}))
@@ -455,6 +465,8 @@ def _legal_cli_cases(add):
         ["coefficients", "--activation", "relu", "--quantizer", "expr:sign(g)*Min(abs(g),1)"],
         _expect({"s2": ERF1 - 2 * PHI1 + (1 - ERF1), "mu1": 0.5}),
     )
+    # 16-bit uniform quantizer (65536 levels): s2 against a float sum over the levels with SciPy's normal CDF
+    add(["coefficients", "--activation", "tanh", "--quantizer", "uniform:16"], _uniform16_s2)
     # features scaled by 2 with ridge r predict what unscaled features do with ridge r/4
     add(["predict", *_set(SMALL, "--activations", "2*u")], _same_as_api((100, (200,), ("linear",)), 150, "2.5e-3"))
     # sign written as an expression is the built-in sign quantizer

@@ -4,7 +4,9 @@ The theory commands live in this package (``coefficients``, ``layers``,
 ``list``, ``predict``, ``theorem``, ``curve``); other installed packages add
 theirs through the ``rfq.commands`` entry-point group (the ``validation``
 package registers ``validate``, ``demo`` and ``bench``), so the theory
-package never imports them. Every command calls the same library functions as
+package never imports them. A plugin that fails to load or to register, or
+that redefines an existing command, is left out with one warning line
+``rfq: warning: plugin '<name>' ...``; the other commands keep working. Every command calls the same library functions as
 the Python API.
 
 Every failure prints one line ``rfq <command>: error: ...`` on standard error
