@@ -23,6 +23,7 @@ __all__ = [
     "check_nonnegative",
     "check_scalar",
     "format_number",
+    "read_decimal",
 ]
 
 #: Most significant digits a prediction may ask for (a two-layer tanh model
@@ -36,35 +37,69 @@ MAX_WORKING_DIGITS = 2000
 #: (larger literals would become exact rationals of millions of digits).
 MAX_DECIMAL_EXPONENT = 1000
 
-_DECIMAL = re.compile(r"^[+-]?(?P<int>[0-9_]*)(?:\.(?P<frac>[0-9_]*))?(?:[eE](?P<exp>[+-]?[0-9_]+))?$")
+#: Longest number literal accepted (characters).
+MAX_LITERAL_LENGTH = 1000
+
+#: ASCII decimal syntax: sign, digits (``_`` allowed between them), fraction, exponent.
+_DECIMAL = re.compile(
+    r"(?a)(?P<sign>[+-]?)(?P<int>[0-9](?:_?[0-9])*)?(?:\.(?P<frac>[0-9](?:_?[0-9])*)?)?"
+    r"(?:[eE](?P<exp>[+-]?[0-9](?:_?[0-9])*))?"
+)
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
+
+
+def read_decimal(text: str, name: str) -> Fraction:
+    """The exact rational value of a decimal number written as text.
+
+    The one reader of numbers given as text (command-line options,
+    expression literals, activation and quantizer parameters). Accepts only
+    ASCII decimal syntax, ``[+-]digits[.digits][e[+-]digits]`` with optional
+    ``_`` between digits, at most :data:`MAX_LITERAL_LENGTH` characters, and
+    a value that is 0 or has magnitude between ``10**-MAX_DECIMAL_EXPONENT``
+    and ``10**MAX_DECIMAL_EXPONENT``. The work is bounded by the length of
+    the text: the exponent is checked before any power of ten is built.
+
+    Raises :class:`InputError` naming ``name``, the text and what is allowed.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be given as text, got {type(text).__name__}")
+    s = text.strip()
+    if len(s) > MAX_LITERAL_LENGTH:
+        raise InputError(f"{name}: number literal is longer than {MAX_LITERAL_LENGTH} characters")
+    if not s.isascii():
+        raise InputError(f"{name} must be written with ASCII digits, got {_shown(s)}")
+    m = _DECIMAL.fullmatch(s)
+    if not m or (m.group("int") is None and m.group("frac") is None):
+        if s.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+            raise InputError(f"{name} must be finite, got {_shown(s)}")
+        raise InputError(f"{name} must be a decimal number (like 0.5, 1e-3), got {_shown(s)}")
+    int_digits = (m.group("int") or "").replace("_", "")
+    frac_digits = (m.group("frac") or "").replace("_", "")
+    mantissa = int(int_digits + frac_digits)
+    exp_text = (m.group("exp") or "0").replace("_", "")
+    if len(exp_text.lstrip("+-").lstrip("0")) > 9:
+        written, magnitude = 10**10, 10**10  # certainly out of range; never build the integer
+    else:
+        written = int(exp_text)
+        exponent = written - len(frac_digits)
+        magnitude = exponent + len(str(mantissa)) - 1 if mantissa else 0
+    if abs(magnitude) > MAX_DECIMAL_EXPONENT or abs(written) > MAX_DECIMAL_EXPONENT + MAX_LITERAL_LENGTH:
+        raise InputError(
+            f"{name} = {_shown(s)} is out of range: numbers must be 0 or have magnitude between "
+            f"1e-{MAX_DECIMAL_EXPONENT} and 1e{MAX_DECIMAL_EXPONENT}"
+        )
+    if mantissa == 0:
+        return Fraction(0)
+    value = Fraction(mantissa * 10**exponent) if exponent >= 0 else Fraction(mantissa, 10**-exponent)
+    return -value if m.group("sign") == "-" else value
 
 
 def check_literal_magnitude(text: str, name: str) -> None:
-    """Refuse a decimal literal whose exponent is beyond :data:`MAX_DECIMAL_EXPONENT` (or whose text is over 1000 characters).
-
-    Runs before ``Fraction(text)`` so that ``"1e999999999"`` fails at once
-    instead of building a billion-digit integer.
-    """
-    text = text.strip()
-    if len(text) > 1000:
-        raise InputError(f"{name}: number literal is longer than 1000 characters")
-    m = _DECIMAL.match(text)
-    if not m or not m.group("exp"):
-        return
-    digits = (m.group("int") or "").replace("_", "").lstrip("0")
-    frac = (m.group("frac") or "").replace("_", "")
-    if not digits and not frac.strip("0"):
-        return  # zero
-    exp = int(m.group("exp").replace("_", "")) if len(m.group("exp")) < 12 else 10**12
-    if digits:
-        magnitude = exp + len(digits) - 1
-    else:
-        magnitude = exp - (len(frac) - len(frac.lstrip("0"))) - 1
-    if abs(magnitude) > MAX_DECIMAL_EXPONENT:
-        raise InputError(
-            f"{name} = {text[:40]!r} is out of range: numbers must be 0 or have magnitude between "
-            f"1e-{MAX_DECIMAL_EXPONENT} and 1e{MAX_DECIMAL_EXPONENT}"
-        )
+    """Refuse text that :func:`read_decimal` refuses (kept for callers that only check)."""
+    read_decimal(text, name)
 
 
 class InputError(ValueError):
@@ -103,19 +138,10 @@ def _parse(value, name):
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InputError(f"{name} must be finite, got {value!r}")
-        # the decimal the user typed, not its binary neighbour
-        frac = Fraction(repr(float(value)))
-        return mpmath.mpf(frac.numerator) / frac.denominator
+        # the float's exact binary value (text is the way to give an exact decimal)
+        return +mpmath.mpf(value)
     if isinstance(value, str):
-        text = value.strip()
-        check_literal_magnitude(text, name)
-        try:
-            frac = Fraction(text)
-        except (ValueError, ZeroDivisionError):
-            lowered = text.lower()
-            if lowered in ("inf", "+inf", "infinity", "-inf", "nan"):
-                raise InputError(f"{name} must be finite, got {value!r}") from None
-            raise InputError(f"{name} must be a number, got {value!r}") from None
+        frac = read_decimal(value, name)
         return mpmath.mpf(frac.numerator) / frac.denominator
     try:  # SymPy numbers, Fractions, numpy scalars
         if hasattr(value, "p") and hasattr(value, "q"):  # sympy Rational
@@ -186,18 +212,7 @@ def check_scalar(x, name, target_type, *, min_val=None, max_val=None, include_bo
     types = target_type if isinstance(target_type, tuple) else (target_type,)
     wants_float = float in types
     if isinstance(x, str):
-        text = x.strip()
-        try:
-            x = int(text) if not wants_float else float(text)
-        except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError:
-                raise InputError(f"{name} must be {_type_words(types)}, got {text!r}") from None
-            if not wants_float and math.isfinite(as_float) and as_float.is_integer() and abs(as_float) < 2**63:
-                x = int(as_float)
-            else:
-                raise InputError(f"{name} must be {_type_words(types)}, got {text!r}") from None
+        x = _scalar_from_text(x, name, types, wants_float)
     if isinstance(x, bool) or not isinstance(x, types if not wants_float else types + (int,)):
         if not isinstance(x, bool) and isinstance(x, Real) and not wants_float and float(x).is_integer():
             x = int(x)
@@ -218,6 +233,35 @@ def check_scalar(x, name, target_type, *, min_val=None, max_val=None, include_bo
         hi = "" if max_val is None else f" {'<=' if right else '<'} {max_val}"
         raise InputError(f"{name} must satisfy {lo}{name}{hi}, got {x!r}")
     return x
+
+
+def _scalar_from_text(text, name, types, wants_float):
+    """``text`` read by :func:`read_decimal` as an ``int`` or ``float``."""
+    s = text.strip()
+    if (
+        s.isascii()
+        and len(s) <= MAX_LITERAL_LENGTH
+        and not _DECIMAL.fullmatch(s)
+        and s.lower().lstrip("+-")
+        not in (
+            "inf",
+            "infinity",
+            "nan",
+        )
+    ):
+        raise InputError(f"{name} must be {_type_words(types)}, got {_shown(s)}")
+    frac = read_decimal(s, name)
+    if not wants_float:
+        if frac.denominator != 1:
+            raise InputError(f"{name} must be {_type_words(types)}, got {_shown(text.strip())}")
+        return int(frac)
+    try:
+        as_float = float(frac)
+    except OverflowError:
+        raise InputError(f"{name} = {_shown(text.strip())} is beyond the floating-point range") from None
+    if as_float == 0 and frac != 0:
+        raise InputError(f"{name} = {_shown(text.strip())} is below the floating-point range")
+    return as_float
 
 
 def _type_words(types):

@@ -313,16 +313,16 @@ def closed_forms(activation, variance=V):
 
 def _closed_forms(act, variance):
     if isinstance(variance, str):
-        from .checks import check_literal_magnitude
+        from .checks import read_decimal
 
-        check_literal_magnitude(variance, "variance")
-        variance = sp.Rational(variance)
+        frac = read_decimal(variance, "variance")
+        variance = sp.Rational(frac.numerator, frac.denominator)
     elif isinstance(variance, bool):
         raise TypeError(f"variance must be a number or a SymPy symbol, got {variance!r}")
     elif isinstance(variance, int):
         variance = sp.Integer(variance)
     elif isinstance(variance, float):
-        variance = sp.Rational(repr(variance))
+        variance = sp.Rational(*variance.as_integer_ratio())  # the float's exact binary value
     if not isinstance(variance, sp.Basic):
         raise TypeError(f"variance must be a number or a SymPy symbol, got {type(variance).__name__}")
     if variance.is_positive is False or (variance.is_number and not variance.is_finite):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import math
-from fractions import Fraction
 
 import sympy as sp
 
@@ -138,6 +137,12 @@ def parse_expression(text: str, variables=("u", "x"), what="activation") -> sp.E
         raise ExpressionError(f"{what} expression is empty")
     if len(src) > _MAX_LENGTH:
         raise ExpressionError(f"{what} expression is longer than {_MAX_LENGTH} characters")
+    if not src.isascii():
+        bad = next(c for c in src if not c.isascii())
+        raise ExpressionError(
+            f"{what} expression {src[:40]!r} contains the non-ASCII character {bad!r} (U+{ord(bad):04X}); "
+            "write names, digits and operators in ASCII"
+        )
     try:
         tree = ast.parse(src, mode="eval")
     except SyntaxError as exc:
@@ -184,19 +189,14 @@ class _Builder:
                 if value.bit_length() > _MAX_INTEGER_BITS:
                     self.fail(f"integer literal {literal[:20]}... has more than {_MAX_INTEGER_BITS} bits")
                 return sp.Integer(value)
-            # exact rational of the decimal literal as written
-            from .checks import InputError, check_literal_magnitude
+            # exact rational of the decimal literal as written, by the one number reader
+            from .checks import InputError, read_decimal
 
             try:
-                check_literal_magnitude(literal, "number literal")
+                frac = read_decimal(literal, "number literal")
             except InputError as exc:
                 self.fail(str(exc))
-            if not math.isfinite(value):
-                self.fail(f"number literal {literal[:40]!r} is not finite")
-            try:
-                return sp.Rational(Fraction(literal.replace("_", "")))
-            except (ValueError, ZeroDivisionError):
-                return sp.Float(value)
+            return sp.Rational(frac.numerator, frac.denominator)
         if isinstance(node, ast.Name):
             if node.id in self.variables:
                 return U

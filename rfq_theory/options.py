@@ -168,7 +168,7 @@ def check_output_path(path, name, suffix=None):
         raise InputError(f"--{name} must be a file path, got an empty string")
     if "\0" in text:
         raise InputError(f"--{name} must be a file path, got a name with a null character")
-    if os.path.isdir(text):
+    if os.path.isdir(text) or text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)):
         raise InputError(f"--{name}: {short_repr(text)} is a folder; give a file path")
     if suffix and not os.path.splitext(text)[1] and not os.path.lexists(text):
         text += suffix

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
@@ -71,12 +72,10 @@ MAX_QUANTIZER_PARAMETER = 1e100
 def _exact_number(value, what):
     """A finite real quantizer parameter as an exact SymPy number.
 
-    Accepts ints, floats (read as the decimal they print as), Fractions,
+    Accepts ints, floats (their exact binary value), Fractions,
     SymPy numbers and text, which goes through the safe expression parser
     (no variable allowed): text never reaches ``sympify``.
     """
-    from fractions import Fraction
-
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a number, got {value!r}")
     if isinstance(value, int):
@@ -84,7 +83,7 @@ def _exact_number(value, what):
     elif isinstance(value, float):
         if not np.isfinite(value):
             raise QuantizerError(f"{what} must be finite, got {value!r}")
-        x = sp.Rational(Fraction(repr(value)))
+        x = sp.Rational(*value.as_integer_ratio())  # the float's exact binary value, as everywhere
     elif isinstance(value, Fraction):
         x = sp.Rational(value.numerator, value.denominator)
     elif isinstance(value, str):
@@ -119,6 +118,78 @@ def _interval_probability(ctx, lo, hi):
     if hi <= 0:
         return (ctx.erfc(-hi / r2) - ctx.erfc(-lo / r2)) / 2
     return 1 - (ctx.erfc(hi / r2) + ctx.erfc(-lo / r2)) / 2
+
+
+def _antisymmetric(xs) -> bool:
+    """``xs[i] == -xs[n-1-i]`` for all ``i`` (rationals compared by numerator and denominator)."""
+    n = len(xs)
+    for i in range((n + 1) // 2):
+        a, b = xs[i], xs[n - 1 - i]
+        if isinstance(a, sp.Rational) and isinstance(b, sp.Rational):
+            if a.p != -b.p or a.q != b.q:
+                return False
+        elif a != -b:
+            return False
+    return True
+
+
+def _to_mpf(ctx, x, dps):
+    """A SymPy number or Fraction as an mpf at the current precision (rationals without SymPy's evalf;
+    a denominator that is a power of two is an exact binary scaling)."""
+    if isinstance(x, Fraction):
+        p, q = x.numerator, x.denominator
+    elif isinstance(x, sp.Rational):
+        p, q = int(x.p), int(x.q)
+    else:
+        with SYMPY_LOCK:
+            return ctx.mpf(sp.N(x, dps))
+    if q & (q - 1) == 0:
+        return ctx.ldexp(ctx.mpf(p), 1 - q.bit_length())
+    return ctx.mpf(p) / q
+
+
+def _step_moment(ctx, b, lv, k):
+    """``E Q(g)^k = sum_i lv_i^k P(b_{i-1} < g <= b_i)`` for a step quantizer, ``g ~ N(0, 1)``.
+
+    The same interval probabilities as :func:`_interval_probability` (tails
+    through ``erfc``, no cancellation), with one ``erfc`` per distinct
+    ``|b_i|``: ``t(b) = erfc(|b| / sqrt 2) / 2`` is ``P(g > b)`` for ``b >= 0``
+    and ``P(g <= b)`` for ``b <= 0``, so a symmetric quantizer needs half of them.
+    """
+    r2 = ctx.sqrt(2)
+    tails = {}
+    t = []
+    for x in b:
+        a = abs(x)
+        e = tails.get(a)
+        if e is None:
+            e = tails[a] = ctx.erfc(a / r2) / 2
+        t.append(e)
+    n = len(b)
+
+    def below(i):  # P(g <= b_i)
+        return t[i] if b[i] <= 0 else 1 - t[i]
+
+    def above(i):  # P(g > b_i)
+        return t[i] if b[i] >= 0 else 1 - t[i]
+
+    terms = []
+    for i in range(n + 1):
+        lo, hi = i - 1, i  # interval (b[lo], b[hi]]; -1 and n mean -inf and +inf
+        if lo < 0 and hi >= n:
+            p = ctx.mpf(1)
+        elif lo < 0:
+            p = below(hi)
+        elif hi >= n:
+            p = above(lo)
+        elif b[lo] >= 0:
+            p = t[lo] - t[hi]
+        elif b[hi] <= 0:
+            p = t[hi] - t[lo]
+        else:
+            p = 1 - (t[hi] + t[lo])
+        terms.append((lv[i] * lv[i] if k == 2 else lv[i] ** k) * p)
+    return ctx.fsum(terms)
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,20 +265,28 @@ class Quantizer:
                     f"piecewise quantizer {name!r} needs len(levels) == len(breakpoints) + 1, "
                     f"got {len(lvls)} levels and {len(bps)} breakpoints"
                 )
-            bps_f = np.array([float(b) for b in bps])
             if any(bps[i] >= bps[i + 1] for i in range(len(bps) - 1)):
                 raise QuantizerError(f"piecewise quantizer {name!r}: breakpoints must be strictly increasing")
-            lv_f = np.array([float(x) for x in lvls])
             if len(lvls) <= 32:
                 pieces = [(lvls[i], U <= bps[i]) for i in range(len(bps))] + [(lvls[-1], True)]
                 expr = sp.Piecewise(*pieces)
             else:  # a symbolic form of thousands of pieces is never needed
                 expr = sp.Symbol(f"Q_{len(lvls)}_levels")
 
+        return cls._from_steps(name, bps, lvls, spec, expr)
+
+    @classmethod
+    def _from_steps(cls, name, bps, lvls, spec, expr=None) -> Quantizer:
+        """A step quantizer from breakpoints and levels that are already exact, checked SymPy numbers."""
+        bps_f = np.array([float(b) for b in bps])
+        lv_f = np.array([float(x) for x in lvls])
+        if expr is None:
+            expr = sp.Symbol(f"Q_{len(lvls)}_levels")
+
         def apply(w):
             return lv_f[np.searchsorted(bps_f, w, side="left")]
 
-        return cls(name, expr, apply, None, None, tuple(float(b) for b in bps), (bps, lvls), spec)
+        return cls(name, expr, apply, None, None, tuple(bps_f.tolist()), (tuple(bps), tuple(lvls)), spec)
 
     @classmethod
     def from_expression(cls, text: str, name: str | None = None) -> Quantizer:
@@ -296,13 +375,9 @@ class Quantizer:
         with ctx.workdps(digits + GUARD_DIGITS):
             if self.steps is not None:
                 bps, lvls = self.steps
-                with SYMPY_LOCK:
-                    b = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in bps]
-                    lv = [ctx.mpf(sp.N(x, digits + GUARD_DIGITS)) for x in lvls]
-                edges = [None] + b + [None]
-                value = ctx.fsum(
-                    lv[i] ** k * _interval_probability(ctx, edges[i], edges[i + 1]) for i in range(len(lv))
-                )
+                b = [_to_mpf(ctx, x, digits + GUARD_DIGITS) for x in bps]
+                lv = [_to_mpf(ctx, x, digits + GUARD_DIGITS) for x in lvls]
+                value = _step_moment(ctx, b, lv, k)
             else:
                 exact = self.exact_mean_expr if k == 1 else self.exact_second_expr
                 if exact is not None:
@@ -333,10 +408,7 @@ class Quantizer:
 
     def _is_antisymmetric_steps(self):
         bps, lvls = self.steps
-        n = len(bps)
-        return all(bps[i] == -bps[n - 1 - i] for i in range(n)) and all(
-            lvls[i] == -lvls[len(lvls) - 1 - i] for i in range(len(lvls))
-        )
+        return _antisymmetric(bps) and _antisymmetric(lvls)
 
     def check_centered(self, digits=15):
         """Raise :class:`QuantizerError` unless ``E Q(g) = 0``."""
@@ -349,17 +421,27 @@ class Quantizer:
         else:
             value = self.mean(digits)
             nonzero = abs(value) > mpmath.mpf(10) ** (-digits + 2) * max(1, mpmath.sqrt(self.second_moment(digits)))
+        if self.steps is not None:
+            # every interval between breakpoints has positive Gaussian probability
+            if all(x == 0 for x in self.steps[1]):
+                raise QuantizerError(f"quantizer {self.name!r} maps every weight to 0 (s^2 = 0)")
+            if nonzero:
+                self._refuse_mean(value)
+            return self
         if nonzero:
-            with SYMPY_LOCK:
-                shown = sp.N(value, 6) if isinstance(value, sp.Basic) else mpmath.nstr(value, 6)
-            raise QuantizerError(
-                f"quantizer {self.name!r} has mean E Q(g) = {shown} != 0; a non-centred quantizer "
-                "adds a rank-one spike E[Q] 1 1^T to every weight matrix, which the Gaussian-equivalent "
-                "theory does not cover: use a symmetric quantizer (Q(-g) = -Q(g))"
-            )
+            self._refuse_mean(value)
         if self.second_moment(digits) <= 0:
             raise QuantizerError(f"quantizer {self.name!r} maps every weight to 0 (s^2 = 0)")
         return self
+
+    def _refuse_mean(self, value):
+        with SYMPY_LOCK:
+            shown = sp.N(value, 6) if isinstance(value, sp.Basic) else mpmath.nstr(value, 6)
+        raise QuantizerError(
+            f"quantizer {self.name!r} has mean E Q(g) = {shown} != 0; a non-centred quantizer "
+            "adds a rank-one spike E[Q] 1 1^T to every weight matrix, which the Gaussian-equivalent "
+            "theory does not cover: use a symmetric quantizer (Q(-g) = -Q(g))"
+        )
 
     def __repr__(self):
         return f"Quantizer({self.name!r})"
@@ -380,10 +462,17 @@ def _uniform(bits_text, clip_text):
     if not clip > 0:
         raise QuantizerError(f"uniform quantizer clip must be > 0, got {clip_text!r}")
     half = 2 ** (bits - 1)
+    name = f"uniform:{bits}" + (f":{clip_text}" if clip_text is not None else "")
+    if isinstance(clip, sp.Rational) and 2**bits > 64:
+        # b_j = j Delta and l_j = (j + 1/2) Delta with Delta = 2 clip / 2^bits, as exact Fractions
+        # (no closed form is built above 64 levels, so no SymPy number is needed)
+        p, q = int(clip.p), int(clip.q)
+        breakpoints = [Fraction(j * p, q * half) for j in range(-half + 1, half)]
+        levels = [Fraction((2 * j + 1) * p, q * 2 * half) for j in range(-half, half)]
+        return Quantizer._from_steps(name, breakpoints, levels, name)
     delta = 2 * clip / 2**bits
     breakpoints = [j * delta for j in range(-half + 1, half)]
     levels = [(j + sp.Rational(1, 2)) * delta for j in range(-half, half)]
-    name = f"uniform:{bits}" + (f":{clip_text}" if clip_text is not None else "")
     return Quantizer.piecewise(name, breakpoints, levels, spec=name)
 
 

@@ -1,15 +1,14 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+# One profile everywhere (locally and in CI): the same examples, derandomized, so a run that passes here passes there.
 settings.register_profile(
-    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    "rfq", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
-settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.load_profile("rfq")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: independent reference values, carried in the repository (see tests/data/README.md)

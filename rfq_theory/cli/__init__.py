@@ -4,7 +4,9 @@ The theory commands live in this package (``coefficients``, ``layers``,
 ``list``, ``predict``, ``theorem``, ``curve``); other installed packages add
 theirs through the ``rfq.commands`` entry-point group (the ``validation``
 package registers ``validate``, ``demo`` and ``bench``), so the theory
-package never imports them. Every command calls the same library functions as
+package never imports them. A plugin that fails to load or to register, or
+that redefines an existing command, is left out with one warning line
+``rfq: warning: plugin '<name>' ...``; the other commands keep working. Every command calls the same library functions as
 the Python API.
 
 Every failure prints one line ``rfq <command>: error: ...`` on standard error
@@ -42,17 +44,65 @@ examples:
 """
 
 
-def _plugin_registrars():
-    """``register`` functions of installed packages (entry points ``rfq.commands``)."""
+def _warn_plugin(ep, what, exc) -> None:
+    """One warning line naming the plugin whose commands are left out."""
+    detail = f"{type(exc).__name__}: {_one_line(exc, 200)}" if isinstance(exc, BaseException) else exc
+    print(
+        f"rfq: warning: plugin {ep.name!r} ({ep.value}) {what}, its commands are left out ({detail})", file=sys.stderr
+    )
+
+
+def _entry_points():
+    """Entry points of the group ``rfq.commands``, sorted by name."""
     from importlib.metadata import entry_points
 
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+
+
+def _plugin_registrars():
+    """``(entry point, register)`` of installed packages (entry points ``rfq.commands``).
+
+    A plugin that fails to import (any exception, a syntax error, even
+    ``sys.exit``) or whose object is not callable is left out with one
+    warning line on standard error; the other commands keep working.
+    """
     out = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in _entry_points():
         try:
-            out.append(ep.load())
-        except ImportError as exc:  # pragma: no cover - a broken plugin install
-            print(f"rfq: warning: commands of {ep.value} not available ({exc})", file=sys.stderr)
+            register = ep.load()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin never breaks rfq
+            _warn_plugin(ep, "failed to load", exc)
+            continue
+        if not callable(register):
+            _warn_plugin(ep, "is not a register function", f"got {type(register).__name__}")
+            continue
+        out.append((ep, register))
     return out
+
+
+def _register_plugin(ep, register, sub) -> None:
+    """Run a plugin's ``register(sub)``; on failure remove what it added and warn.
+
+    A command name that is already taken is refused (the earlier command keeps it).
+    """
+    before = dict(sub.choices)
+    before_actions = list(sub._choices_actions)
+    try:
+        register(sub)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin never breaks rfq
+        _restore(sub, before, before_actions)
+        _warn_plugin(ep, "failed to register", exc)
+        return
+    clash = [name for name in before if sub.choices.get(name) is not before[name]]
+    if clash:
+        _restore(sub, before, before_actions)
+        _warn_plugin(ep, "redefines existing commands", ", ".join(sorted(clash)))
+
+
+def _restore(sub, before, before_actions) -> None:
+    sub.choices.clear()
+    sub.choices.update(before)
+    sub._choices_actions[:] = before_actions
 
 
 def build_parser():
@@ -66,8 +116,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="command", parser_class=Parser)
     for name in THEORY_COMMANDS:
         import_module(f"{__name__}.{name}").register(sub)
-    for register in _plugin_registrars():
-        register(sub)
+    for ep, register in _plugin_registrars():
+        _register_plugin(ep, register, sub)
     parser.set_defaults(_subparsers=sub.choices)
     return parser
 

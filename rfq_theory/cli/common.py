@@ -35,6 +35,7 @@ __all__ = [
     "model_from_args",
     "fmt",
     "check_output_path",
+    "note",
     "same_file",
     "short_repr",
     "names",
@@ -122,6 +123,38 @@ def fmt(x, digits):
     if not isinstance(x, str) and x == 0:
         return "0"
     return format_number(x, digits)
+
+
+#: From these sizes on a command says up front, on standard error, that the work is slow or large.
+SLOW_SPECTRUM_DIGITS = 100
+SLOW_GLM_DIGITS = 40
+LARGE_MAP_POINTS = 10**6
+
+
+def note(command: str, text: str) -> None:
+    """One line ``rfq <command>: note: <text>`` on standard error, flushed at once."""
+    print(f"rfq {command}: note: {text}", file=sys.stderr, flush=True)
+
+
+def note_slow_digits(command: str, digits, threshold: int, what: str) -> None:
+    """Say before the work starts that solving ``what`` at ``digits`` digits is slow."""
+    if digits is not None and digits >= threshold:
+        note(
+            command,
+            f"{what} at {digits} digits is slow: the cost grows steeply with the digits and it prints "
+            "nothing until it ends (fewer digits, or none for the float path, are much faster)",
+        )
+
+
+def note_large_map(command: str, points: int) -> None:
+    """Say before a large phase map starts how many points it solves and what its arrays hold."""
+    if points >= LARGE_MAP_POINTS:
+        mb = points * 8 * 2 / 2**20  # the map values and their thresholds, float64 each
+        note(
+            command,
+            f"solving {points:,} points; the map's arrays alone take {mb:,.0f} MiB and the solver "
+            "needs several times that; progress is shown with --progress",
+        )
 
 
 def stdout_closed() -> int:

@@ -10,7 +10,6 @@ from .common import (
     model_from_args,
     names,
     parse_grid,
-    same_file,
     short_repr,
     split_list,
 )
@@ -115,13 +114,13 @@ def run_curve(args):
     (:func:`rfq_theory.glm.glm_sweep`) and its order parameters.
     """
     from ..checks import InputError
+    from ..outputs import check_distinct_outputs, write_output
     from ..precision import is_mpf
 
     glm = wants_glm(args)
     out_path = check_output_path(args.out, "out")
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
-    if plot_path is not None and same_file(plot_path, out_path):
-        raise InputError(f"--plot and --out name the same file {short_repr(out_path)}; give the plot its own name")
+    check_distinct_outputs({"out": out_path, "plot": plot_path})
     variants = _variants(args)
     args.quantizers = variants[0]
     model = model_from_args(args)
@@ -145,16 +144,17 @@ def run_curve(args):
             row["status"] = p.diagnostics.status
             rows.append(row)
             failed += 0 if p.diagnostics.converged else 1
-    try:
-        with open(out_path, "w", newline="") as fh:
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             for r in rows:
                 writer.writerow(
                     {k: (repr(float(v)) if (isinstance(v, float) or is_mpf(v)) else v) for k, v in r.items()}
                 )
-    except OSError as exc:
-        raise InputError(f"--out: cannot write {short_repr(out_path)}: {exc.strerror or exc}") from None
+
+    write_output(out_path, "out", write_csv)
     print(f"wrote {len(rows)} rows to {out_path}")
     if failed:
         import sys
@@ -167,10 +167,7 @@ def run_curve(args):
         if failed == len(rows):
             return 3  # nothing converged: a solver failure, as for one point
     if plot_path:
-        try:
-            plot_curve(args, model, grid, results, plot_path)
-        except OSError as exc:
-            raise InputError(f"--plot: cannot write {short_repr(plot_path)}: {exc.strerror or exc}") from None
+        write_output(plot_path, "plot", lambda tmp: plot_curve(args, model, grid, results, tmp), ".png")
         print(f"wrote {plot_path}")
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .common import fmt, model_from_args, model_header, prediction_settings
+from .common import SLOW_GLM_DIGITS, fmt, model_from_args, model_header, note_slow_digits, prediction_settings
 
 __all__ = ["add_glm_arguments", "wants_glm", "run_glm_predict", "run_glm_theorem"]
 
@@ -58,6 +58,7 @@ def run_glm_predict(args):
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
+    note_slow_digits("predict", digits, SLOW_GLM_DIGITS, "the convex-loss solve")
     if getattr(args, "optimal_ridge", False):
         lam, pred = optimal_ridge(readout, model, args.samples, args.noise, args.target, digits)
         ridge_text = fmt(lam, shown)
@@ -105,6 +106,7 @@ def run_glm_theorem(args):
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
+    note_slow_digits("theorem", digits, SLOW_GLM_DIGITS, "the convex-loss solve")
     res = theorem(
         ConvexLossReadout(args.loss, args.labels), model, args.samples, args.ridge, args.noise, args.target, digits
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .common import add_model_arguments, check_output_path, model_from_args
+from .common import add_model_arguments, check_output_path, model_from_args, note_large_map
 from .glm import add_glm_arguments
 
 EXAMPLES = """\
@@ -70,6 +68,7 @@ def run_phase(args):
     import warnings
 
     from ..checks import InputError
+    from ..outputs import check_distinct_outputs, write_output
     from ..phase import parse_range, phase_map, plot_phase
     from ..readouts import readout_for
 
@@ -78,14 +77,13 @@ def run_phase(args):
         raise InputError(f"--out must name a .npz file, got {args.out!r}")
     csv_path = check_output_path(args.csv, "csv") if args.csv is not None else None
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
-    paths = [os.path.abspath(p) for p in (out_path, csv_path, plot_path) if p is not None]
-    if len(set(paths)) != len(paths):
-        raise InputError("--out, --csv and --plot must name different files")
+    check_distinct_outputs({"out": out_path, "csv": csv_path, "plot": plot_path})
     x, y = parse_range(args.x, "x"), parse_range(args.y, "y")
     model = model_from_args(args)
     readout = readout_for(args.loss, args.labels)
     if "samples" not in (x.name, y.name) and args.samples is None:
         raise InputError("--samples is required unless one axis is samples")
+    note_large_map("phase", x.points * y.points)
     progress = args.progress  # None: a bar on a terminal for long maps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -103,7 +101,7 @@ def run_phase(args):
             warn=False,
             readout=readout,
         )
-    pm.save_npz(out_path)
+    write_output(out_path, "out", pm.save_npz)
     print(f"wrote {pm.shape[0]} x {pm.shape[1]} map of {pm.quantity} to {out_path}")
     if pm.n_fallback:
         how = {
@@ -120,7 +118,7 @@ def run_phase(args):
             file=sys.stderr,
         )
     if csv_path:
-        pm.save_csv(csv_path)
+        write_output(csv_path, "csv", pm.save_csv)
         print(f"wrote {csv_path}")
     if plot_path:
         m = model
@@ -136,6 +134,6 @@ def run_phase(args):
             + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else "")
             + (f", {readout.name}" if readout.name != "ridge" else "")
         )
-        plot_phase(pm, plot_path, title=title)
+        write_output(plot_path, "plot", lambda tmp: plot_phase(pm, tmp, title=title), ".png")
         print(f"wrote {plot_path}")
     return 0

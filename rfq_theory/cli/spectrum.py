@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from .common import check_output_path, fmt, model_from_args, model_header, split_list
+from .common import (
+    SLOW_SPECTRUM_DIGITS,
+    check_output_path,
+    fmt,
+    model_from_args,
+    model_header,
+    note_slow_digits,
+    split_list,
+)
 
 EXAMPLES = """\
 examples:
@@ -85,6 +93,7 @@ def _int_list(text, name, depth):
 def run_spectrum(args):
     """``rfq spectrum``."""
     from ..checks import check_digits, check_scalar
+    from ..outputs import write_output
     from ..spectrum import spectrum
 
     model = model_from_args(args)
@@ -92,6 +101,7 @@ def run_spectrum(args):
     points = check_scalar(args.points, "points", int, min_val=2, max_val=100000)
     layers = _int_list(args.layers, "layers", model.depth) if args.layers is not None else None
     plot = check_output_path(args.plot, "plot", ".png") if args.plot else None
+    note_slow_digits("spectrum", digits, SLOW_SPECTRUM_DIGITS, "the spectrum")
     res = spectrum(model, samples=args.samples, layers=layers, points=points, digits=digits)
     shown = digits or 15
     if args.json:
@@ -126,7 +136,7 @@ def run_spectrum(args):
                 )
         print("(--json prints the grids and densities)")
     if plot:
-        _plot(res, model, plot)
+        write_output(plot, "plot", lambda tmp: _plot(res, model, tmp), ".png")
         if not args.json:
             print(f"wrote {plot}")
     return 0
