@@ -130,7 +130,7 @@ def check_distinct_outputs(paths: Mapping[str, str | None]) -> None:
     for option, p in paths.items():
         if p is None:
             continue
-        keys = [("path", os.path.realpath(p))]
+        keys: list[tuple[str, object]] = [("path", os.path.realpath(p))]
         try:
             st = os.stat(p)
             if stat.S_ISREG(st.st_mode):
