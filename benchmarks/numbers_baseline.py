@@ -102,7 +102,7 @@ def collect():
                 put("spectrumf", f"m{mi}.{layer.layer}.moment{mk}", float(mv))
     from importlib import import_module
 
-    density_at = import_module("rfq_theory.spectrum").density_at
+    density_at = import_module("rfq_theory.spectra").density_at
     m = rq.DeepRF(1000, (2000, 1500), ("tanh", "relu"), "sign")
     for x in ("0.3", "1.1"):
         for layer in (1, 2):

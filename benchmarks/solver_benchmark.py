@@ -28,7 +28,7 @@ def run(width=2000, repeats=5):
     """Run every measurement; return a JSON-ready dict."""
 
     from rfq_theory import DeepRF, coefficients, predict
-    from rfq_theory.coefficients import _moments_cached
+    from rfq_theory.activation_coefficients import _moments_cached
     from rfq_theory.model import _layers_cached
     from rfq_theory.sweeps import sweep
     from validation.montecarlo.finite_size import finite_size_spectrum

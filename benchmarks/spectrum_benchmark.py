@@ -1,4 +1,4 @@
-"""Speed benchmark of the layer spectra (:mod:`rfq_theory.spectrum`).
+"""Speed benchmark of the layer spectra (:mod:`rfq_theory.spectra`).
 
 Run ``python -m benchmarks.spectrum_benchmark [--json out.json]``.  Measures, for the
 3-layer model ``d = 1000``, widths ``2000, 1500, 1000``, activations ``tanh, relu, erf``:
@@ -30,7 +30,7 @@ def run(repeats=5):
     import mpmath
 
     from rfq_theory import DeepRF, clear_caches
-    from rfq_theory.spectrum import density_at, layer_spectrum, spectrum
+    from rfq_theory.spectra import density_at, layer_spectrum, spectrum
 
     out = environment()
     model = DeepRF(1000, (2000, 1500, 1000), ("tanh", "relu", "erf"))

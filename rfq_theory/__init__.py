@@ -22,10 +22,10 @@ _LAZY = {
     "builtin_activations": "activations",
     "get_activation": "activations",
     "InputError": "checks",
-    "Coefficients": "coefficients",
-    "NotExactError": "coefficients",
-    "coefficients": "coefficients",
-    "exact_coefficients": "coefficients",
+    "Coefficients": "activation_coefficients",
+    "NotExactError": "activation_coefficients",
+    "coefficients": "activation_coefficients",
+    "exact_coefficients": "activation_coefficients",
     "LayerCoefficients": "equivalence",
     "propagate": "equivalence",
     "propagate_exact": "equivalence",
@@ -46,9 +46,9 @@ _LAZY = {
     "OptimalRidge": "sweeps",
     "sweep": "sweeps",
     "clear_caches": "caches",
-    "LayerSpectrum": "spectrum",
-    "Spectrum": "spectrum",
-    "spectrum": "spectrum",
+    "LayerSpectrum": "spectra",
+    "Spectrum": "spectra",
+    "spectrum": "spectra",
     "BatchResult": "batch",
     "OptimalRidgeResult": "batch",
     "optimal_ridge_batch": "batch",
@@ -81,26 +81,6 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + list(_LAZY))
-
-
-def _install_module_class():
-    # ``rfq_theory.coefficients`` is both a submodule and a public function:
-    # importing the submodule must not replace the function attribute.
-    import sys
-    import types
-
-    class _Package(types.ModuleType):
-        def __setattr__(self, name, value):
-            if isinstance(value, types.ModuleType) and _LAZY.get(name) == name and name not in ("caches",):
-                func = getattr(value, name, None)
-                if func is not None:
-                    value = func
-            super().__setattr__(name, value)
-
-    sys.modules[__name__].__class__ = _Package
-
-
-_install_module_class()
 
 
 __all__ = [

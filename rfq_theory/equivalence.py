@@ -3,7 +3,7 @@
 With ``q_0 = 1`` (inputs ``x ~ N(0, I_d)``) and for ``l = 1..L``:
 
     v_l          = s_l^2 q_{l-1}                 preactivation variance
-    mu0, mu1, mu_star  at variance v_l            (see :mod:`rfq_theory.coefficients`)
+    mu0, mu1, mu_star  at variance v_l            (see :mod:`rfq_theory.activation_coefficients`)
     q_l          = Var sigma_l(u) = mu1^2 v_l + mu_star^2
     kappa1_l     = s_l mu1(v_l)
     kappastar_l  = mu_star(v_l)
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .activation_coefficients import NotExactError, coefficients_at, exact_coefficients
 from .activations import Activation, get_activation
 from .checks import MAX_WORKING_DIGITS, InputError, check_digits
-from .coefficients import NotExactError, coefficients_at, exact_coefficients
 from .gaussian import GUARD_DIGITS
 from .precision import MPF, freeze
 from .precision import mp as mpmath
@@ -132,7 +132,7 @@ def propagate_exact(activations, quantizers=None):
     """Closed-form propagation: a list of dicts of SymPy expressions per layer.
 
     Keys: ``s2, variance, mu0, mu1, mu_star, q, kappa1, kappa_star``.
-    Raises :class:`~rfq_theory.coefficients.NotExactError` at the first
+    Raises :class:`~rfq_theory.activation_coefficients.NotExactError` at the first
     layer whose activation or quantizer lacks a closed form.
     """
     if isinstance(activations, (str, Activation)):

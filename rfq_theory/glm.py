@@ -249,7 +249,7 @@ def label_constants(labels, target="linear", noise=0, digits=30):
 
 
 def _mu1_sign(target, digits):
-    from .coefficients import coefficients
+    from .activation_coefficients import coefficients
 
     return coefficients(target, 1, digits).mu1
 

@@ -46,7 +46,7 @@ def target_moments(target, digits: int = 15):
     ``target`` is any activation spec (default route: ``"linear"``, giving
     ``(1, 1)``); the numbers are ``mpmath.mpf`` with ``digits`` digits.
     """
-    from .coefficients import coefficients
+    from .activation_coefficients import coefficients
 
     c = coefficients(target, 1, digits)
     return c.mu1**2, c.variance_of_sigma

@@ -19,7 +19,7 @@ from rfq_theory import DeepRF, predict
 from rfq_theory._ddwalk import DD, DD_LANES
 from rfq_theory.chain import COMPLEX, FLOAT, LANES, Chain, omega_rank, real, walk, walk_state
 from rfq_theory.precision import context
-from rfq_theory.spectrum import density_at, stieltjes
+from rfq_theory.spectra import density_at, stieltjes
 
 
 def _mp_stieltjes(z, y):

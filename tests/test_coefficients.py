@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rfq_theory import coefficients, exact_coefficients, get_activation
+from rfq_theory.activation_coefficients import NotExactError
 from rfq_theory.activations import Activation, ActivationError
-from rfq_theory.coefficients import NotExactError
 from rfq_theory.gaussian import GaussianIntegralError
 
 CLOSED_FORM = [
@@ -231,7 +231,7 @@ def test_high_degree_polynomial_closed_forms_are_fast_and_exact():
 
     import sympy as sp
 
-    from rfq_theory.coefficients import closed_forms
+    from rfq_theory.activation_coefficients import closed_forms
 
     forms = closed_forms("(u+1)**64", variance=sp.Rational(1, 3))
     # E (u+1)^64 = sum_k C(64, 2k) (2k-1)!! v^k for u ~ N(0, v)

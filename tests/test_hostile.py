@@ -519,7 +519,7 @@ def _case_id(case):
 def _api_call(name, *args):
     """Run one API case; returns the result (checked by :func:`_check_api_result`)."""
     import rfq_theory as r
-    from rfq_theory.coefficients import coefficients, exact_coefficients  # the functions, not the submodule
+    from rfq_theory.activation_coefficients import coefficients, exact_coefficients  # the functions, not the submodule
 
     small = r.DeepRF(100, (200,), ("tanh",))
     if name == "get_activation":
@@ -597,7 +597,7 @@ def _die_with_parent():
 
 def _warm_up():
     """Load and cache in the test process what most cases need, so that each forked child starts warm."""
-    from rfq_theory.coefficients import coefficients
+    from rfq_theory.activation_coefficients import coefficients
     from rfq_theory.model import DeepRF
     from rfq_theory.solver import predict
 

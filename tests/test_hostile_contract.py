@@ -364,7 +364,7 @@ def test_predict_float_equals_its_exact_decimal_text():
     [
         (
             ["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--digits", "250"],
-            "rfq_theory.spectrum.spectrum",
+            "rfq_theory.spectra.spectrum",
             "250 digits",
         ),
         (

@@ -131,16 +131,19 @@ def test_plugin_commands_come_from_the_entry_point_group():
 
 
 def test_public_names_resolve_to_their_objects():
-    # ``coefficients`` is both a public function and a submodule: importing the model (which loads
-    # the submodule) must not replace the function by the module
+    # no public function shares its name with a submodule: importing every submodule first leaves
+    # each public name the object it documents, and the modules import as modules
     out = _python(
-        "import rfq_theory\n"
-        "from rfq_theory import DeepRF, coefficients, predict\n"
+        "import importlib, pkgutil, types\n"
         "import rfq_theory as r\n"
-        "bad = [n for n in r.__all__ if type(getattr(r, n)).__name__ == 'module']\n"
-        "print(callable(coefficients), bad)"
+        "mods = [m.name for m in pkgutil.walk_packages(r.__path__, 'rfq_theory.') if '.cli' not in m.name]\n"
+        "[importlib.import_module(m) for m in mods if not m.endswith(('__main__', 'testing.plugin'))]\n"
+        "bad = [n for n in r.__all__ if isinstance(getattr(r, n), types.ModuleType)]\n"
+        "import rfq_theory.activation_coefficients as ac, rfq_theory.spectra as sp\n"
+        "print(callable(r.coefficients), callable(r.spectrum), isinstance(ac, types.ModuleType),"
+        " isinstance(sp, types.ModuleType), bad)"
     )
-    assert out.strip() == "True []", out
+    assert out.strip() == "True True True True []", out
 
 
 # ------------------------------------------------------------------ repository

@@ -19,7 +19,7 @@ from scipy import integrate, optimize
 from scipy.stats import norm
 
 from rfq_theory import DeepRF, get_quantizer, predict, predict_glm
-from rfq_theory.spectrum import cdf, layer_spectrum
+from rfq_theory.spectra import cdf, layer_spectrum
 from rfq_theory.testing import (
     TheoryMismatch,
     assert_binary_weights,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rfq_theory import DeepRF
 from rfq_theory.cli import main
-from rfq_theory.spectrum import (
+from rfq_theory.spectra import (
     density_at,
     layer_spectrum,
     spectral_moments,

@@ -93,9 +93,9 @@ def register(sub):
 
 def run_coefficients(args):
     """``rfq coefficients``."""
+    from ..activation_coefficients import closed_forms, coefficients
     from ..activations import get_activation
     from ..checks import check_digits, to_mpf_exactly
-    from ..coefficients import closed_forms, coefficients
     from ..precision import mp as mpmath
     from ..quantizers import get_quantizer
 

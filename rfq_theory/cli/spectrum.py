@@ -94,7 +94,7 @@ def run_spectrum(args):
     """``rfq spectrum``."""
     from ..checks import check_digits, check_scalar
     from ..outputs import write_output
-    from ..spectrum import spectrum
+    from ..spectra import spectrum
 
     model = model_from_args(args)
     digits = check_digits(args.digits) if args.digits is not None else None

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rfq_theory.activation_coefficients import coefficients
 from rfq_theory.activations import get_activation
-from rfq_theory.coefficients import coefficients
 from rfq_theory.model import DeepRF
 from rfq_theory.quantizers import get_quantizer
 

@@ -1,4 +1,4 @@
-"""Layer spectra of drawn networks against the limiting densities of :mod:`rfq_theory.spectrum`.
+"""Layer spectra of drawn networks against the limiting densities of :mod:`rfq_theory.spectra`.
 
 For one drawn network (the matrices of :func:`~validation.montecarlo.simulate.draw_weights`):
 
@@ -14,7 +14,7 @@ For one drawn network (the matrices of :func:`~validation.montecarlo.simulate.dr
 Each eigenvalue set is compared with the predicted law of the same matrix:
 
 - Kolmogorov-Smirnov distance ``sup_x |F_emp(x) - F_pred(x)|``, with
-  ``F_pred`` the atoms plus the integrated density (:func:`rfq_theory.spectrum.cdf`);
+  ``F_pred`` the atoms plus the integrated density (:func:`rfq_theory.spectra.cdf`);
 - relative errors of the moments ``(1/N) tr M^j``, ``j = 1..4``, against the
   exact recursion.
 
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rfq_theory import DeepRF
-from rfq_theory.spectrum import cdf, layer_spectrum, spectral_moments, spectrum_chain
+from rfq_theory.spectra import cdf, layer_spectrum, spectral_moments, spectrum_chain
 
 from ..network import SimulatedNetwork
 from ..runner import Experiment
@@ -610,7 +610,7 @@ class SpectrumExperiment(Experiment):
             report["files"]["means"] = str(path)
         if not figure or not rows:
             return
-        from rfq_theory.spectrum import layer_spectrum
+        from rfq_theory.spectra import layer_spectrum
 
         c = self.config
         panels = {}
