@@ -55,7 +55,7 @@ from .observables import chain_readout, target_moments
 from .precision import freeze
 from .precision import mp as mpmath
 from .readouts import TheoremResult
-from .results import Diagnostics, float_numbers, to_jsonable
+from .results import Diagnostics, float_numbers, result_repr, to_jsonable
 
 __all__ = [
     "LABELS",
@@ -154,6 +154,22 @@ class GLMPrediction:
     kappa0: object = field(default=None, repr=False)
     message: str = ""
     working_digits: int = 16
+
+    _headline = (
+        "test_error",
+        "train_error",
+        "test_loss",
+        "train_loss",
+        "m",
+        "q",
+        "V",
+        "effective_ridges",
+        "samples",
+        "ridge",
+        "loss",
+        "labels",
+    )
+    __repr__ = result_repr
 
     @property
     def effective_ridge(self):
@@ -1023,15 +1039,30 @@ def glm_sweep(
     loss="logistic",
     digits=None,
     progress=None,
+    ratio: bool = False,
 ):
     """:func:`predict_glm` over a grid of one axis (``samples``, ``width``, ``widths``, ``ridge``), warm-started.
 
-    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`:
-    a point that does not converge is NaN with ``diagnostics.converged`` False.
+    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`
+    (absolute values, or ratios to ``d`` for ``samples``/``width`` with ``ratio=True``);
+    returns a :class:`~rfq_theory.results.Curve`.  A point that does not
+    converge is NaN with ``diagnostics.converged`` False.
     """
     from .readouts import ConvexLossReadout, curve
 
-    return curve(ConvexLossReadout(loss, labels), model, vary, values, samples, ridge, noise, target, digits, progress)
+    return curve(
+        ConvexLossReadout(loss, labels),
+        model,
+        vary,
+        values,
+        samples,
+        ridge,
+        noise,
+        target,
+        digits,
+        progress,
+        ratio=ratio,
+    )
 
 
 def optimal_ridge_glm(

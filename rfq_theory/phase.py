@@ -29,7 +29,7 @@ import numpy as np
 from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
 from .readouts import Readout, RidgeReadout
-from .results import Diagnostics
+from .results import Diagnostics, result_repr
 
 __all__ = ["PHASE_AXES", "PHASE_QUANTITIES", "AxisRange", "parse_range", "PhaseMap", "phase_map", "model_with_depth"]
 
@@ -183,6 +183,9 @@ class PhaseMap:
     n_fallback: int = 0
     messages: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+
+    _headline = ("quantity", "x_axis", "y_axis", "x", "y", "values", "threshold", "n_failed", "n_fallback")
+    __repr__ = result_repr
 
     @property
     def shape(self):
