@@ -260,7 +260,7 @@ def label_constants(labels, target="linear", noise=0, digits=30):
             raise InputError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
         if not _is_linear(target):
             _check_sign_labels_not_constant(target, delta)
-            raise InputError(f"--labels sign is implemented for the linear target f*(g) = g; got target {target!r}")
+            raise InputError(f"labels='sign' is implemented for the linear target f*(g) = g; got target {target!r}")
         return mpmath.mpf(1), mpmath.sqrt(2 / (mpmath.pi * (1 + delta)))
 
 
@@ -280,7 +280,7 @@ def _check_sign_labels_not_constant(target, delta):
         vals = np.asarray(fn(g), dtype=float) * np.ones_like(g)
     if delta == 0 and (np.all(vals >= 0) or np.all(vals <= 0)):
         raise InputError(
-            f"--labels sign with target {target!r} and noise 0 gives constant labels "
+            f"labels='sign' with target {target!r} and noise 0 gives constant labels "
             "(the target does not change sign); use an odd target or noise > 0"
         )
 

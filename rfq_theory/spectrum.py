@@ -700,7 +700,7 @@ def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
         support,
         atoms,
         tuple(x),
-        tuple(freeze(d, dps) for d in dens),
+        tuple(freeze(d, digits) for d in dens),
         base.mass,
         base.converged,
         res,
@@ -953,7 +953,7 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
     xs = _check_x([x])
     chain_f = spectrum_chain(model, layer, samples)
     if not chain_f.layers:
-        return 0.0 if digits is None else freeze(0, check_digits(digits) + GUARD)
+        return 0.0 if digits is None else freeze(0, check_digits(digits))
     _, hi = support_bound(chain_f)
     atoms_f = [(float(l), float(w)) for l, w in _atoms(chain_f)]
     dens, sol = _density_float(chain_f, xs, hi, atoms_f)
@@ -967,4 +967,4 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
         for loc, w in _atoms(chain):
             if eta > 0:
                 d -= w * eta / ((mpmath.mpf(x) - loc) ** 2 + eta**2) / mpmath.pi
-        return freeze(d if d > 0 else 0, digits + GUARD)
+        return freeze(d if d > 0 else 0, digits)  # computed at digits + GUARD, shown at the digits asked

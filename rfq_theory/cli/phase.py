@@ -81,7 +81,7 @@ def run_phase(args):
     paths = [os.path.abspath(p) for p in (out_path, csv_path, plot_path) if p is not None]
     if len(set(paths)) != len(paths):
         raise InputError("--out, --csv and --plot must name different files")
-    x, y = parse_range(args.x, "x"), parse_range(args.y, "y")
+    x, y = parse_range(args.x, "--x"), parse_range(args.y, "--y")
     model = model_from_args(args)
     readout = readout_for(args.loss, args.labels)
     if "samples" not in (x.name, y.name) and args.samples is None:
