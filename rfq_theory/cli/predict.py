@@ -59,7 +59,7 @@ def register(sub):
         "numbers as strings with every requested digit",
     )
     add_glm_arguments(p)
-    p.set_defaults(func=run_predict)
+    p.set_defaults(func=run_predict, ridge=None)
 
     p = sub.add_parser(
         "theorem",
@@ -86,6 +86,34 @@ def register(sub):
     p.set_defaults(func=run_theorem)
 
 
+def note_even_layers(model, command):
+    """One line on stderr per layer whose activation is even for its input (``mu1 = 0``).
+
+    Such a layer keeps no linear trace of its input (``kappa_1 = mu1 * ... = 0``):
+    the features after it forget the input's direction, and the error is that
+    of a model that cannot fit a linear target.
+    """
+    import math
+
+    for layer in model.layers(15):
+        mu1, mu_star = float(layer.mu1), float(layer.mu_star)
+        if abs(mu1) <= 1e-10 * math.hypot(mu1, mu_star) or (mu1 == 0 and mu_star == 0):
+            print(
+                f"rfq {command}: note: layer {layer.index} ({layer.activation}) has mu1 = 0 (an even activation): "
+                "the layer forgets its input, so the features carry no linear information about it",
+                file=sys.stderr,
+            )
+
+
+def _refuse_ridge_with_optimal(args):
+    from ..checks import InputError
+
+    if getattr(args, "optimal_ridge", False) and args.ridge is not None:
+        raise InputError("give either --ridge or --optimal-ridge, not both (--optimal-ridge chooses the ridge)")
+    if args.ridge is None:
+        args.ridge = "0"
+
+
 def _digits(args):
     from ..checks import check_digits
 
@@ -109,6 +137,7 @@ def _notice_precision(digits, command):
 
 def run_predict(args):
     """``rfq predict``."""
+    _refuse_ridge_with_optimal(args)
     if wants_glm(args):
         return run_glm_predict(args)
     from ..solver import predict
@@ -116,6 +145,7 @@ def run_predict(args):
     from .coefficients import print_layers
 
     model = model_from_args(args)
+    note_even_layers(model, "predict")
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "predict")
@@ -157,16 +187,28 @@ def run_predict(args):
 
 
 def run_theorem(args):
-    """``rfq theorem``."""
+    """``rfq theorem``: full precision, sign, scaled sign and the quantizers given, side by side."""
     if wants_glm(args):
         return run_glm_theorem(args)
+    from ..solver import predict
     from ..sweeps import one_bit_theorem
+    from .common import names
 
     model = model_from_args(args)
+    note_even_layers(model, "theorem")
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "theorem")
     res = one_bit_theorem(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
+    given_names = names(model.quantizers)
+    twins = ({"none"}, {"sign"}, {"sign-scaled"})
+    given = None
+    if set(given_names) not in twins:  # the quantizers asked for, compared with full precision too
+        given = predict(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
+        diff_given = given.test_error - res.full.test_error
+        if given.test_error == res.full.test_error:
+            diff_given = 0 * res.full.test_error
+    given_label = ",".join(given_names)
     if args.json:
         out = {
             "full_precision": res.full.as_dict(shown),
@@ -174,10 +216,13 @@ def run_theorem(args):
             "sign_scaled": res.sign_scaled.as_dict(shown),
             "difference_sign": fmt(res.difference_sign, shown),
             "difference_sign_scaled": fmt(res.difference_scaled, shown),
-            "digits": digits,
         }
+        if given is not None:
+            out["given"] = given.as_dict(shown)
+            out["difference_given"] = fmt(diff_given, shown)
+        out.update(prediction_settings(args, model, str(args.ridge), digits))
         print(json.dumps(out, indent=2))
-        return 0
+        return 0 if res.difference_sign == 0 else 1
     print(f"one-bit theorem check ({'float path' if digits is None else f'{digits} digits'})")
     print(f"  {'twin':<16}{'test_error':>{shown + 10}}{'difference vs full':>{shown + 14}}")
     print(f"  {'full precision':<16}{fmt(res.full.test_error, shown):>{shown + 10}}{'':>{shown + 14}}")
@@ -188,6 +233,9 @@ def run_theorem(args):
         f"  {'sign-scaled':<16}{fmt(res.sign_scaled.test_error, shown):>{shown + 10}}"
         f"{fmt(res.difference_scaled, shown):>{shown + 14}}"
     )
+    if given is not None:
+        label = given_label if len(given_label) <= 16 else given_label[:13] + "..."
+        print(f"  {label:<16}{fmt(given.test_error, shown):>{shown + 10}}{fmt(diff_given, shown):>{shown + 14}}")
     same = res.difference_sign == 0
     print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")
     return 0 if same else 1
