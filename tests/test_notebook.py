@@ -209,7 +209,7 @@ def test_api_errors_name_parameters_not_flags():
         sp.Symbol("u"),
         sp.Symbol("g", real=True),
         sp.Symbol("u", real=True),
-        sp.Symbol("w", positive=True),
+        sp.Symbol("z", complex=True),
     ],
 )
 def test_custom_quantizer_in_any_symbol(symbol):
