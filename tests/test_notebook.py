@@ -247,6 +247,16 @@ def test_theorem_compares_the_quantizers_given(capsys):
     assert diff == pytest.approx(float(ternary.test_error - full.test_error), rel=1e-12)
 
 
+def test_convex_loss_theorem_compares_the_quantizers_given(capsys):
+    glm = ["--ridge", "0.1", "--labels", "sign", "--loss", "logistic", "--quantizers", "ternary:0.5", "--json"]
+    code, out, _ = run(["theorem", *BASE[:8], *glm], capsys)
+    assert code == 0
+    res = json.loads(out)
+    ternary = predict_glm(MODEL.with_quantizers("ternary:0.5"), 150, 0.1)
+    assert float(res["given"]["test_error"]) == pytest.approx(float(ternary.test_error), rel=1e-12)
+    assert res["quantizers"] == ["ternary:0.5"] and res["input_dim"] == "100"
+
+
 def test_theorem_json_has_the_model_keys_of_predict(capsys):
     _, out_p, _ = run(["predict", *BASE, "--json"], capsys)
     code, out_t, _ = run(["theorem", *BASE, "--quantizers", "ternary:0.5", "--json"], capsys)

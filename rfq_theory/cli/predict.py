@@ -65,8 +65,9 @@ def register(sub):
         "theorem",
         help="compare a model with its sign and scaled-sign twins",
         description="The one-bit theorem, numerically: the model's full-precision, sign and scaled-sign "
-        "twins side by side. Sign weights give the full-precision error to every digit; scaled sign "
-        "differs where the activation sees the rescaled input. Exit code 1 if the sign twin differs.",
+        "twins side by side, and the model with the --quantizers given (when they are not one of those "
+        "three) against full precision. Sign weights give the full-precision error to every digit; scaled "
+        "sign differs where the activation sees the rescaled input. Exit code 1 if the sign twin differs.",
         epilog=EXAMPLES_THEOREM,
     )
     add_model_arguments(p)
@@ -80,7 +81,8 @@ def register(sub):
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: the three twins' predictions and both differences, numbers as strings",
+        help="print one JSON object: the twins' predictions and differences (and 'given', 'difference_given' "
+        "for the --quantizers given), the model settings as in predict --json, numbers as strings",
     )
     add_glm_arguments(p)
     p.set_defaults(func=run_theorem)
@@ -103,6 +105,27 @@ def note_even_layers(model, command):
                 "the layer forgets its input, so the features carry no linear information about it",
                 file=sys.stderr,
             )
+
+
+def given_twin(model, full, solve):
+    """The model with the quantizers given, when they are not one of the three twins.
+
+    Returns ``(prediction, difference vs full precision, label)``, or
+    ``(None, None, label)`` when the quantizers given are all ``none``, all
+    ``sign`` or all ``sign-scaled`` (rows the comparison already has).
+    """
+    from .common import names
+
+    given_names = names(model.quantizers)
+    label = ",".join(given_names)
+    if set(given_names) in ({"none"}, {"sign"}, {"sign-scaled"}):
+        return None, None, label
+    import math
+
+    given = solve()
+    if given.test_error == full.test_error:  # also inf == inf at the interpolation threshold
+        return given, 0 * full.test_error if math.isfinite(float(full.test_error)) else 0.0, label
+    return given, given.test_error - full.test_error, label
 
 
 def _refuse_ridge_with_optimal(args):
@@ -138,14 +161,14 @@ def _notice_precision(digits, command):
 def run_predict(args):
     """``rfq predict``."""
     _refuse_ridge_with_optimal(args)
+    model = model_from_args(args)
+    note_even_layers(model, "predict")
     if wants_glm(args):
         return run_glm_predict(args)
     from ..solver import predict
     from ..sweeps import optimal_ridge
     from .coefficients import print_layers
 
-    model = model_from_args(args)
-    note_even_layers(model, "predict")
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "predict")
@@ -188,27 +211,20 @@ def run_predict(args):
 
 def run_theorem(args):
     """``rfq theorem``: full precision, sign, scaled sign and the quantizers given, side by side."""
+    model = model_from_args(args)
+    note_even_layers(model, "theorem")
     if wants_glm(args):
         return run_glm_theorem(args)
     from ..solver import predict
     from ..sweeps import one_bit_theorem
-    from .common import names
 
-    model = model_from_args(args)
-    note_even_layers(model, "theorem")
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "theorem")
     res = one_bit_theorem(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
-    given_names = names(model.quantizers)
-    twins = ({"none"}, {"sign"}, {"sign-scaled"})
-    given = None
-    if set(given_names) not in twins:  # the quantizers asked for, compared with full precision too
-        given = predict(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
-        diff_given = given.test_error - res.full.test_error
-        if given.test_error == res.full.test_error:
-            diff_given = 0 * res.full.test_error
-    given_label = ",".join(given_names)
+    given, diff_given, given_label = given_twin(
+        model, res.full, lambda: predict(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
+    )
     if args.json:
         out = {
             "full_precision": res.full.as_dict(shown),
