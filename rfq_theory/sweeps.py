@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .axes import VARY_CHOICES
+from .axes import AXIS_MEANING, VARY_CHOICES
 from .checks import InputError, check_positive
 from .model import DeepRF
 from .readouts import RIDGE_BOUNDS, OptimalRidge, RidgeReadout, TheoremResult, curve, theorem
@@ -41,7 +41,8 @@ def model_at(model: DeepRF, vary: str, value, samples, ridge):
         return model.with_widths(tuple(check_positive(w, "width") * factor for w in model.widths)), samples, ridge
     if vary == "ridge":
         return model, samples, value
-    raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
+    meanings = "; ".join(f"{a} ({AXIS_MEANING[a][0]})" for a in VARY_CHOICES)
+    raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}: {meanings}")
 
 
 def sweep(

@@ -131,6 +131,16 @@ def test_curve_is_a_sequence_with_columns_matching_cold_solves():
     assert c.axis == "samples" and np.array_equal(c.values, grid)
 
 
+def test_curve_pickles_and_compares_with_its_list():
+    import pickle
+
+    c = sweep(MODEL, "samples", [80.0, 150.0], ridge=0.01)
+    back = pickle.loads(pickle.dumps(c))
+    assert isinstance(back, Curve) and back.axis == "samples"
+    np.testing.assert_array_equal(back.test_error, c.test_error)
+    assert c == list(c) and back == c
+
+
 def test_curve_to_pandas_and_its_missing_dependency(monkeypatch):
     c = sweep(MODEL, "ridge", [1e-3, 1e-1], samples=150)
     pd = pytest.importorskip("pandas")
