@@ -83,6 +83,7 @@ from .chain import (
 from .checks import InputError
 from .model import DeepRF
 from .observables import chain_readout, error_terms, train_error
+from .results import result_repr
 
 __all__ = [
     "ChainModel",
@@ -409,6 +410,19 @@ class BatchResult(_LaneCounts):
     extra: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
 
+    _headline = (
+        "test_error",
+        "train_error",
+        "effective_ridge",
+        "kappa0",
+        "df1",
+        "df2",
+        "rank",
+        "n_failed",
+        "n_fallback",
+    )
+    __repr__ = result_repr
+
 
 @dataclass
 class OptimalRidgeResult(_LaneCounts):
@@ -427,6 +441,9 @@ class OptimalRidgeResult(_LaneCounts):
     iterations: np.ndarray
     rank: np.ndarray
     messages: list = field(default_factory=list)
+
+    _headline = ("ridge", "test_error", "rank", "n_failed", "n_fallback")
+    __repr__ = result_repr
 
 
 # --------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from .observables import chain_readout, target_moments
 from .precision import freeze, gauss_legendre_nodes
 from .precision import mp as mpmath
 from .readouts import TheoremResult
-from .results import Diagnostics, float_numbers, to_jsonable
+from .results import Diagnostics, float_numbers, result_repr, to_jsonable
 
 __all__ = [
     "LABELS",
@@ -155,6 +155,22 @@ class GLMPrediction:
     message: str = ""
     working_digits: int = 16
 
+    _headline = (
+        "test_error",
+        "train_error",
+        "test_loss",
+        "train_loss",
+        "m",
+        "q",
+        "V",
+        "effective_ridges",
+        "samples",
+        "ridge",
+        "loss",
+        "labels",
+    )
+    __repr__ = result_repr
+
     @property
     def effective_ridge(self):
         """``kappa_L``."""
@@ -244,7 +260,7 @@ def label_constants(labels, target="linear", noise=0, digits=30):
             raise InputError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
         if not _is_linear(target):
             _check_sign_labels_not_constant(target, delta)
-            raise InputError(f"--labels sign is implemented for the linear target f*(g) = g; got target {target!r}")
+            raise InputError(f"labels='sign' is implemented for the linear target f*(g) = g; got target {target!r}")
         return mpmath.mpf(1), mpmath.sqrt(2 / (mpmath.pi * (1 + delta)))
 
 
@@ -264,7 +280,7 @@ def _check_sign_labels_not_constant(target, delta):
         vals = np.asarray(fn(g), dtype=float) * np.ones_like(g)
     if delta == 0 and (np.all(vals >= 0) or np.all(vals <= 0)):
         raise InputError(
-            f"--labels sign with target {target!r} and noise 0 gives constant labels "
+            f"labels='sign' with target {target!r} and noise 0 gives constant labels "
             "(the target does not change sign); use an odd target or noise > 0"
         )
 
@@ -1021,15 +1037,30 @@ def glm_sweep(
     loss="logistic",
     digits=None,
     progress=None,
+    ratio: bool = False,
 ):
     """:func:`predict_glm` over a grid of one axis (``samples``, ``width``, ``widths``, ``ridge``), warm-started.
 
-    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`:
-    a point that does not converge is NaN with ``diagnostics.converged`` False.
+    :func:`rfq_theory.readouts.curve` with a :class:`~rfq_theory.readouts.ConvexLossReadout`
+    (absolute values, or ratios to ``d`` for ``samples``/``width`` with ``ratio=True``);
+    returns a :class:`~rfq_theory.results.Curve`.  A point that does not
+    converge is NaN with ``diagnostics.converged`` False.
     """
     from .readouts import ConvexLossReadout, curve
 
-    return curve(ConvexLossReadout(loss, labels), model, vary, values, samples, ridge, noise, target, digits, progress)
+    return curve(
+        ConvexLossReadout(loss, labels),
+        model,
+        vary,
+        values,
+        samples,
+        ridge,
+        noise,
+        target,
+        digits,
+        progress,
+        ratio=ratio,
+    )
 
 
 def optimal_ridge_glm(

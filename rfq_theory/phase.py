@@ -29,7 +29,7 @@ import numpy as np
 from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
 from .readouts import Readout, RidgeReadout
-from .results import Diagnostics
+from .results import Diagnostics, result_repr
 
 __all__ = ["PHASE_AXES", "PHASE_QUANTITIES", "AxisRange", "parse_range", "PhaseMap", "phase_map", "model_with_depth"]
 
@@ -102,11 +102,14 @@ class AxisRange:
 def parse_range(text, option="x") -> AxisRange:
     """Parse ``name:start:stop:points`` (linear) or ``name:log:start:stop:points``.
 
+    ``option`` names the value in the messages (``"x"`` for the argument of
+    :func:`phase_map`; the command line passes ``"--x"``).
+
     >>> parse_range("samples:0.1:4:300").points
     300
     """
     text = str(text).strip()
-    usage = f"--{option} must be 'name:start:stop:points' or 'name:log:start:stop:points' with name one of {', '.join(PHASE_AXES)}, got {text!r}"
+    usage = f"{option} must be 'name:start:stop:points' or 'name:log:start:stop:points' with name one of {', '.join(PHASE_AXES)}, got {text!r}"
     parts = text.split(":")
     if len(parts) == 5 and parts[1] == "log":
         name, log, rest = parts[0], True, parts[2:]
@@ -115,7 +118,7 @@ def parse_range(text, option="x") -> AxisRange:
     else:
         raise InputError(usage)
     if name not in PHASE_AXES:
-        raise InputError(f"--{option}: axis must be one of {', '.join(PHASE_AXES)}, got {name!r}")
+        raise InputError(f"{option}: axis must be one of {', '.join(PHASE_AXES)}, got {name!r}")
     try:
         start, stop = float(rest[0]), float(rest[1])
         points = int(rest[2])
@@ -124,7 +127,7 @@ def parse_range(text, option="x") -> AxisRange:
     try:
         return AxisRange(name, start, stop, points, log)
     except InputError as exc:
-        raise InputError(f"--{option}: {exc}") from None
+        raise InputError(f"{option}: {exc}") from None
 
 
 def _quantities(readout) -> tuple:
@@ -183,6 +186,9 @@ class PhaseMap:
     n_fallback: int = 0
     messages: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+
+    _headline = ("quantity", "x_axis", "y_axis", "x", "y", "values", "threshold", "n_failed", "n_fallback")
+    __repr__ = result_repr
 
     @property
     def shape(self):

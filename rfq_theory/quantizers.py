@@ -301,9 +301,11 @@ class Quantizer:
 
     @classmethod
     def custom(cls, name: str, expr: sp.Expr, numpy_fn: Callable | None = None) -> Quantizer:
-        """Quantizer from a SymPy expression in ``u`` (and an optional NumPy callable).
+        """Quantizer from a SymPy expression in one variable (and an optional NumPy callable).
 
-        ``expr`` is trusted code, not user text: parse user text with
+        The variable may be any SymPy symbol (``u`` or ``g``, real or not):
+        it is replaced by the package's real variable ``u``.  ``expr`` is
+        trusted code, not user text: parse user text with
         :meth:`from_expression`.  Polynomials get exact moments; everything
         else is integrated numerically.
         """
@@ -314,6 +316,13 @@ class Quantizer:
                 f"Quantizer.custom needs a SymPy expression, got {type(expr).__name__}; "
                 "parse text with Quantizer.from_expression"
             )
+        free = sorted(expr.free_symbols, key=str)
+        if len(free) > 1:
+            raise TypeError(
+                f"Quantizer.custom needs an expression in one variable, got {expr} in {', '.join(map(str, free))}"
+            )
+        if free and free[0] != U:
+            expr = expr.xreplace({free[0]: U})  # any symbol (g, a non-real u) becomes the real u
         with SYMPY_LOCK:
             if numpy_fn is None:
                 numpy_fn = _numpy_from_expr(expr)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .checks import InputError, check_nonnegative, check_positive
 from .model import DeepRF
-from .results import Diagnostics
+from .results import Curve, Diagnostics, result_repr
 
 __all__ = [
     "Readout",
@@ -245,31 +245,44 @@ def curve(
     target="linear",
     digits: int | None = None,
     progress: bool | None = None,
-) -> list:
+    ratio: bool = False,
+) -> Curve:
     """``readout.predict`` over a grid of one axis, each point warm-started from the previous one.
 
-    The axes are those of :func:`rfq_theory.sweeps.model_at`.  A point whose
-    solve does not converge does not stop the curve: it is a result of NaNs
-    whose ``diagnostics.converged`` is False and whose
-    ``diagnostics.message`` says why (bad input still raises).
+    The axes are those of :func:`rfq_theory.sweeps.model_at`; ``values``
+    are absolute (``n``, ``k_L``, a widths factor, ``lambda``), or with
+    ``ratio=True`` ratios to the input dimension ``d`` for ``samples`` and
+    ``width`` (``n = g d``, ``k_L = g d``: the meaning of ``rfq curve
+    --grid``).  A point whose solve does not converge does not stop the
+    curve: it is a result of NaNs whose ``diagnostics.converged`` is False
+    and whose ``diagnostics.message`` says why (bad input still raises).
+    Returns a :class:`~rfq_theory.results.Curve`.
     """
     from tqdm.auto import tqdm
 
-    from .axes import VARY_CHOICES
+    from .axes import AXIS_MEANING, RATIO_AXES, VARY_CHOICES
     from .sweeps import model_at
 
     if vary not in VARY_CHOICES:
-        raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
-    values = list(values)
-    if not values:
+        meanings = "; ".join(f"{a} ({AXIS_MEANING[a][1 if ratio else 0]})" for a in VARY_CHOICES)
+        raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}: {meanings}")
+    if not isinstance(ratio, bool):
+        raise InputError(f"ratio must be True or False, got {ratio!r}")
+    grid = list(values)
+    if not grid:
         raise InputError("values must hold at least one grid point")
     if vary != "samples" and samples is None:
         raise InputError("samples is required unless vary='samples'")
-    for i, v in enumerate(values):
+    for i, v in enumerate(grid):
         if vary == "ridge" and readout.zero_ridge:
             check_nonnegative(v, f"values[{i}]")
         else:
             check_positive(v, f"values[{i}]")
+    if ratio and vary in RATIO_AXES:
+        d = float(model.sizes(20)[0])
+        values = [float(g) * d for g in grid]
+    else:
+        values = grid
     disable = None if progress is None and len(values) > 50 else not progress
     out, guess = [], None
     for value in tqdm(values, desc=f"{readout.name} curve {vary}", disable=disable, leave=False):
@@ -291,7 +304,7 @@ def curve(
                 pred = readout.failed(n, lam, noise, target, digits, f"{type(exc).__name__}: {exc}")
         guess = readout.warm_start(pred, vary)
         out.append(pred)
-    return out
+    return Curve(vary, [float(g) for g in grid], out, applied=[float(v) for v in values], ratio=ratio)
 
 
 # --------------------------------------------------------------------------
@@ -335,6 +348,9 @@ class OptimalRidge:
     function_calls: int
     converged: bool
     polished: bool = False
+
+    _headline = ("ridge", "prediction", "at_bound", "bounds", "message", "function_calls", "polished")
+    __repr__ = result_repr
 
     def __iter__(self):
         return iter((self.ridge, self.prediction))
@@ -480,6 +496,9 @@ class TheoremResult:
     difference_sign: object
     difference_scaled: object
     digits: int | None
+
+    _headline = ("full", "sign", "sign_scaled", "difference_sign", "difference_scaled", "digits")
+    __repr__ = result_repr
 
     @property
     def diagnostics(self) -> Diagnostics:

@@ -59,7 +59,7 @@ from .model import DeepRF
 from .observables import chain_readout, error_terms, target_moments, train_error
 from .precision import MPF, freeze
 from .precision import mp as mpmath
-from .results import Diagnostics, float_numbers, freeze_numbers, to_jsonable
+from .results import Diagnostics, float_numbers, freeze_numbers, result_repr, to_jsonable
 
 __all__ = [
     "Prediction",
@@ -169,6 +169,9 @@ class Prediction:
     converged: bool = True
     working_digits: int = 16
     condition: float = 1.0
+
+    _headline = ("test_error", "train_error", "effective_ridges", "df1", "df2", "samples", "ridge", "noise", "regime")
+    __repr__ = result_repr
 
     @property
     def effective_ridge(self):

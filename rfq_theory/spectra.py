@@ -55,6 +55,7 @@ from .checks import InputError, check_digits, check_positive, format_number
 from .model import DeepRF
 from .precision import freeze, is_mpf
 from .precision import mp as mpmath
+from .results import result_repr
 
 __all__ = [
     "LayerSpectrum",
@@ -376,7 +377,7 @@ def _solve_mp(chain, x, k0_start, eta_start, dps):
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerSpectrum:
     """Limiting spectrum of one layer's ``Omega_l`` (or of the conjugate kernel).
 
@@ -393,7 +394,9 @@ class LayerSpectrum:
     atoms:
         Point masses ``(location, mass)``; ``atom_at_zero`` is the mass at ``0``.
     x, density:
-        Grid (clustered near the edges) and the continuous density on it.
+        Grid (clustered near the edges) and the continuous density on it,
+        as NumPy arrays (``float`` on the float path, ``object`` arrays of
+        mpf with ``digits``).
     mass:
         Integral of the density on the grid plus the atoms (about 1; a check).
     converged, max_residual, eta:
@@ -410,14 +413,25 @@ class LayerSpectrum:
     moments: tuple
     support: tuple
     atoms: tuple
-    x: tuple
-    density: tuple
+    x: np.ndarray
+    density: np.ndarray
     mass: float
     converged: bool
     max_residual: float
     eta: float
     digits: int | None
     continuation_steps: int = 0
+
+    _headline = ("layer", "size", "moments", "support", "atom_at_zero", "x", "density", "mass", "digits")
+    __repr__ = result_repr
+
+    def __post_init__(self):
+        dtype = float if self.digits is None else object
+        for name in ("x", "density"):
+            value = getattr(self, name)
+            arr = np.empty(len(value), dtype=dtype)
+            arr[:] = list(value)
+            object.__setattr__(self, name, arr)
 
     @property
     def diagnostics(self):
@@ -464,7 +478,7 @@ class LayerSpectrum:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Spectrum:
     """Spectra of the selected layers and, given ``samples``, of the conjugate kernel."""
 
@@ -472,6 +486,9 @@ class Spectrum:
     gram: LayerSpectrum | None
     samples: object
     digits: int | None
+
+    _headline = ("layers", "gram", "samples", "digits")
+    __repr__ = result_repr
 
     @property
     def diagnostics(self):
@@ -683,7 +700,7 @@ def _layer_mp(chain_f, chain_mp, label, points, x_user, digits):
         support,
         atoms,
         tuple(x),
-        tuple(freeze(d, dps) for d in dens),
+        tuple(freeze(d, digits) for d in dens),
         base.mass,
         base.converged,
         res,
@@ -936,7 +953,7 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
     xs = _check_x([x])
     chain_f = spectrum_chain(model, layer, samples)
     if not chain_f.layers:
-        return 0.0 if digits is None else freeze(0, check_digits(digits) + GUARD)
+        return 0.0 if digits is None else freeze(0, check_digits(digits))
     _, hi = support_bound(chain_f)
     atoms_f = [(float(l), float(w)) for l, w in _atoms(chain_f)]
     dens, sol = _density_float(chain_f, xs, hi, atoms_f)
@@ -950,4 +967,4 @@ def density_at(model: DeepRF, x, layer: int | None = None, samples=None, digits:
         for loc, w in _atoms(chain):
             if eta > 0:
                 d -= w * eta / ((mpmath.mpf(x) - loc) ** 2 + eta**2) / mpmath.pi
-        return freeze(d if d > 0 else 0, digits + GUARD)
+        return freeze(d if d > 0 else 0, digits)  # computed at digits + GUARD, shown at the digits asked

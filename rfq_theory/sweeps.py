@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .axes import VARY_CHOICES
+from .axes import AXIS_MEANING, VARY_CHOICES
 from .checks import InputError, check_positive
 from .model import DeepRF
 from .readouts import RIDGE_BOUNDS, OptimalRidge, RidgeReadout, TheoremResult, curve, theorem
 from .readouts import optimal_ridge as _optimal_ridge
+from .results import Curve
 
 __all__ = ["VARY_CHOICES", "sweep", "optimal_ridge", "OptimalRidge", "one_bit_theorem", "TheoremResult", "model_at"]
 
@@ -27,6 +28,8 @@ def model_at(model: DeepRF, vary: str, value, samples, ridge):
       between layers kept);
     - ``"ridge"``: ``lambda = value``.
 
+    The values are absolute here; ``sweep(..., ratio=True)`` and the
+    command line convert the ratios ``n/d`` and ``k_L/d`` first.
     ``sweep``, ``rfq curve``, ``rfq validate`` and the demo all use it.
     """
     if vary == "samples":
@@ -38,7 +41,8 @@ def model_at(model: DeepRF, vary: str, value, samples, ridge):
         return model.with_widths(tuple(check_positive(w, "width") * factor for w in model.widths)), samples, ridge
     if vary == "ridge":
         return model, samples, value
-    raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}")
+    meanings = "; ".join(f"{a} ({AXIS_MEANING[a][0]})" for a in VARY_CHOICES)
+    raise InputError(f"vary must be one of {', '.join(VARY_CHOICES)}, got {vary!r}: {meanings}")
 
 
 def sweep(
@@ -51,7 +55,8 @@ def sweep(
     target="linear",
     digits: int | None = None,
     progress: bool | None = None,
-):
+    ratio: bool = False,
+) -> Curve:
     """Ridge predictions over a grid of sample sizes, last-layer widths or ridges.
 
     Parameters
@@ -61,7 +66,12 @@ def sweep(
         (error vs ``k_L``, the double-descent curve), ``"widths"`` (all
         widths times a factor) or ``"ridge"`` (see :func:`model_at`).
     values:
-        Grid values (absolute ``n``, ``k_L``, ``lambda``, or the widths factor).
+        Grid values: absolute ``n`` or ``k_L`` (``"width"`` is the absolute
+        last width here), a widths factor, or ``lambda``.
+    ratio:
+        Read the values of ``"samples"`` and ``"width"`` as ratios to the
+        input dimension ``d`` (``n = g d``, ``k_L = g d``), as ``rfq curve
+        --grid`` does; ``"widths"`` and ``"ridge"`` are unchanged.
     samples, ridge:
         The fixed ``n`` and ``lambda`` for the quantities not varied.
     progress:
@@ -70,12 +80,15 @@ def sweep(
 
     Notes
     -----
-    Returns a list of :class:`~rfq_theory.solver.Prediction`, one per value
-    (:func:`rfq_theory.readouts.curve` with the ridge readout): each point
+    Returns a :class:`~rfq_theory.results.Curve`: a sequence of
+    :class:`~rfq_theory.solver.Prediction`, one per value (indexing,
+    iteration and ``len`` as on a list), with one NumPy array per quantity
+    (``curve.test_error``, ``curve.kappa0``, ...) and ``curve.to_pandas()``
+    (:func:`rfq_theory.readouts.curve` with the ridge readout).  Each point
     is warm-started from the previous ``kappa_0``; a point that does not
     converge is NaN with ``diagnostics.converged`` False.
     """
-    return curve(RidgeReadout(), model, vary, values, samples, ridge, noise, target, digits, progress)
+    return curve(RidgeReadout(), model, vary, values, samples, ridge, noise, target, digits, progress, ratio=ratio)
 
 
 def optimal_ridge(

@@ -51,8 +51,10 @@ def test_parse_range_linear_and_log():
     ],
 )
 def test_bad_ranges_are_input_errors(text):
-    with pytest.raises(InputError, match="--x"):
+    with pytest.raises(InputError, match="^x"):
         parse_range(text, "x")
+    with pytest.raises(InputError, match="^--x"):
+        parse_range(text, "--x")
 
 
 # ------------------------------------------------------------ maps vs predict

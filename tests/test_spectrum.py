@@ -254,7 +254,7 @@ def test_even_activation_restarts_the_chain():
     lcs = model.layers()
     c2 = float(lcs[1].kappa_star) ** 2
     s2 = layer_spectrum(model, 2, points=50)
-    assert not s2.x and len(s2.atoms) == 1 and float(s2.atoms[0][0]) == pytest.approx(c2)
+    assert len(s2.x) == 0 and len(s2.atoms) == 1 and float(s2.atoms[0][0]) == pytest.approx(c2)
     # layer 3 = a3 * c2 * F F^T (900 x 600): a Marchenko-Pastur law of ratio 900/600
     s3 = layer_spectrum(model, 3, points=200)
     scale = float(lcs[2].kappa1) ** 2 * c2

@@ -17,7 +17,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from rfq_theory.axes import VARY_CHOICES
+from rfq_theory.axes import RATIO_AXES, VARY_CHOICES
 
 __all__ = [
     "Axis",
@@ -52,6 +52,7 @@ AXES = {
     "ridge": Axis("ridge", "absolute", "lambda = g"),
 }
 assert tuple(AXES) == VARY_CHOICES
+assert tuple(a.name for a in AXES.values() if a.scale == "ratio") == RATIO_AXES
 
 
 def axis_help() -> str:

@@ -131,9 +131,12 @@ def overall_verdict(rows: list[dict], expected: int) -> str:
 
 
 def _progress(total, initial, enabled, desc):
+    """A progress bar on standard error, drawn only when it is a terminal (no carriage returns in logs)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="draw", file=sys.stderr)
+    return tqdm(
+        total=total, initial=initial, disable=None if enabled else True, desc=desc, unit="draw", file=sys.stderr
+    )
 
 
 def executor_for(workers: int, scheduler: str | None, executor, log):

@@ -85,7 +85,17 @@ def register(sub):
         help="show a progress bar even when standard error is not a terminal",
     )
     add_glm_arguments(p)
-    p.set_defaults(func=run_curve)
+    p.set_defaults(func=run_curve, ridge=None)  # None: not given (a ridge axis refuses --ridge)
+
+
+def check_axis_options(vary, samples, ridge):
+    """Refuse a fixed value for the axis being varied (one line, exit 2), instead of ignoring it."""
+    from ..checks import InputError
+
+    if vary == "samples" and samples is not None:
+        raise InputError("--samples conflicts with --vary samples (the grid sets n); drop --samples")
+    if vary == "ridge" and ridge is not None:
+        raise InputError("--ridge conflicts with --vary ridge (the grid sets lambda); drop --ridge")
 
 
 def _variants(args):
@@ -121,24 +131,28 @@ def run_curve(args):
     out_path = check_output_path(args.out, "out")
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
     check_distinct_outputs({"out": out_path, "plot": plot_path})
+    check_axis_options(args.vary, args.samples, args.ridge)
+    if args.ridge is None:
+        args.ridge = "0"
     variants = _variants(args)
     args.quantizers = variants[0]
     model = model_from_args(args)
     grid = parse_grid(args.grid)
-    d = float(model.sizes(20)[0])
-    values = [g * d for g in grid] if args.vary in ("samples", "width") else grid
     if args.vary != "samples" and args.samples is None:
         raise InputError("--samples is required unless --vary samples")
     from ..readouts import curve, readout_for
+    from .predict import note_even_layers
+
+    note_even_layers(model, "curve")
 
     readout = readout_for(args.loss, args.labels)
     rows, results, failed = [], {}, 0
     for variant in variants:
         m = model.with_quantizers(tuple(split_list(variant, "compare")))
         fixed = (args.samples, args.ridge, args.noise, args.target)
-        preds = curve(readout, m, args.vary, values, *fixed, progress=args.progress)
+        preds = curve(readout, m, args.vary, grid, *fixed, progress=args.progress, ratio=True)
         results[variant] = preds
-        for g, v, p in zip(grid, values, preds):
+        for g, v, p in zip(grid, preds.applied, preds):
             row = {"vary": args.vary, "x": g, "value": v, "quantizers": variant}
             row.update(_glm_row(args, p) if glm else _ridge_row(p))
             row["status"] = p.diagnostics.status

@@ -100,15 +100,18 @@ def run_glm_predict(args):
 
 
 def run_glm_theorem(args):
-    """``rfq theorem --loss ...``: full precision, sign and scaled sign side by side."""
+    """``rfq theorem --loss ...``: full precision, sign, scaled sign and the quantizers given side by side."""
     from ..readouts import ConvexLossReadout, theorem
+    from .predict import given_twin
 
     model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
     note_slow_digits("theorem", digits, SLOW_GLM_DIGITS, "the convex-loss solve")
-    res = theorem(
-        ConvexLossReadout(args.loss, args.labels), model, args.samples, args.ridge, args.noise, args.target, digits
+    readout = ConvexLossReadout(args.loss, args.labels)
+    res = theorem(readout, model, args.samples, args.ridge, args.noise, args.target, digits)
+    given, diff_given, given_label = given_twin(
+        model, res.full, lambda: readout.predict(model, args.samples, args.ridge, args.noise, args.target, digits)
     )
     same = res.difference_sign == 0
     if args.json:
@@ -120,8 +123,11 @@ def run_glm_theorem(args):
             "difference_sign_scaled": fmt(res.difference_scaled, shown),
             "labels": args.labels,
             "loss": args.loss,
-            "digits": digits,
         }
+        if given is not None:
+            out["given"] = given.as_dict(shown)
+            out["difference_given"] = fmt(diff_given, shown)
+        out.update(prediction_settings(args, model, str(args.ridge), digits))
         print(json.dumps(out, indent=2))
         return 0 if same else 1
     print(
@@ -134,7 +140,7 @@ def run_glm_theorem(args):
         ("full precision", res.full, None),
         ("sign", res.sign, res.difference_sign),
         ("sign-scaled", res.sign_scaled, res.difference_scaled),
-    ):
+    ) + (() if given is None else ((given_label[:16], given, diff_given),)):
         d = "" if diff is None else fmt(diff, shown)
         print(f"  {name:<16}{fmt(p.test_error, shown):>{w}}{fmt(p.train_loss, shown):>{w}}{d:>{w + 4}}")
     print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")

@@ -60,7 +60,7 @@ def register(sub):
     )
     p.add_argument("--progress", action="store_true", default=None, help="force a progress bar")
     add_glm_arguments(p)
-    p.set_defaults(func=run_phase)
+    p.set_defaults(func=run_phase, ridge=None)  # None: not given (a ridge axis refuses --ridge)
 
 
 def run_phase(args):
@@ -78,7 +78,16 @@ def run_phase(args):
     csv_path = check_output_path(args.csv, "csv") if args.csv is not None else None
     plot_path = check_output_path(args.plot, "plot", ".png") if args.plot is not None else None
     check_distinct_outputs({"out": out_path, "csv": csv_path, "plot": plot_path})
-    x, y = parse_range(args.x, "x"), parse_range(args.y, "y")
+    x, y = parse_range(args.x, "--x"), parse_range(args.y, "--y")
+    axes = (x.name, y.name)
+    if "ridge" in axes and args.ridge is not None:
+        raise InputError("--ridge conflicts with a ridge axis (the axis sets lambda); drop --ridge")
+    if args.quantity.startswith("optimal") and args.ridge is not None:
+        raise InputError(f"--ridge conflicts with --quantity {args.quantity} (it chooses the ridge); drop --ridge")
+    if "samples" in axes and args.samples is not None:
+        raise InputError("--samples conflicts with a samples axis (the axis sets n); drop --samples")
+    if args.ridge is None:
+        args.ridge = "0"
     model = model_from_args(args)
     readout = readout_for(args.loss, args.labels)
     if "samples" not in (x.name, y.name) and args.samples is None:

@@ -59,14 +59,15 @@ def register(sub):
         "numbers as strings with every requested digit",
     )
     add_glm_arguments(p)
-    p.set_defaults(func=run_predict)
+    p.set_defaults(func=run_predict, ridge=None)
 
     p = sub.add_parser(
         "theorem",
         help="compare a model with its sign and scaled-sign twins",
         description="The one-bit theorem, numerically: the model's full-precision, sign and scaled-sign "
-        "twins side by side. Sign weights give the full-precision error to every digit; scaled sign "
-        "differs where the activation sees the rescaled input. Exit code 1 if the sign twin differs.",
+        "twins side by side, and the model with the --quantizers given (when they are not one of those "
+        "three) against full precision. Sign weights give the full-precision error to every digit; scaled "
+        "sign differs where the activation sees the rescaled input. Exit code 1 if the sign twin differs.",
         epilog=EXAMPLES_THEOREM,
     )
     add_model_arguments(p)
@@ -80,10 +81,60 @@ def register(sub):
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: the three twins' predictions and both differences, numbers as strings",
+        help="print one JSON object: the twins' predictions and differences (and 'given', 'difference_given' "
+        "for the --quantizers given), the model settings as in predict --json, numbers as strings",
     )
     add_glm_arguments(p)
     p.set_defaults(func=run_theorem)
+
+
+def note_even_layers(model, command):
+    """One line on stderr per layer whose activation is even for its input (``mu1 = 0``).
+
+    Such a layer keeps no linear trace of its input (``kappa_1 = mu1 * ... = 0``):
+    the features after it forget the input's direction, and the error is that
+    of a model that cannot fit a linear target.
+    """
+    import math
+
+    for layer in model.layers(15):
+        mu1, mu_star = float(layer.mu1), float(layer.mu_star)
+        if abs(mu1) <= 1e-10 * math.hypot(mu1, mu_star) or (mu1 == 0 and mu_star == 0):
+            print(
+                f"rfq {command}: note: layer {layer.index} ({layer.activation}) has mu1 = 0 (an even activation): "
+                "the layer forgets its input, so the features carry no linear information about it",
+                file=sys.stderr,
+            )
+
+
+def given_twin(model, full, solve):
+    """The model with the quantizers given, when they are not one of the three twins.
+
+    Returns ``(prediction, difference vs full precision, label)``, or
+    ``(None, None, label)`` when the quantizers given are all ``none``, all
+    ``sign`` or all ``sign-scaled`` (rows the comparison already has).
+    """
+    from .common import names
+
+    given_names = names(model.quantizers)
+    label = ",".join(given_names)
+    if set(given_names) in ({"none"}, {"sign"}, {"sign-scaled"}):
+        return None, None, label
+    import math
+
+    given = solve()
+    if given.test_error == full.test_error:  # also inf == inf at the interpolation threshold
+        return given, 0 * full.test_error if math.isfinite(float(full.test_error)) else 0.0, label
+    return given, given.test_error - full.test_error, label
+
+
+def _refuse_ridge_with_optimal(args):
+    from ..checks import InputError
+
+    if getattr(args, "optimal_ridge", False) and args.ridge is not None:
+        raise InputError("give either --ridge or --optimal-ridge, not both (--optimal-ridge chooses the ridge)")
+    if args.ridge is None:
+        args.ridge = "0"
 
 
 def _digits(args):
@@ -109,13 +160,15 @@ def _notice_precision(digits, command):
 
 def run_predict(args):
     """``rfq predict``."""
+    _refuse_ridge_with_optimal(args)
+    model = model_from_args(args)
+    note_even_layers(model, "predict")
     if wants_glm(args):
         return run_glm_predict(args)
     from ..solver import predict
     from ..sweeps import optimal_ridge
     from .coefficients import print_layers
 
-    model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "predict")
@@ -157,16 +210,21 @@ def run_predict(args):
 
 
 def run_theorem(args):
-    """``rfq theorem``."""
+    """``rfq theorem``: full precision, sign, scaled sign and the quantizers given, side by side."""
+    model = model_from_args(args)
+    note_even_layers(model, "theorem")
     if wants_glm(args):
         return run_glm_theorem(args)
+    from ..solver import predict
     from ..sweeps import one_bit_theorem
 
-    model = model_from_args(args)
     digits = _digits(args)
     shown = digits or 15
     _notice_precision(digits, "theorem")
     res = one_bit_theorem(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
+    given, diff_given, given_label = given_twin(
+        model, res.full, lambda: predict(model, args.samples, args.ridge, args.noise, args.target, digits=digits)
+    )
     if args.json:
         out = {
             "full_precision": res.full.as_dict(shown),
@@ -174,10 +232,13 @@ def run_theorem(args):
             "sign_scaled": res.sign_scaled.as_dict(shown),
             "difference_sign": fmt(res.difference_sign, shown),
             "difference_sign_scaled": fmt(res.difference_scaled, shown),
-            "digits": digits,
         }
+        if given is not None:
+            out["given"] = given.as_dict(shown)
+            out["difference_given"] = fmt(diff_given, shown)
+        out.update(prediction_settings(args, model, str(args.ridge), digits))
         print(json.dumps(out, indent=2))
-        return 0
+        return 0 if res.difference_sign == 0 else 1
     print(f"one-bit theorem check ({'float path' if digits is None else f'{digits} digits'})")
     print(f"  {'twin':<16}{'test_error':>{shown + 10}}{'difference vs full':>{shown + 14}}")
     print(f"  {'full precision':<16}{fmt(res.full.test_error, shown):>{shown + 10}}{'':>{shown + 14}}")
@@ -188,6 +249,9 @@ def run_theorem(args):
         f"  {'sign-scaled':<16}{fmt(res.sign_scaled.test_error, shown):>{shown + 10}}"
         f"{fmt(res.difference_scaled, shown):>{shown + 14}}"
     )
+    if given is not None:
+        label = given_label if len(given_label) <= 16 else given_label[:13] + "..."
+        print(f"  {label:<16}{fmt(given.test_error, shown):>{shown + 10}}{fmt(diff_given, shown):>{shown + 14}}")
     same = res.difference_sign == 0
     print(f"sign twin {'equals' if same else 'DIFFERS FROM'} full precision to every computed digit.")
     return 0 if same else 1

@@ -128,7 +128,7 @@ def run_spectrum(args):
             print("  support: " + (" U ".join(f"[{fmt(a, show)}, {fmt(b, show)}]" for a, b in s.support) or "-"))
             atoms = ", ".join(f"{fmt(w, show)} at {fmt(loc, show)}" for loc, w in s.atoms)
             print(f"  atoms: {atoms or 'none'}")
-            if s.x:
+            if len(s.x):
                 i = max(range(len(s.density)), key=lambda j: s.density[j])
                 print(
                     f"  density: {len(s.x)} points, maximum {fmt(s.density[i], show)} at x = {fmt(s.x[i], show)}"

@@ -335,7 +335,7 @@ def run_configs(configs, out_dir, resume=False, progress=True, finite_size=True)
     fp = fingerprint({"table": "convex-loss", "finite_size": bool(finite_size)})
     rows = []
     with ResultStore(out_dir, fp, fp, resume, check_draw=lambda rec: None, check_row=_check_table_row) as store:
-        for cfg in tqdm(list(configs), desc="glm validate", disable=not progress):
+        for cfg in tqdm(list(configs), desc="glm validate", disable=None if progress else True):
             if cfg.key in store.rows:
                 rows.append(score(store.rows[cfg.key]))
                 continue
@@ -585,7 +585,7 @@ def figure(
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(variants) * len(grid), desc="glm figure", disable=not progress)
+    bar = tqdm(total=len(variants) * len(grid), desc="glm figure", disable=None if progress else True)
     for k, var in enumerate(variants):
         model = DeepRF(input_dim, tuple(widths), tuple(activations), var)
         preds = glm_sweep(

@@ -53,7 +53,9 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
     try:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(factors) * len(config.labels), desc="scaling", unit="run", disable=not progress)
+        bar = tqdm(
+            total=len(factors) * len(config.labels), desc="scaling", unit="run", disable=None if progress else True
+        )
     except ImportError:  # pragma: no cover
         bar = None
     for f in sorted(factors):
