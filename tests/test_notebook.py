@@ -34,7 +34,7 @@ from rfq_theory import (
 )
 from rfq_theory.cli import main
 from rfq_theory.results import Curve
-from rfq_theory.spectrum import density_at
+from rfq_theory.spectra import density_at
 
 MODEL = DeepRF(input_dim=100, widths=(200,), activations=("tanh",))
 DEEP = DeepRF(input_dim=100, widths=(200, 150), activations=("tanh", "relu"))
