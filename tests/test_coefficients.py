@@ -6,7 +6,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rfq_theory import coefficients, exact_coefficients, get_activation
@@ -132,6 +132,7 @@ def test_relu_homogeneity(variance, scale):
         assert b.mu1 == a.mu1
 
 
+@settings(max_examples=8)  # each example expands a polynomial symbolically (about 0.6 s)
 @given(
     coeffs=st.lists(st.integers(min_value=-5, max_value=5), min_size=1, max_size=6),
     variance=st.sampled_from(["1", "0.5", "3", "1.75"]),

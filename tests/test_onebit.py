@@ -174,6 +174,7 @@ def _bench_args(tmp_path, **over):
     return p.parse_args(argv)
 
 
+@pytest.mark.slow  # runs the whole timing harness
 def test_run_bench_cpu_writes_json(tmp_path, capsys):
     pytest.importorskip("torch")
     from validation.timing.bench import run_bench
@@ -190,6 +191,7 @@ def test_run_bench_cpu_writes_json(tmp_path, capsys):
     assert "needs a CUDA GPU" in out and "reference-fp32" in out
 
 
+@pytest.mark.slow  # runs the whole timing harness
 def test_gate_refuses_broken_variant(tmp_path):
     pytest.importorskip("torch")
     from validation.timing import bench
@@ -268,6 +270,7 @@ def test_gemlite_w1_weights_map_signs_exactly():
     assert torch.equal(w, (s * 0.125).half())
 
 
+@pytest.mark.slow  # runs the whole timing harness
 def test_gemlite_variant_unavailable_without_gemlite(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
     from validation.timing import bench
