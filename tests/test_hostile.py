@@ -142,6 +142,7 @@ QUANTIZERS = [
 ]
 
 SMALL = ["--input-dim", "100", "--widths", "200", "--activations", "tanh", "--samples", "150", "--ridge", "1e-2"]
+AXIS_SMALL = [a for a in SMALL if a not in ("--samples", "150")]  # a samples axis sets n itself
 VALIDATE = [
     "validate",
     "--input-dim",
@@ -248,7 +249,7 @@ def _cli_cases():
     add(["frobnicate"])
     add(["--digits", "3"])
     # curve: grids, compare lists, output paths
-    curve = ["curve", *SMALL, "--vary", "samples", "--grid", "0.5,2", "--out", "c.csv"]
+    curve = ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", "0.5,2", "--out", "c.csv"]
     for g in ["", ":", "1:2", "1:2:0", "1:2:1e999999999", f"1:2:{FW}", "1:2:100001", "-1:2:3:log", "nan", "a,b"]:
         add(_set(curve, "--grid", g))
     for c in [";", "none;", "bogus;sign", "none;expr:((g+1)**64)**64"]:
@@ -300,7 +301,7 @@ def _cli_cases():
         add(_set(spec, opt, v) if opt in spec else [*spec, opt, v])
     phase = [
         "phase",
-        *SMALL,
+        *AXIS_SMALL,
         "--x",
         "samples:0.5:2:5",
         "--y",
@@ -374,7 +375,7 @@ def _api_cases():
     add("propagate", "((u+1)**64)**64")
     add("in_process_cli", ("coefficients", "--activation", "u" * 1_000_000))
     add("in_process_cli", ("coefficients", "--activation", "tanh(u)\x00"))
-    add("in_process_cli", ("curve", *SMALL, "--vary", "samples", "--grid", "1", "--out", "c\x00.csv"))
+    add("in_process_cli", ("curve", *AXIS_SMALL, "--vary", "samples", "--grid", "1", "--out", "c\x00.csv"))
     _legal_api_cases(add)
     return cases
 
@@ -817,7 +818,7 @@ SUBPROCESS_SAMPLE = [
     ["predict", *_set(SMALL, "--ridge", FW)],
     ["predict", *SMALL, "--quantizers", "expr:sign(g)*Min(abs(g),1e999999999)"],
     ["layers", "--activations", "tanh,[u for u in (1,)]"],
-    ["curve", *SMALL, "--vary", "samples", "--grid", "1", "--out", "/dev/full"],
+    ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", "1", "--out", "/dev/full"],
     ["theorem", *SMALL, "--digits", "abc"],
 ]
 

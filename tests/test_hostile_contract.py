@@ -33,6 +33,7 @@ from rfq_theory.checks import InputError, check_positive, check_scalar
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 SMALL = ["--input-dim", "100", "--widths", "200", "--activations", "tanh", "--samples", "150", "--ridge", "1e-2"]
+AXIS_SMALL = [a for a in SMALL if a not in ("--samples", "150")]  # a samples axis sets n itself
 FW = "1e" + "\uff19" * 9  # fullwidth nines
 AR = "1e" + "\u0669" * 9  # Arabic-Indic nines
 CPU_BOUND = 2.0  # seconds of CPU time a refusal may take
@@ -117,9 +118,9 @@ HANGS = [
     ["predict", *SMALL, "--quantizers", f"uniform:3:{AR}"],
     ["coefficients", "--activation", "tanh", "--variance", FW],
     ["coefficients", "--activation", "tanh", "--variance", "0e999999999"],
-    ["curve", *SMALL, "--vary", "samples", "--grid", f"0.5,{FW}", "--out", "c.csv"],
+    ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", f"0.5,{FW}", "--out", "c.csv"],
     ["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--points", AR],
-    ["phase", *SMALL, "--x", f"samples:0.5:2:{FW}", "--y", "width:0.5:2:3", "--out", "m.npz"],
+    ["phase", *AXIS_SMALL, "--x", f"samples:0.5:2:{FW}", "--y", "width:0.5:2:3", "--out", "m.npz"],
 ]
 
 
@@ -247,7 +248,7 @@ def test_broken_plugin_commands_are_left_out(plugin_modules, capsys):
 # ------------------------------------------------------------------ 3. outputs
 
 
-PHASE = ["phase", *SMALL, "--x", "samples:0.5:2:2", "--y", "width:0.5:2:2", "--out", "m.npz"]
+PHASE = ["phase", *AXIS_SMALL, "--x", "samples:0.5:2:2", "--y", "width:0.5:2:2", "--out", "m.npz"]
 SPECTRUM = ["spectrum", "--input-dim", "100", "--widths", "200", "--activations", "tanh", "--points", "20"]
 
 
@@ -258,8 +259,8 @@ SPECTRUM = ["spectrum", "--input-dim", "100", "--widths", "200", "--activations"
         [*PHASE, "--plot", "/dev/full"],
         [*PHASE, "--csv", "/dev/full"],
         [*SPECTRUM, "--plot", "/dev/full"],
-        ["curve", *SMALL, "--vary", "samples", "--grid", "1,2", "--out", "/dev/full"],
-        ["curve", *SMALL, "--vary", "samples", "--grid", "1,2", "--out", "c.csv", "--plot", "/dev/full"],
+        ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", "1,2", "--out", "/dev/full"],
+        ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", "1,2", "--out", "c.csv", "--plot", "/dev/full"],
     ],
     ids=["phase-plot", "phase-csv", "spectrum-plot", "curve-out", "curve-plot"],
 )
@@ -306,7 +307,7 @@ def test_link_to_the_map_is_refused_up_front(tmp_path, option):
 
 def test_curve_plot_link_to_out_refused(tmp_path):
     os.symlink("c.csv", tmp_path / "p.png")
-    argv = ["curve", *SMALL, "--vary", "samples", "--grid", "1", "--out", "c.csv", "--plot", "p.png"]
+    argv = ["curve", *AXIS_SMALL, "--vary", "samples", "--grid", "1", "--out", "c.csv", "--plot", "p.png"]
     assert "same file" in assert_refused(run_cli(argv, tmp_path), "curve")
 
 
@@ -373,7 +374,7 @@ def test_predict_float_equals_its_exact_decimal_text():
             "60 digits",
         ),
         (
-            ["phase", *SMALL, "--x", "samples:0.5:2:4000", "--y", "width:0.5:2:2500", "--out", "m.npz"],
+            ["phase", *AXIS_SMALL, "--x", "samples:0.5:2:4000", "--y", "width:0.5:2:2500", "--out", "m.npz"],
             "rfq_theory.phase.phase_map",
             "10,000,000 points",
         ),
