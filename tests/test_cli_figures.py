@@ -1,0 +1,77 @@
+"""Terminal tables and figures of the CLI: full names, visible defaults, axes and labels."""
+
+import argparse
+
+import pytest
+
+from rfq_theory.cli import main
+from validation.montecarlo.commands import add_validate_arguments
+from validation.montecarlo.compare import config_from_args, format_table
+
+CLIP = "Min(Max(u,-1),1)"
+DEAD_ZONE = "expr:sign(g)*Heaviside(abs(g)-0.5)"
+
+
+def test_layers_table_shows_full_names_and_stays_aligned(capsys):
+    assert main(["layers", "--activations", f"{CLIP},tanh", "--quantizers", f"{DEAD_ZONE},sign"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0], lines[1:3]
+    assert CLIP in rows[0] and DEAD_ZONE in rows[0]
+    # every numeric column ends where its header ends
+    for col in ("s2", "variance", "kappa_star"):
+        end = header.index(col) + len(col)
+        for row in rows:
+            assert row[end - 1] != " " and (end == len(row) or row[end] == " ")
+    assert len({len(line) for line in lines[:3]}) == 1
+
+
+def _report(variants):
+    rows = [
+        dict(
+            variant=v,
+            value=1.0,
+            samples=40,
+            theory_test=0.5,
+            finite_size_test=0.5,
+            mc_test=0.5,
+            mc_test_se=0.01,
+            z=0.0,
+            status="pass",
+        )
+        for v in variants
+    ]
+    summary = {
+        "verdict": "pass",
+        "pass": 2,
+        "fail": 0,
+        "inconclusive": 0,
+        "n/a": 0,
+        "expected_rows": 2,
+        "max_abs_z": 0.0,
+    }
+    return {"config": {"vary": "samples"}, "model": "m", "rows": rows, "summary": summary, "warnings": []}
+
+
+def test_validate_table_alignment_with_long_variant_name():
+    text = format_table(_report(["none", DEAD_ZONE]))
+    lines = text.splitlines()
+    head, rule, first, second = lines[1:5]
+    assert len(head) == len(rule) == len(first) == len(second)
+    assert second.startswith(DEAD_ZONE + " ")
+    # the sample count sits in the same column on every row
+    assert first.index(" 40 ") == second.index(" 40 ")
+
+
+def _validate_args(argv):
+    return add_validate_arguments(argparse.ArgumentParser()).parse_args(argv)
+
+
+@pytest.mark.parametrize("widths", ["60", "60,50", "60,50,40"])
+def test_validate_default_activation_fits_any_depth(widths):
+    cfg = config_from_args(_validate_args(["--input-dim", "40", "--widths", widths, "--trials", "2"]))
+    assert cfg.activations == ("tanh",) * len(widths.split(","))
+
+
+def test_validate_help_shows_activation_default():
+    text = add_validate_arguments(argparse.ArgumentParser()).format_help()
+    assert "default tanh" in " ".join(text.split())
