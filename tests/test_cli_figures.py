@@ -75,3 +75,29 @@ def test_validate_default_activation_fits_any_depth(widths):
 def test_validate_help_shows_activation_default():
     text = add_validate_arguments(argparse.ArgumentParser()).format_help()
     assert "default tanh" in " ".join(text.split())
+
+
+@pytest.mark.parametrize(("input_dim", "width"), [(1000, 100), (1000, 700)])
+def test_spectrum_figure_axis_title_and_labels(input_dim, width):
+    """Linear activation: Omega_1 = W W^T / d is Marchenko-Pastur with edges (1 -+ sqrt(k/d))^2."""
+    import matplotlib.pyplot as plt
+
+    from rfq_theory.cli.spectrum import spectrum_figure
+    from rfq_theory.model import DeepRF
+    from rfq_theory.spectra import spectrum
+
+    model = DeepRF(input_dim, (width,), ("linear",), ("none",))
+    res = spectrum(model, samples=300, points=60)
+    fig = spectrum_figure(res, model)
+    try:
+        layer_ax, kernel_ax = fig.axes
+        c = width / input_dim
+        spans_decade = (1 + c**0.5) ** 2 / (1 - c**0.5) ** 2 > 10
+        assert layer_ax.get_xscale() == ("log" if spans_decade else "linear")
+        title = fig._suptitle.get_text()
+        for part in (f"d = {input_dim}", f"widths {width}", "activations linear", "quantizers none", "n = 300"):
+            assert part in title
+        assert "K = Z Z^T / k_L" in kernel_ax.get_title() and "linear" not in kernel_ax.get_title()
+        assert f"k = {width}" in layer_ax.get_title()
+    finally:
+        plt.close(fig)
