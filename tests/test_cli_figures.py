@@ -101,3 +101,28 @@ def test_spectrum_figure_axis_title_and_labels(input_dim, width):
         assert f"k = {width}" in layer_ax.get_title()
     finally:
         plt.close(fig)
+
+
+def test_phase_figure_contour_labels_readable():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.text import Text
+
+    from rfq_theory.model import DeepRF
+    from rfq_theory.phase import phase_figure, phase_map
+
+    model = DeepRF(200, (400, 300), ("tanh", "relu"), ("sign",))
+    pm = phase_map(model, "samples:0.1:4:12", "width:0.1:4:12", ridge=1e-3)
+    fig = phase_figure(pm, "map")
+    try:
+        ax = fig.axes[0]
+        finite = pm.values[np.isfinite(pm.values)]
+        labels = [t for t in ax.texts if isinstance(t, Text) and t.get_text()]
+        assert labels
+        for t in labels:
+            assert t.get_fontsize() >= 8
+            assert t.get_alpha() in (None, 1.0)
+            # every label names a level inside the range of the map
+            assert finite.min() <= float(t.get_text()) <= finite.max() * 1.01
+    finally:
+        plt.close(fig)
