@@ -126,3 +126,42 @@ def test_phase_figure_contour_labels_readable():
             assert finite.min() <= float(t.get_text()) <= finite.max() * 1.01
     finally:
         plt.close(fig)
+
+
+def _bench_report(device):
+    from validation.timing.bench import _add_speedups
+
+    times = {"dense-fp32": 4.0, "dense-fp16": 40.0, "onebit-cpu-fp32": 2.0}
+    results = [
+        {"variant": v, "width": 1024, "batch": b, "median_ms": t * b, "status": "ok"}
+        for v, t in times.items()
+        for b in (1, 8)
+    ]
+    _add_speedups(results)
+    env = {"torch": "x", "cpu_model": "cpu", "gpu": None}
+    return {"environment": env, "config": {"device": device, "layers": 2, "activation": "tanh"}, "results": results}
+
+
+def test_cpu_bench_plot_normalises_to_dense_fp32():
+    import matplotlib.pyplot as plt
+
+    from validation.timing.bench import speedup_baseline, speedup_figure
+
+    report = _bench_report("cpu")
+    assert speedup_baseline(report) == "fp32"
+    fig = speedup_figure(report)
+    try:
+        titles = {ax.get_title(): ax for ax in fig.axes}
+        assert "dense-fp32" not in titles and {"dense-fp16", "onebit-cpu-fp32"} <= set(titles)
+        assert fig.axes[0].get_ylabel() == "speed-up vs dense fp32"
+        # 4 ms / 2 ms and 4 ms / 40 ms at every batch
+        assert list(titles["onebit-cpu-fp32"].lines[0].get_ydata()) == [2.0, 2.0]
+        assert list(titles["dense-fp16"].lines[0].get_ydata()) == [0.1, 0.1]
+    finally:
+        plt.close(fig)
+
+
+def test_gpu_bench_plot_keeps_dense_fp16():
+    from validation.timing.bench import speedup_baseline
+
+    assert speedup_baseline(_bench_report("cuda")) == "fp16"
