@@ -403,6 +403,15 @@ def phase_map(
 
 
 def plot_phase(pm: PhaseMap, path, title: str | None = None):
+    """Draw :func:`phase_figure` to the image file ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = phase_figure(pm, title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def phase_figure(pm: PhaseMap, title: str | None = None):
     """Heatmap of ``pm`` with contour lines and the interpolation threshold ``n = rank(Omega_L)``.
 
     The colour scale is logarithmic when every finite value is positive and
@@ -444,7 +453,10 @@ def plot_phase(pm: PhaseMap, path, title: str | None = None):
     if finite.size and min(v.shape) > 1:
         try:
             cs = ax.contour(X, Y, v, levels=levels, colors="k", linewidths=0.6, alpha=0.6)
-            ax.clabel(cs, fontsize=6, fmt="%.3g")
+            labels = ax.clabel(cs, fontsize=8, fmt="%.3g", inline=True, inline_spacing=2)
+            for text in labels:
+                text.set_alpha(1.0)
+                text.set_bbox({"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.4})
         except (ValueError, TypeError):
             pass
     thr = np.ma.masked_invalid(pm.threshold)
@@ -461,5 +473,4 @@ def plot_phase(pm: PhaseMap, path, title: str | None = None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -179,12 +179,13 @@ def print_layers(layers, digits):
     """The per-layer coefficient table (shared by ``layers`` and ``predict``)."""
     cols = ("s2", "variance", "mu0", "mu1", "mu_star", "kappa1", "kappa_star")
     w = max(digits + 7, 10)
-    print(f"{'layer':<6}{'activation':<14}{'quantizer':<13}" + "".join(f"{c:>{w}}" for c in cols))
-    for lc in layers:
-        print(
-            f"{lc.index:<6}{names([lc.activation])[0][:13]:<14}{names([lc.quantizer])[0][:12]:<13}"
-            + "".join(f"{fmt(getattr(lc, c), digits):>{w}}" for c in cols)
-        )
+    acts = [names([lc.activation])[0] for lc in layers]
+    quants = [names([lc.quantizer])[0] for lc in layers]
+    wa = max([len("activation"), *map(len, acts)]) + 2
+    wq = max([len("quantizer"), *map(len, quants)]) + 2
+    print(f"{'layer':<6}{'activation':<{wa}}{'quantizer':<{wq}}" + "".join(f"{c:>{w}}" for c in cols))
+    for lc, a, q in zip(layers, acts, quants, strict=True):
+        print(f"{lc.index:<6}{a:<{wa}}{q:<{wq}}" + "".join(f"{fmt(getattr(lc, c), digits):>{w}}" for c in cols))
 
 
 def run_list(args):

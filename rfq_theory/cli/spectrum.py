@@ -143,36 +143,88 @@ def run_spectrum(args):
 
 
 def _plot(res, model, path):
+    """Draw :func:`spectrum_figure` to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = spectrum_figure(res, model)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _log_axis(s) -> bool:
+    """Whether the continuous support of ``s`` spans more than a decade (then the eigenvalue axis is logarithmic)."""
+    lows = [float(a) for a, _ in s.support if float(a) > 0]
+    highs = [float(b) for _, b in s.support]
+    if not lows or not highs:
+        xs = [float(v) for v in s.x if float(v) > 0]
+        return bool(xs) and max(xs) / min(xs) > 10
+    return max(highs) / min(lows) > 10
+
+
+def spectrum_figure(res, model):
+    """The figure of ``rfq spectrum --plot``: one panel per layer and one for the conjugate kernel.
+
+    Panels whose support spans more than a decade use a logarithmic
+    eigenvalue axis; point masses are drawn as vertical lines (an atom at
+    zero, invisible on a logarithmic axis, is named in the panel title).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     items = list(res.layers) + ([res.gram] if res.gram is not None else [])
-    fig, axes = plt.subplots(1, len(items), figsize=(3.6 * len(items), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(items), figsize=(3.8 * len(items), 3.4), squeeze=False)
     for ax, s in zip(axes[0], items):
         x = [float(v) for v in s.x]
         d = [float(v) for v in s.density]
+        log = _log_axis(s)
+        if log:
+            keep = [i for i, v in enumerate(x) if v > 0]
+            x, d = [x[i] for i in keep], [d[i] for i in keep]
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.plot(x, d, color="C0", lw=1.5)
         top = max(d) if d else 1.0
+        hidden = []
         for loc, w in s.atoms:
+            if log and float(loc) <= 0:
+                hidden.append(f"atom {float(w):.3g} at {float(loc):g}")
+                continue
             ax.vlines(float(loc), 0, top, color="C3", lw=1.2)
             ax.annotate(
                 f"atom {float(w):.3g}",
                 (float(loc), top),
-                fontsize=7,
+                fontsize=8,
                 color="C3",
                 xytext=(3, -10),
                 textcoords="offset points",
             )
-        label = f"layer {s.layer}" if s.layer != "gram" else "conjugate kernel"
-        ax.set_title(f"{label} ({model.activations[-1] if s.layer == 'gram' else _act(model, s.layer)})", fontsize=9)
-        ax.set_xlabel("eigenvalue")
+        if s.layer == "gram":
+            label = f"conjugate kernel K = Z Z^T / k_L (n = {float(s.size):g})"
+        else:
+            label = f"layer {s.layer}: Omega_{s.layer} ({_act(model, s.layer)}, k = {float(s.size):g})"
+        if hidden:
+            label += "\n" + "; ".join(hidden)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("eigenvalue (log scale)" if log else "eigenvalue")
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("density")
+    fig.suptitle(_model_title(model, res.gram.size if res.gram is not None else None), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    return fig
+
+
+def _model_title(model, samples) -> str:
+    widths = ", ".join(f"{float(k):g}" for k in model.widths)
+    text = (
+        f"d = {float(model.input_dim):g}, widths {widths}, activations {', '.join(map(str, model.activations))}, "
+        f"quantizers {', '.join(map(str, model.quantizers))}"
+    )
+    return text if samples is None else f"{text}, n = {float(samples):g}"
 
 
 def _act(model, layer):

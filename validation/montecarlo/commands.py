@@ -78,7 +78,13 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a = parser.add_argument
     a("--input-dim", type=str, default="800", help="input dimension d (default 800)")
     a("--widths", type=str, default="1600,1200", help="comma-separated widths k_1..k_L (default 1600,1200)")
-    a("--activations", type=str, default="tanh,relu", help="one activation, or one per layer (default tanh,relu)")
+    a(
+        "--activations",
+        type=str,
+        default="tanh",
+        metavar="SPEC[,SPEC...]",
+        help="one activation for every layer, or one per layer (default tanh, applied to every layer)",
+    )
     a(
         "--quantizers",
         type=str,

@@ -635,14 +635,15 @@ def _num(x, fmt):
 def format_table(report: dict) -> str:
     """Plain-text comparison table, verdict line and execution line."""
     vary = report["config"]["vary"]
+    wv = max([14, *(len(str(r["variant"])) for r in report["rows"])])
     head = (
-        f"{'variant':<14} {vary:>8} {'n':>6} {'theory':>10} {'finite-sz':>10} {'MC mean':>10} {'MC SE':>9} "
+        f"{'variant':<{wv}} {vary:>8} {'n':>6} {'theory':>10} {'finite-sz':>10} {'MC mean':>10} {'MC SE':>9} "
         f"{'z':>7} {'status':>12}"
     )
     lines = [f"model: {report['model']}", head, "-" * len(head)]
     for r in report["rows"]:
         lines.append(
-            f"{r['variant']:<14} {r['value']:>8.4g} {r['samples']:>6d} {_num(r['theory_test'], '>10.5g')} "
+            f"{r['variant']:<{wv}} {r['value']:>8.4g} {r['samples']:>6d} {_num(r['theory_test'], '>10.5g')} "
             f"{_num(r['finite_size_test'], '>10.5g')} {_num(r['mc_test'], '>10.5g')} {_num(r['mc_test_se'], '>9.3g')} "
             f"{_num(r['z'], '>7.2f')} {r['status']:>12}"
         )

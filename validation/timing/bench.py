@@ -1250,8 +1250,32 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def speedup_baseline(report: dict) -> str:
+    """The dense baseline of the speed-up plot: ``"fp32"`` on a CPU run (half precision has no fast CPU path),
+    else ``"fp16"`` when it was measured, else ``"fp32"``."""
+    if report.get("config", {}).get("device") == "cpu":
+        return "fp32"
+    return "fp16" if any(r.get("speedup_vs_fp16") for r in report["results"]) else "fp32"
+
+
 def write_plot(report: dict, path: str) -> str | None:
-    """Speed-up vs batch size against dense fp16 (one panel per variant); returns a note on failure."""
+    """Speed-up vs batch size against the dense baseline of :func:`speedup_baseline` (one panel per variant).
+
+    Returns a note on failure."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot written"
+    fig = speedup_figure(report)
+    if isinstance(fig, str):
+        return fig
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def speedup_figure(report: dict):
+    """The figure of :func:`write_plot`, or a note (a string) when there is nothing to plot."""
     try:
         import matplotlib
 
@@ -1259,12 +1283,12 @@ def write_plot(report: dict, path: str) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no plot written"
-    base = "fp16" if any(r.get("speedup_vs_fp16") for r in report["results"]) else "fp32"
+    base = speedup_baseline(report)
     key = f"speedup_vs_{base}"
     ok = [r for r in report["results"] if r.get("status") == "ok" and r.get(key)]
     variants = [v for v in dict.fromkeys(r["variant"] for r in ok) if v != f"dense-{base}"]
     if not variants:
-        return "no speed-ups against dense-fp16 or dense-fp32 to plot"
+        return f"no speed-ups against dense-{base} to plot"
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.8), squeeze=False, sharey=True)
     for ax, v in zip(axes[0], variants):
         for w in sorted({r["width"] for r in ok if r["variant"] == v}):
@@ -1285,9 +1309,7 @@ def write_plot(report: dict, path: str) -> str | None:
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return None
+    return fig
 
 
 TORCH_HINT = (
