@@ -497,9 +497,13 @@ class _Problem:
         self.one = 1.0 if kind == "float" else mpmath.mpf(1)
         self.quad = _Quadrature(kind, dps) if labels == "sign" else None
 
-    def features(self, kappa0):
-        """The feature-side functionals at the parameter ``kappa_0`` (``None`` off the branch)."""
-        if kappa0 > PRECISE_WALK_ABOVE:
+    def features(self, kappa0, precise=True):
+        """The feature-side functionals at the parameter ``kappa_0`` (``None`` off the branch).
+
+        ``precise=False`` skips the extended-precision walk at large ``kappa_0``
+        (enough for a bracket search that only needs the sign of a difference).
+        """
+        if precise and kappa0 > PRECISE_WALK_ABOVE:
             return _features_precise(self.chain, kappa0, self.kind)
         return _features(self.chain, kappa0, self.one)
 
@@ -717,7 +721,7 @@ def _initial_guess(prob: _Problem):
     n, lam = prob.n, prob.lam
 
     def lam_of(lk0):
-        f = prob.features(math.exp(lk0))
+        f = prob.features(math.exp(lk0), precise=False)
         if f is None:
             return None
         return f.k * (1 - f.df1 / n)
@@ -884,7 +888,7 @@ class _SpectrumProblem(_Problem):
         self.d = float(input_dim)
         self.layers = ()
 
-    def features(self, k):
+    def features(self, k, precise=True):
         if not k > 0:
             return None
         den = self.omega + k
