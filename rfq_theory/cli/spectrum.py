@@ -184,7 +184,9 @@ def spectrum_figure(res, model):
             keep = [i for i, v in enumerate(x) if v > 0]
             x, d = [x[i] for i in keep], [d[i] for i in keep]
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            # 1-2-5 ticks over up to two decades; over more, one tick a decade (labels would overlap)
+            many = bool(x) and max(x) / min(x) > 150
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0,) if many else (1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.plot(x, d, color="C0", lw=1.5)
