@@ -1,7 +1,7 @@
 """The layer chain of the fixed-point equations, written once for every number type.
 
 With sizes ``k_0..k_L``, ``a_l = kappa1_l^2`` and ``c_l = kappastar_l^2``
-(``docs/theory.md``, sections 3-4) the effective ridges obey
+(``docs/theory.md``, sections 3-4) the effective ridges obey::
 
     base:   D_0 = df1_0(kappa_0) = k_0 c_0 / (c_0 + kappa_0)                    (c_0 = 1)
     layer:  kappa_l = a_l kappa_{l-1} (k_l - D_{l-1}) / k_{l-1} - c_l

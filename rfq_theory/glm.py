@@ -117,8 +117,6 @@ class GLMPrediction:
         Outer iterations (float path plus mpmath polishing) and whether
         the tolerance was met (:func:`predict_glm` raises instead; a curve
         keeps a failed point as NaNs with ``converged`` False and ``message``).
-    diagnostics:
-        The :class:`~rfq_theory.results.Diagnostics` record.
     quad_error:
         Largest change of any reported number when the channel quadrature
         is refined (0 where the channel is in closed form).

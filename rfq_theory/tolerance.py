@@ -1,6 +1,6 @@
 """Pass/fail rule for Monte Carlo vs theory.
 
-A row passes when
+A row passes when::
 
     |MC - theory| <= z_crit(T) * SE + C_FS * |theory| / m + ABSOLUTE_FLOOR,
 

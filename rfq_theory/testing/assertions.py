@@ -116,9 +116,16 @@ def assert_matches_theory(
     min_draws:
         Fewest draws for a verdict; fewer raise ``ValueError``.
 
-    Returns the comparison (``predicted``, ``measured``, ``se``, ``z``,
-    ``z_crit``, ``allowance``, ``tolerance``, ``draws``); raises
-    :class:`TheoryMismatch` (an ``AssertionError``) when the rule fails.
+    Returns
+    -------
+    dict
+        The comparison (``predicted``, ``measured``, ``se``, ``z``,
+        ``z_crit``, ``allowance``, ``tolerance``, ``draws``).
+
+    Raises
+    ------
+    TheoryMismatch
+        An ``AssertionError``, when the rule fails.
     """
     values = _values(draws, "draws")
     _check_draws(len(values), min_draws, "draws")
