@@ -1,4 +1,4 @@
-"""Speed benchmark of the solver (targets of the solver issue).
+"""Speed benchmark of the solver (its targets and recorded results: docs/solver-benchmark.md).
 
 Run ``python -m benchmarks.solver_benchmark [--json out.json]``.  Measures
 
