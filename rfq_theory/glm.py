@@ -51,7 +51,7 @@ from .checks import InputError, check_digits, check_nonnegative, check_positive
 from .gaussian import GUARD_DIGITS
 from .losses import check_loss, margin_dprox, margin_loss, margin_prox, margin_threshold, ops
 from .model import DeepRF
-from .observables import chain_readout, target_moments
+from .observables import chain_readout, sign_label_error, target_moments
 from .precision import freeze, gauss_legendre_nodes
 from .precision import mp as mpmath
 from .readouts import TheoremResult
@@ -921,10 +921,7 @@ def predict_glm_spectrum(omega, r, input_dim, samples, ridge, noise=0, labels="s
 def _outputs(prob, m, q, V, quad=None):
     Vh, mh, qh, out = prob.hats(m, q, V, quad=quad, outputs=True)
     if prob.labels == "sign":
-        if prob.kind == "float":
-            test = math.acos(max(-1.0, min(1.0, m / math.sqrt(q * (1 + prob.delta))))) / math.pi
-        else:
-            test = mpmath.acos(m / mpmath.sqrt(q * (1 + prob.delta))) / mpmath.pi
+        test = sign_label_error(m, q, prob.delta)
     else:
         test = out["test_loss"]
     return Vh, mh, qh, test, out

@@ -29,7 +29,7 @@ from .batch import ChainModel, _lane_chain, _walk
 from .chain import Chain
 from .checks import InputError
 from .model import DeepRF
-from .observables import chain_readout
+from .observables import chain_readout, sign_label_error
 
 __all__ = ["solve_glm_lanes", "optimal_ridge_glm_lanes"]
 
@@ -506,7 +506,7 @@ def _outputs(st: _Setup, x):
     Vh, mh, qh, out = _hats(st, m, q, V, outputs=True)
     with np.errstate(all="ignore"):
         if st.labels == "sign":
-            test = np.arccos(np.clip(m / np.sqrt(q * (1 + st.delta)), -1.0, 1.0)) / math.pi
+            test = sign_label_error(m, q, st.delta)
         else:
             test = out["test_loss"]
     return dict(

@@ -30,11 +30,15 @@ Every function works with Python floats and with mpmath numbers alike, and
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["target_moments", "chain_readout", "error_terms", "train_error", "regime", "REGIMES"]
+from .precision import is_mpf
+from .precision import mp as mpmath
+
+__all__ = ["target_moments", "chain_readout", "error_terms", "train_error", "regime", "REGIMES", "sign_label_error"]
 
 #: The regimes a prediction can be in.
 REGIMES = ("ridge", "ridgeless-underparameterized", "ridgeless-overparameterized", "interpolation-threshold")
@@ -119,3 +123,18 @@ def regime(n, ridge, rank) -> str:
     if n == rank:
         return "interpolation-threshold"
     return "ridgeless-overparameterized"
+
+
+def sign_label_error(m, q, delta):
+    """Classification error of a readout on ``y = sign(g + sqrt(Delta) xi)`` labels.
+
+    ``P(sign(w.z) != y) = arccos(m / sqrt(q (1 + Delta))) / pi`` with the
+    order parameters ``m`` (overlap with the teacher) and ``q`` (the
+    readout's output variance); for floats, mpmath numbers and NumPy lanes
+    (the cosine is clipped to ``[-1, 1]`` against rounding).
+    """
+    if isinstance(m, np.ndarray):
+        return np.arccos(np.clip(m / np.sqrt(q * (1 + delta)), -1.0, 1.0)) / np.pi
+    if is_mpf(m):
+        return mpmath.acos(m / mpmath.sqrt(q * (1 + delta))) / mpmath.pi
+    return math.acos(max(-1.0, min(1.0, m / math.sqrt(q * (1 + delta))))) / math.pi
