@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,9 +56,9 @@ class _Setup:
     ids: np.ndarray | None = None  # lane indices into the cache's rows
     cache: dict | None = None  # the last proximal points of each lane (warm starts)
 
-    @property
+    @cached_property
     def chain(self) -> Chain:
-        """The lanes' :class:`~rfq_theory.chain.Chain`."""
+        """The lanes' :class:`~rfq_theory.chain.Chain` (built once per set of lanes, walked at every step)."""
         return _lane_chain(self.ch, self.sizes)
 
     def take(self, idx):
