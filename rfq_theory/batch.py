@@ -59,6 +59,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -149,6 +150,7 @@ class ChainModel:
     activations: tuple
     quantizers: tuple
     target: str
+    measure: Any = None
 
 
 def chain_model(model: DeepRF, target="linear") -> ChainModel:
@@ -159,16 +161,25 @@ def chain_model(model: DeepRF, target="linear") -> ChainModel:
     """
     if not isinstance(model, DeepRF):
         raise InputError(f"model must be a DeepRF, got {type(model).__name__}")
+    if model.structured:
+        return _chain_model_cached(
+            model.activations, model.quantizers, str(target), model.input_spectrum, model.teacher, model.input_dim
+        )
     return _chain_model_cached(model.activations, model.quantizers, str(target))
 
 
 @lru_cache(maxsize=256)
-def _chain_model_cached(activations, quantizers, target):
+def _chain_model_cached(activations, quantizers, target, spectrum=None, teacher=None, input_dim=1):
     from .observables import target_moments
     from .precision import mp as mpmath
 
-    layers = DeepRF(1, (1,) * len(activations), activations, quantizers).layers(17)
-    chain = build_chain([1.0] * (len(activations) + 1), layers, float)
+    if spectrum is None:
+        model = DeepRF(1, (1,) * len(activations), activations, quantizers)
+    else:
+        model = DeepRF(input_dim, (1,) * len(activations), activations, quantizers, spectrum, teacher)
+    layers = model.layers(17)
+    measure = model.base_measure()
+    chain = build_chain([1.0] * (len(activations) + 1), layers, float, measure=measure)
     with mpmath.workdps(20):
         rho, var_f = target_moments(target, 17)
     a = tuple(float(layer[2]) for layer in chain.layers)
@@ -185,6 +196,7 @@ def _chain_model_cached(activations, quantizers, target):
         activations=activations,
         quantizers=quantizers,
         target=target,
+        measure=chain.measure,
     )
 
 
@@ -200,7 +212,10 @@ def _lane_chain(ch: ChainModel, sizes) -> Chain:
     """The :class:`~rfq_theory.chain.Chain` of lanes: per-lane sizes ``k_first..k_L``, shared ``a_l``, ``c_l``."""
     cs = sizes[ch.first :]
     layers = tuple((cs[j], cs[j + 1], a, c) for j, (a, c) in enumerate(zip(ch.a, ch.c)))
-    return Chain(cs[0], ch.base_scale, ch.signal, layers, ch.first, omega_rank(cs[0], layers, np.minimum))
+    base_rank = cs[0] if ch.measure is None else np.full(np.shape(cs[0]), float(ch.measure.rank))
+    return Chain(
+        cs[0], ch.base_scale, ch.signal, layers, ch.first, omega_rank(base_rank, layers, np.minimum), ch.measure
+    )
 
 
 def _walk(lc: Chain, k0) -> WalkState:
@@ -303,7 +318,7 @@ def chain_functionals(model: DeepRF, kappa0, *, input_dim=None, widths: Sequence
     lc = _lane_chain(ch, sizes)
     with np.errstate(all="ignore"):
         wk = _walk(lc, k0)
-        df2, s, sp = chain_readout(k0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal)
+        df2, s, sp = chain_readout(k0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal, ch.measure)
         splus = s + wk.kappa * sp
     arrays = [wk.kappa, wk.dkappa, wk.df1, df2, s, sp, splus, wk.valid, wk.cancellation, lc.rank]
     return ChainFunctionals(*(a.reshape(shape) for a in arrays))
@@ -481,6 +496,11 @@ def _lanes(model, samples, ridge, noise, input_dim, widths):
         _as_array(input_dim, "input_dim", True),
     ]
     arrays += [_as_array(w, f"widths[{i}]", True) for i, w in enumerate(widths)]
+    if model.structured and not np.all(arrays[3] == float(model.input_dim)):
+        raise InputError(
+            f"input_dim is fixed at {model.input_dim} by the input spectrum ({model.input_spectrum.spec}): "
+            "vary another axis, or give the spectrum as a family for each input dimension"
+        )
     try:
         arrays = np.broadcast_arrays(*arrays)
     except ValueError as exc:
@@ -567,7 +587,7 @@ def _state(ch, lc, kappa0, n, lam, delta, regime):
     wk = _walk(lc, kappa0)
     rank = lc.rank
     at_edge = regime == UNDER
-    df2, s, s_prime = chain_readout(kappa0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal)
+    df2, s, s_prime = chain_readout(kappa0, wk.kappa, wk.dkappa, wk.df1, wk.ddf1, ch.signal, ch.measure)
     kL = np.where(at_edge, 0.0, wk.kappa)
     df1 = np.where(at_edge, rank, wk.df1)
     df2 = np.where(at_edge, rank, df2)
@@ -612,6 +632,8 @@ def _refine_dd(model, target, ch, n, lam, delta, sizes, lanes, res, outs, loss):
     from . import _ddwalk
 
     done = np.zeros(lanes.size, dtype=bool)
+    if ch.measure is not None:  # the double-double walk has no structured base: mpmath takes these lanes
+        return done
     for start in range(0, lanes.size, CHUNK):
         part = np.arange(start, min(start + CHUNK, lanes.size))
         idx = lanes[part]

@@ -4,6 +4,7 @@ With sizes ``k_0..k_L``, ``a_l = kappa1_l^2`` and ``c_l = kappastar_l^2``
 (``docs/theory.md``, sections 3-4) the effective ridges obey::
 
     base:   D_0 = df1_0(kappa_0) = k_0 c_0 / (c_0 + kappa_0)                    (c_0 = 1)
+            (structured inputs: D_0 = sum_i lambda_i / (lambda_i + kappa_0))
     layer:  kappa_l = a_l kappa_{l-1} (k_l - D_{l-1}) / k_{l-1} - c_l
             D_l     = df1_l(kappa_l) = k_l - k_{l-1} kappa_l / (a_l kappa_{l-1})
                     = D_{l-1} + c_l k_{l-1} / (a_l kappa_{l-1})
@@ -203,6 +204,9 @@ class Chain:
     ``signal`` is False after a restart; ``rank`` is the rank of ``Omega_L``
     (the interpolation threshold of the ridgeless estimator).  Sizes may be
     arrays (one entry per lane) while ``a_l`` and ``c_l`` are shared.
+    ``measure`` is the base of a structured input
+    (:class:`~rfq_theory.input_spectrum.BaseMeasure`: ``D_0 = df1_0(kappa_0)``
+    from the spectrum of ``Sigma``), ``None`` for ``Omega_0 = c_0 I``.
     """
 
     base_dim: Any
@@ -211,6 +215,7 @@ class Chain:
     layers: tuple
     first: int
     rank: Any
+    measure: Any = None
 
     @property
     def top_size(self):
@@ -226,11 +231,12 @@ def omega_rank(base_dim, layers, minimum=min):
     return rank
 
 
-def build_chain(sizes, layer_coeffs, to_number=float, dps=16) -> Chain:
+def build_chain(sizes, layer_coeffs, to_number=float, dps=16, measure=None) -> Chain:
     """Assemble a :class:`Chain` from sizes ``(k_0..k_L)`` and per-layer coefficients.
 
     A layer with ``kappa1^2 <= kappastar^2 10^(-2 dps)`` (``dps``: the working
-    digits) counts as ``kappa1 = 0`` and restarts the chain.
+    digits) counts as ``kappa1 = 0`` and restarts the chain (and drops the
+    input's base ``measure``).
     """
     first, base_dim, base_scale, signal = 0, to_number(sizes[0]), to_number(1), True
     for index, lc in enumerate(layer_coeffs, start=1):
@@ -254,7 +260,10 @@ def build_chain(sizes, layer_coeffs, to_number=float, dps=16) -> Chain:
                 to_number(lc.kappa_star) ** 2,
             )
         )
-    return Chain(base_dim, base_scale, signal, tuple(layers), first, omega_rank(base_dim, layers))
+    if first > 0:
+        measure = None
+    base_rank = base_dim if measure is None else to_number(measure.rank)
+    return Chain(base_dim, base_scale, signal, tuple(layers), first, omega_rank(base_rank, layers), measure)
 
 
 def select_lanes(chain: Chain, idx) -> Chain:
@@ -312,10 +321,13 @@ def walk_state(chain: Chain, kappa0, ar: Arithmetic = FLOAT) -> WalkState:
     (``valid`` and ``valid_below`` False); the top layer is always
     computed when the layers below it are valid.
     """
-    c0 = chain.base_scale
-    den = c0 + kappa0
-    D = chain.base_dim * c0 / den
-    dD = -D / den
+    if chain.measure is not None:
+        D, dD = chain.measure.df1(kappa0)
+    else:
+        c0 = chain.base_scale
+        den = c0 + kappa0
+        D = chain.base_dim * c0 / den
+        dD = -D / den
     kap, dkap = kappa0, kappa0 * 0 + 1
     kappas, dkappas, dfs = [kap], [dkap], [D]
     cancel: Any

@@ -68,7 +68,7 @@ def broadcast_layers(values, n_layers, name):
     return values
 
 
-def propagate(activations, quantizers=None, digits=15):
+def propagate(activations, quantizers=None, digits=15, input_variance=1):
     """Per-layer coefficients of a deep RF model, to ``digits`` significant digits.
 
     Parameters
@@ -78,6 +78,9 @@ def propagate(activations, quantizers=None, digits=15):
     quantizers:
         One quantizer spec per layer, or a single one for all (default
         ``none``).
+    input_variance:
+        ``q_0 = tr Sigma / d``, the variance of an input coordinate on
+        average (1 for ``x ~ N(0, I)`` and the normalized spectra).
 
     Notes
     -----
@@ -95,7 +98,7 @@ def propagate(activations, quantizers=None, digits=15):
     work = digits + GUARD_DIGITS
     layers = []
     with mpmath.workdps(work):
-        q_prev = mpmath.mpf(1)
+        q_prev = mpmath.mpf(input_variance)
         exact_so_far = True
         for index, (act, quant) in enumerate(zip(acts, quants), start=1):
             s2 = quant.second_moment(work)

@@ -309,7 +309,7 @@ def _features(chain, kappa0, one):
     st = walk(chain, kappa0)
     if st is None:
         return None
-    df2, s, s_prime = chain_readout(kappa0, st.kappa, st.dkappa, st.df1, st.ddf1, chain.signal)
+    df2, s, s_prime = chain_readout(kappa0, st.kappa, st.dkappa, st.df1, st.ddf1, chain.signal, chain.measure)
     return _Features(kappa0, list(st.kappas), st.kappa, st.df1, df2, s, s_prime)
 
 
@@ -332,6 +332,7 @@ def _mp_chain(chain):
         tuple(tuple(f(v) for v in layer) for layer in chain.layers),
         chain.first,
         f(chain.rank),
+        None if chain.measure is None else chain.measure.as_mp(),
     )
 
 
@@ -351,7 +352,7 @@ def _features_precise(chain, kappa0, kind):
         st = walk(ch, k0)
         if st is None:
             return None
-        df2, s, sp = chain_readout(k0, st.kappa, st.dkappa, st.df1, st.ddf1, ch.signal)
+        df2, s, sp = chain_readout(k0, st.kappa, st.dkappa, st.df1, st.ddf1, ch.signal, ch.measure)
         vals = (st.kappa, st.df1, df2, s, sp, s + st.kappa * sp)
     conv = float if kind == "float" else (lambda v: +v)
     k, df1, df2, s, sp, splus = (conv(v) for v in vals)
@@ -866,7 +867,7 @@ def _make_problem(model, samples, ridge, noise, var_y, c, loss, labels, kind, dp
     n = to_number(check_positive(samples, "samples", max(30, dps)))
     lam = to_number(check_nonnegative(ridge, "ridge", max(30, dps)))
     delta = to_number(check_nonnegative(noise, "noise", max(30, dps)))
-    chain = build_chain(sizes, layers, to_number)
+    chain = build_chain(sizes, layers, to_number, measure=model.base_measure(dps if kind == "mp" else None))
     prob = _Problem(chain, n, lam, delta, to_number(var_y), to_number(c), loss, labels, kind, dps)
     prob.layers = tuple(layers)
     return prob

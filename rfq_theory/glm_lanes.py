@@ -83,7 +83,7 @@ def _features(st: _Setup, k0):
     with np.errstate(all="ignore"):
         wk = _walk(st.chain, k0)
         k = wk.kappa
-        df2, s, sp = chain_readout(k0, k, wk.dkappa, wk.df1, wk.ddf1, st.ch.signal)
+        df2, s, sp = chain_readout(k0, k, wk.dkappa, wk.df1, wk.ddf1, st.ch.signal, st.ch.measure)
     ok = wk.valid & (k > 0) & np.isfinite(k)
     return k, wk.dkappa, wk.df1, df2, s, s + k * sp, sp, ok
 

@@ -56,14 +56,20 @@ def target_moments(target, digits: int = 15):
     return c.mu1**2, c.variance_of_sigma
 
 
-def chain_readout(kappa0, kappa, dkappa, df1, ddf1, signal: bool):
+def chain_readout(kappa0, kappa, dkappa, df1, ddf1, signal: bool, measure=None):
     """``(df2, s, s')`` from a walk of the chain: ``df2 = df1 + kappa ddf1 / kappa'``,
     ``s = 1/(1 + kappa_0)`` (0 when ``signal`` is False) and ``s' = -s^2 / kappa'``.
 
     ``kappa`` is ``kappa_L``, ``dkappa = d kappa_L / d kappa_0`` and
-    ``ddf1 = d df1 / d kappa_0``.
+    ``ddf1 = d df1 / d kappa_0``.  With a structured input (``measure``, a
+    :class:`~rfq_theory.input_spectrum.BaseMeasure`)
+    ``s = s_0(kappa_0) = sum_i t_i lambda_i^2 / (lambda_i + kappa_0)`` and
+    ``s' = s_0'(kappa_0) / kappa'``.
     """
     df2 = df1 + kappa * ddf1 / dkappa
+    if signal and measure is not None:
+        s, ds0 = measure.signal(kappa0)
+        return df2, s, ds0 / dkappa
     if signal:
         s = 1 / (1 + kappa0)
         return df2, s, -(s * s) / dkappa

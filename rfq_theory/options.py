@@ -16,6 +16,7 @@ __all__ = [
     "parse_grid",
     "add_model_arguments",
     "model_from_args",
+    "add_input_arguments",
     "short_repr",
     "check_output_path",
     "same_file",
@@ -123,6 +124,7 @@ def add_model_arguments(p, samples_required=True):
         metavar="SPEC[,SPEC...]",
         help="one weight quantizer for all layers or one per layer (default none): " + QUANTIZER_HELP,
     )
+    add_input_arguments(p)
     p.add_argument("--samples", required=samples_required, metavar="N", help="number of training samples n")
     p.add_argument(
         "--ridge", default="0", metavar="LAMBDA", help="ridge lambda >= 0 (default 0: minimum-norm interpolator)"
@@ -136,6 +138,25 @@ def add_model_arguments(p, samples_required=True):
     )
 
 
+def add_input_arguments(p):
+    """``--input-spectrum`` and ``--teacher``: the covariance of ``x`` and the teacher's profile."""
+    p.add_argument(
+        "--input-spectrum",
+        default="identity",
+        metavar="SPEC",
+        help="eigenvalues of the input covariance: identity (default), power:A (lambda_i ~ i^-A, mean 1), "
+        "spiked:R:V (R eigenvalues V, the rest fill the mean to 1) or file:PATH (.npy or text, d values "
+        "as given; sets d)",
+    )
+    p.add_argument(
+        "--teacher",
+        default="flat",
+        metavar="SPEC",
+        help="squared teacher coefficients in the eigenbasis of the input covariance: flat (default), "
+        "power:B (~ rank^-B, largest eigenvalue first) or file:PATH; rescaled to unit signal variance",
+    )
+
+
 def model_from_args(args):
     """The :class:`~rfq_theory.model.DeepRF` described by :func:`add_model_arguments` options."""
     from .model import DeepRF
@@ -143,7 +164,9 @@ def model_from_args(args):
     widths = split_list(args.widths, "widths")
     activations = split_list(args.activations, "activations")
     quantizers = split_list(args.quantizers, "quantizers")
-    return DeepRF(args.input_dim, tuple(widths), tuple(activations), tuple(quantizers))
+    spectrum = getattr(args, "input_spectrum", "identity")
+    teacher = getattr(args, "teacher", "flat")
+    return DeepRF(args.input_dim, tuple(widths), tuple(activations), tuple(quantizers), spectrum, teacher)
 
 
 def short_repr(text, limit=80):

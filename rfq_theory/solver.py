@@ -308,7 +308,8 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     with mpmath.workdps(max(coeff_digits, 20)):
         rho_mp, var_f_mp = target_moments(target, coeff_digits)
     rho, var_f = to_number(rho_mp), to_number(var_f_mp)
-    chain = build_chain(sizes, layers, to_number, 16 if ar is FLOAT else ctx.dps)
+    measure = model.base_measure(None if ar is FLOAT else ctx.dps)
+    chain = build_chain(sizes, layers, to_number, 16 if ar is FLOAT else ctx.dps, measure)
     calls = [0]
     one = to_number(1)
     rho_eff = rho if chain.signal else 0 * one  # a layer with kappa1 = 0 erased the signal
@@ -358,7 +359,9 @@ def _solve(model, samples, ridge, noise, target, ctx, coeff_digits, digits, gues
     if state is None:
         state = edge_state
     kappas = list(state.kappas)
-    df2, s, s_prime = chain_readout(kappa0, state.kappa, state.dkappa, state.df1, state.ddf1, chain.signal)
+    df2, s, s_prime = chain_readout(
+        kappa0, state.kappa, state.dkappa, state.df1, state.ddf1, chain.signal, chain.measure
+    )
     if at_edge:
         # kappa_L = lambda / (1 - rank/n) (0 without ridge) and df1 = df2 = rank
         kappa_L = lam / ((n - chain.rank) / n)

@@ -85,6 +85,8 @@ _REFINE_ROUNDS = 3
 def _check_model(model):
     if not isinstance(model, DeepRF):
         raise InputError(f"model must be a DeepRF, got {type(model).__name__}")
+    if model.structured:
+        raise InputError("layer spectra are computed for x ~ N(0, I) only: use input_spectrum='identity'")
 
 
 def _check_samples(samples, dps=30):

@@ -89,16 +89,22 @@ def names(items):
 
 def model_header(args, model):
     """The first line of a command's text report: the model as the user gave it."""
-    return (
-        f"deep RF: d={args.input_dim}, widths={','.join(map(str, model.widths))}, "
+    head = (
+        f"deep RF: d={model.input_dim if model.structured else args.input_dim}, "
+        f"widths={','.join(map(str, model.widths))}, "
         f"activations={','.join(names(model.activations))}, quantizers={','.join(names(model.quantizers))}"
     )
+    if model.structured:
+        head += f", input spectrum={model.input_spectrum.spec}, teacher={model.teacher.spec}"
+    return head
 
 
 def prediction_settings(args, model, ridge_text, digits):
     """The settings of a ``predict``-like command as JSON fields (numbers as given, as text)."""
     return {
-        "input_dim": args.input_dim,
+        "input_dim": str(model.input_dim) if model.structured else args.input_dim,
+        "input_spectrum": model.input_spectrum.spec,
+        "teacher": model.teacher.spec,
         "widths": [str(w) for w in model.widths],
         "activations": names(model.activations),
         "quantizers": names(model.quantizers),

@@ -141,9 +141,9 @@ def run_curve(args):
     if args.vary != "samples" and args.samples is None:
         raise InputError("--samples is required unless --vary samples")
     from ..readouts import curve, readout_for
-    from .predict import note_even_layers
+    from .predict import note_model
 
-    note_even_layers(model, "curve")
+    note_model(model, "curve")
 
     readout = readout_for(args.loss, args.labels)
     rows, results, failed = [], {}, 0

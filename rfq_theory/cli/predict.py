@@ -88,23 +88,10 @@ def register(sub):
     p.set_defaults(func=run_theorem)
 
 
-def note_even_layers(model, command):
-    """One line on stderr per layer whose activation is even for its input (``mu1 = 0``).
-
-    Such a layer keeps no linear trace of its input (``kappa_1 = mu1 * ... = 0``):
-    the features after it forget the input's direction, and the error is that
-    of a model that cannot fit a linear target.
-    """
-    import math
-
-    for layer in model.layers(15):
-        mu1, mu_star = float(layer.mu1), float(layer.mu_star)
-        if abs(mu1) <= 1e-10 * math.hypot(mu1, mu_star) or (mu1 == 0 and mu_star == 0):
-            print(
-                f"rfq {command}: note: layer {layer.index} ({layer.activation}) has mu1 = 0 (an even activation): "
-                "the layer forgets its input, so the features carry no linear information about it",
-                file=sys.stderr,
-            )
+def note_model(model, command):
+    """One line on stderr per note of :meth:`rfq_theory.model.DeepRF.notes` (even layers, heavy input spectra)."""
+    for text in model.notes():
+        print(f"rfq {command}: note: {text}", file=sys.stderr)
 
 
 def given_twin(model, full, solve):
@@ -162,7 +149,7 @@ def run_predict(args):
     """``rfq predict``."""
     _refuse_ridge_with_optimal(args)
     model = model_from_args(args)
-    note_even_layers(model, "predict")
+    note_model(model, "predict")
     if wants_glm(args):
         return run_glm_predict(args)
     from ..solver import predict
@@ -212,7 +199,7 @@ def run_predict(args):
 def run_theorem(args):
     """``rfq theorem``: full precision, sign, scaled sign and the quantizers given, side by side."""
     model = model_from_args(args)
-    note_even_layers(model, "theorem")
+    note_model(model, "theorem")
     if wants_glm(args):
         return run_glm_theorem(args)
     from ..solver import predict

@@ -1,0 +1,180 @@
+"""Structured inputs (x ~ N(0, Sigma), aligned teachers), checked against independent routes.
+
+- ``Sigma = I`` in every spelling reproduces the isotropic numbers to every digit, for every teacher;
+- one linear layer of huge width is ridge regression on ``x`` itself: the classical anisotropic ridge
+  equations, solved here from scratch, give the same test error (ridge and ridgeless);
+- the spread of the first layer's pre-activation variances against Gaussian weights drawn here;
+- sign and Gaussian weights give the same prediction with ``Sigma != I``;
+- the float path against 30 digits; bad spectra and teachers get one clear error.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import brentq
+
+from rfq_theory import DeepRF, predict
+from rfq_theory.batch import solve_batch
+from rfq_theory.checks import InputError
+from rfq_theory.input_spectrum import input_spectrum, teacher_profile, variance_spread
+
+
+def _classical_ridge(lams, beta2, n, lam, noise):
+    """Test error of ridge on ``x ~ N(0, diag(lams))`` with ``y = beta.x/sqrt(d) + eps`` (unit signal variance).
+
+    ``kappa (1 - sum lam_i/(lam_i + kappa) / n) = lam`` (or ``sum lam_i/(lam_i+kappa) = n`` without ridge),
+    ``E = [kappa^2 sum t_i lam_i/(lam_i + kappa)^2 + noise] / (1 - sum lam_i^2/(lam_i + kappa)^2 / n)``.
+    """
+    t = beta2 / np.dot(beta2, lams)
+    if lam == 0 and n > len(lams):  # least squares on d < n directions: no bias, noise inflated
+        return noise / (1 - len(lams) / n)
+    if lam > 0:
+
+        def f(logk):
+            k = math.exp(logk)
+            return k * (1 - np.sum(lams / (lams + k)) / n) - lam
+    else:
+
+        def f(logk):
+            k = math.exp(logk)
+            return n - np.sum(lams / (lams + k))
+
+    kappa = math.exp(brentq(f, -60, 60, xtol=1e-15, rtol=1e-15))
+    df2 = np.sum(lams**2 / (lams + kappa) ** 2)
+    bias = kappa**2 * np.sum(t * lams / (lams + kappa) ** 2)
+    return (bias + noise) / (1 - df2 / n)
+
+
+@pytest.mark.parametrize("spec", ["identity", "power:0", "spiked:3:1"])
+@pytest.mark.parametrize("teacher", ["flat", "power:1.5"])
+def test_identity_spectrum_reproduces_isotropic_numbers_to_every_digit(spec, teacher):
+    iso = DeepRF(300, (450, 200), ("tanh", "relu"), ("sign", "none"))
+    same = DeepRF(300, (450, 200), ("tanh", "relu"), ("sign", "none"), spec, teacher)
+    for digits in (None, 30):
+        a = predict(iso, 500, "0.01", "0.1", digits=digits)
+        b = predict(same, 500, "0.01", "0.1", digits=digits)
+        assert a.test_error == b.test_error and a.train_error == b.train_error
+    ones = DeepRF(300, 450, "tanh", "sign", np.ones(300), teacher)
+    assert predict(ones, 500, 0.01).test_error == predict(DeepRF(300, 450, "tanh", "sign"), 500, 0.01).test_error
+
+
+@pytest.mark.parametrize(
+    "spec, teacher, n, ridge, noise",
+    [
+        ("power:0.5", "flat", 300, 0.05, 0.1),
+        ("power:1.2", "power:1", 150, 0.01, 0.0),
+        ("spiked:5:20", "power:0.5", 400, 0.2, 0.3),
+        ("power:0.8", "power:2", 120, 0.0, 0.2),  # ridgeless, over-parameterized (n < d)
+        ("power:0.8", "flat", 500, 0.0, 0.2),  # ridgeless, under-parameterized (n > d)
+    ],
+)
+def test_one_wide_linear_layer_is_classical_anisotropic_ridge(spec, teacher, n, ridge, noise):
+    d, ratio = 250, 1e9
+    model = DeepRF(d, d * ratio, "linear", "none", spec, teacher)
+    # ridge on z = F x with k_1 / d -> infinity is ridge on x with lambda d / k_1
+    got = predict(model, n, ridge * ratio, noise).test_error
+    lams = np.asarray(input_spectrum(spec).eigenvalues(d))
+    beta2 = teacher_profile(teacher).squared_coefficients(lams)
+    want = _classical_ridge(lams, beta2, n, ridge, noise)
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_variance_spread_matches_gaussian_weights_drawn_here():
+    d = 400
+    spec = input_spectrum("power:1.3")
+    lams = np.asarray(spec.eigenvalues(d))
+    W = np.random.default_rng(3).standard_normal((20000, d))
+    v = (W**2) @ lams / d  # w^T Sigma w / d for diagonal Sigma
+    assert np.mean(v) == pytest.approx(1.0, abs=0.02)
+    assert variance_spread(spec, d) == pytest.approx(np.std(v) / np.mean(v), rel=0.03)
+    # +-1 weights and an axis-aligned Sigma: w^T Sigma w / d = tr Sigma / d exactly
+    S = np.sign(W[:50])
+    assert np.allclose((S**2) @ lams / d, 1.0)
+
+
+@pytest.mark.parametrize("digits", [None, 30])
+def test_sign_equals_full_precision_on_structured_inputs(digits):
+    none = DeepRF(200, (300, 250), ("tanh", "erf"), "none", "power:0.6", "power:1")
+    sign = none.with_quantizers("sign")
+    a, b = predict(none, 400, "0.02", "0.1", digits=digits), predict(sign, 400, "0.02", "0.1", digits=digits)
+    assert a.test_error == b.test_error
+    scaled = predict(none.with_quantizers("sign-scaled"), 400, "0.02", "0.1", digits=digits)
+    assert scaled.test_error != a.test_error  # s^2 = 2/pi changes the activation's input variance
+
+
+def test_float_path_agrees_with_30_digits_and_lanes():
+    model = DeepRF(500, (700, 300), ("tanh", "relu"), "sign", "power:0.9", "power:1.2")
+    ns = np.array([100.0, 400.0, 2000.0])
+    hi = [predict(model, n, "0.01", "0.05", digits=30).test_error for n in ns]
+    lo = [predict(model, n, 0.01, 0.05).test_error for n in ns]
+    lanes = solve_batch(model, ns, 0.01, 0.05).test_error
+    assert np.allclose(lo, [float(h) for h in hi], rtol=1e-12, atol=0)
+    assert np.allclose(lanes, [float(h) for h in hi], rtol=1e-10, atol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    perm_seed=st.integers(0, 2**32 - 1),
+    a=st.floats(0.1, 1.5),
+    b=st.floats(0.0, 2.0),
+)
+def test_prediction_depends_on_eigenvalue_teacher_pairs_not_their_order(perm_seed, a, b):
+    d = 60
+    lams = np.arange(1, d + 1, dtype=float) ** (-a)
+    beta2 = np.arange(1, d + 1, dtype=float) ** (-b)
+    perm = np.random.default_rng(perm_seed).permutation(d)
+    m1 = DeepRF(d, 90, "tanh", "sign", lams, beta2)
+    m2 = DeepRF(d, 90, "tanh", "sign", lams[perm], beta2[perm])
+    assert predict(m1, 70, 0.05, 0.1).test_error == pytest.approx(predict(m2, 70, 0.05, 0.1).test_error, rel=1e-12)
+
+
+def test_given_eigenvalues_set_the_first_layer_variance():
+    # Sigma = 4 I is x' = 2 x: relu is homogeneous, so (with the ridge scaled by 4) the error of a one-layer
+    # relu model equals the isotropic one; tanh is not, and sees the variance 4
+    d = 100
+    iso = DeepRF(d, 150, "relu", "none")
+    four = DeepRF(d, 150, "relu", "none", np.full(d, 4.0))
+    assert predict(four, 200, 0.04).test_error == pytest.approx(predict(iso, 200, 0.01).test_error, rel=1e-12)
+    assert four.layers()[0].variance == 4
+    tanh4 = DeepRF(d, 150, "tanh", "none", np.full(d, 4.0))
+    from scipy.integrate import quad
+
+    # mu1 = E[u tanh(u)] / 4 with u ~ N(0, 4)
+    mu1 = quad(lambda u: u * np.tanh(u) * np.exp(-(u**2) / 8) / np.sqrt(8 * np.pi), -60, 60, epsabs=1e-14)[0] / 4
+    assert float(tanh4.layers()[0].mu1) == pytest.approx(mu1, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("power:-1", "exponent"),
+        ("power:abc", "power:a"),
+        ("spiked:500:3", "r v"),
+        ("spiked:2.5:3", "whole number"),
+        ("file:/nonexistent.npy", "no such file"),
+        ("gauss", "input_spectrum must be"),
+    ],
+)
+def test_bad_spectra_get_one_clear_line(spec, fragment):
+    with pytest.raises(InputError, match=fragment):
+        DeepRF(1000, 500, "tanh", "none", spec)
+
+
+def test_bad_arrays_and_dimensions():
+    with pytest.raises(InputError, match="must agree"):
+        DeepRF(100, 50, "tanh", "none", np.ones(99) * 2)
+    with pytest.raises(InputError, match="finite"):
+        DeepRF(3, 5, "tanh", "none", [1.0, np.nan, 2.0])
+    with pytest.raises(InputError, match=">= 0"):
+        DeepRF(3, 5, "tanh", "none", [1.0, -1.0, 2.0])
+    with pytest.raises(InputError, match="whole number"):
+        DeepRF(10.5, 5, "tanh", "none", "power:1")
+    with pytest.raises(InputError, match="Var g = 0"):
+        DeepRF(3, 5, "tanh", "none", [1.0, 0.0, 2.0], [0.0, 1.0, 0.0])
+    with pytest.raises(InputError, match="teacher has 2 values"):
+        DeepRF(3, 5, "tanh", "none", [1.0, 3.0, 2.0], [1.0, 1.0])
+    with pytest.raises(InputError, match="input_dim is fixed"):
+        solve_batch(DeepRF(3, 5, "tanh", "none", [1.0, 3.0, 2.0]), 10, 0.1, input_dim=[3, 4])
