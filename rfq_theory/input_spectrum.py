@@ -398,6 +398,29 @@ class BaseMeasure:
             der[start : start + step] = -((inv * inv) @ weights)
         return val.reshape(k.shape), der.reshape(k.shape)
 
+    def as_float(self) -> BaseMeasure:
+        """The measure's numbers as NumPy floats."""
+        if not self.is_mp:
+            return self
+        return BaseMeasure(
+            np.array([float(x) for x in self.lams]),
+            np.array([float(x) for x in self.counts]),
+            np.array([float(x) for x in self.masses]),
+            self.rank,
+        )
+
+    def moments(self, j: int):
+        """``(1/d) sum_i lambda_i^j``, the ``j``-th moment of the eigenvalue distribution of ``Sigma``."""
+        if self.is_mp:
+            d = mpmath.fsum(self.counts)
+            return mpmath.fsum(n * lam**j for lam, n in zip(self.lams, self.counts)) / d
+        return float(np.dot(self.counts, self.lams**j) / np.sum(self.counts))
+
+    def atoms(self) -> list:
+        """``[(lambda_j, n_j / d)]``: the eigenvalue distribution of ``Sigma`` as point masses."""
+        d = sum(self.counts)
+        return [(lam, n / d) for lam, n in zip(self.lams, self.counts)]
+
     def as_mp(self) -> BaseMeasure:
         """The float measure's numbers as mpf (exactly)."""
         if self.is_mp:

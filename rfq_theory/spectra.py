@@ -85,8 +85,6 @@ _REFINE_ROUNDS = 3
 def _check_model(model):
     if not isinstance(model, DeepRF):
         raise InputError(f"model must be a DeepRF, got {type(model).__name__}")
-    if model.structured:
-        raise InputError("layer spectra are computed for x ~ N(0, I) only: use input_spectrum='identity'")
 
 
 def _check_samples(samples, dps=30):
@@ -119,7 +117,8 @@ def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None =
 
     sizes = [conv(k) for k in model.sizes(digits + GUARD if digits else 30)]
     coeffs = model.layers(digits + GUARD if digits else 15)[:layer]
-    chain = build_chain(sizes[: layer + 1], coeffs, to_number=conv)
+    measure = model.base_measure(None if digits is None else digits + GUARD)
+    chain = build_chain(sizes[: layer + 1], coeffs, to_number=conv, measure=measure)
     if samples is not None:
         n = conv(_check_samples(samples))
         top = chain.layers[-1][1] if chain.layers else chain.base_dim
@@ -130,6 +129,7 @@ def spectrum_chain(model: DeepRF, layer: int, samples=None, digits: int | None =
             chain.layers + ((top, n, conv(1), conv(0)),),
             chain.first,
             min(n, chain.rank),
+            chain.measure,
         )
     return chain
 
@@ -146,8 +146,11 @@ def _atoms(chain):
     without layers is ``c_0 I``: all the mass at ``c_0``.
     """
     if not chain.layers:
+        if chain.measure is not None:
+            return chain.measure.atoms()
         return [(chain.base_scale, chain.base_scale * 0 + 1)]
-    rank = omega_rank(chain.base_dim, chain.layers[:-1])
+    base_rank = chain.base_dim if chain.measure is None else chain.measure.rank
+    rank = omega_rank(base_rank, chain.layers[:-1])
     k_prev, k, a, c = chain.layers[-1]
     if rank < k:
         return [(c, 1 - rank / k)]
@@ -164,6 +167,10 @@ def support_bound(chain):
     sqrt = mpmath.sqrt if is_mpf(chain.base_dim) else math.sqrt
     upper = chain.base_scale
     lower = chain.base_scale
+    if chain.measure is not None:  # Omega_0 = Sigma
+        upper, lower = max(chain.measure.lams), min(chain.measure.lams)
+        if not is_mpf(chain.base_dim):
+            upper, lower = float(upper), float(lower)
     for k_prev, k, a, c in chain.layers:
         upper = a * (1 + sqrt(k / k_prev)) ** 2 * upper + c
         lower = c
@@ -194,6 +201,8 @@ def spectral_moments(chain) -> tuple:
     """
     one = chain.base_scale * 0 + 1
     M = [chain.base_scale**j for j in range(1, 5)]
+    if chain.measure is not None:  # M_j(0) = (1/d) tr Sigma^j
+        M = [one * chain.measure.moments(j) for j in range(1, 5)]
     for k_prev, k, a, c in chain.layers:
         ratio = k / k_prev
         r = [ratio ** (j - 1) * M[j - 1] for j in range(1, 5)]
@@ -769,6 +778,7 @@ def _float_chain(chain):
         tuple(tuple(f(v) for v in lay) for lay in chain.layers),
         chain.first,
         f(chain.rank),
+        None if chain.measure is None else chain.measure.as_float(),
     )
 
 

@@ -178,3 +178,34 @@ def test_bad_arrays_and_dimensions():
         DeepRF(3, 5, "tanh", "none", [1.0, 3.0, 2.0], [1.0, 1.0])
     with pytest.raises(InputError, match="input_dim is fixed"):
         solve_batch(DeepRF(3, 5, "tanh", "none", [1.0, 3.0, 2.0]), 10, 0.1, input_dim=[3, 4])
+
+
+def _realized_omega(model, seed):
+    """``Omega_L`` of one drawn network on ``x ~ N(0, diag(lambda))`` (Gaussian weights)."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(model.input_dim)] + [int(w) for w in model.widths]
+    omega = np.diag(np.asarray(model.input_spectrum.eigenvalues(sizes[0])))
+    for (k_prev, k), lc in zip(zip(sizes, sizes[1:]), model.layers()):
+        F = rng.standard_normal((k, k_prev)) / math.sqrt(k_prev)
+        omega = float(lc.kappa1) ** 2 * (F @ omega @ F.T) + float(lc.kappa_star) ** 2 * np.eye(k)
+    return omega
+
+
+@pytest.mark.slow
+def test_layer_spectra_of_structured_inputs_match_drawn_matrices():
+    from rfq_theory.spectra import spectral_moments, spectrum_chain, stieltjes
+
+    model = DeepRF(600, (900, 720), ("tanh", "relu"), "none", "power:0.7")
+    draws = [np.linalg.eigvalsh(_realized_omega(model, s)) for s in range(3)]
+    moments = np.mean([[np.mean(ev**j) for j in range(1, 5)] for ev in draws], axis=0)
+    theory = np.asarray(spectral_moments(spectrum_chain(model, 2)))
+    # (the third and fourth moments are dominated by the few outliers that the top eigenvalues of Sigma
+    # create; three draws at this size leave them 5-10% noisy, so only the first two are compared)
+    assert np.allclose(theory[:2], moments[:2], rtol=0.03)
+    for z in (0.05 + 0.2j, 1.0 + 0.5j):
+        realized = np.mean([np.mean(1 / (ev - z)) for ev in draws])
+        got = complex(stieltjes(model, z, layer=2, digits=20))
+        assert abs(got - realized) <= 0.01 * abs(realized)
+    # an isotropic chain would miss the moments by far more than the tolerance
+    iso = np.asarray(spectral_moments(spectrum_chain(DeepRF(600, (900, 720), ("tanh", "relu")), 2)))
+    assert not np.allclose(iso[:2], moments[:2], rtol=0.1)

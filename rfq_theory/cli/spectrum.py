@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from ..options import add_input_arguments
 from .common import (
     SLOW_SPECTRUM_DIGITS,
     check_output_path,
     fmt,
     model_from_args,
     model_header,
+    note,
     note_slow_digits,
     split_list,
 )
@@ -21,6 +23,8 @@ examples:
   rfq spectrum --input-dim 1000 --widths 500 --activations linear --points 200 --json
   rfq spectrum --input-dim 1000 --widths 2000,1500 --activations tanh,relu \\
       --layers 2 --points 20 --digits 30 --json
+  rfq spectrum --input-dim 1000 --widths 1500 --activations tanh --input-spectrum power:0.7 \
+      --points 200 --plot structured.png
 """
 
 
@@ -63,6 +67,7 @@ def register(sub):
         metavar="L1,L2,...",
         help="layers to report, integers 0..L (default: every layer 1..L)",
     )
+    add_input_arguments(p)
     p.add_argument("--points", default="400", metavar="P", help="grid points per density (default 400)")
     p.add_argument(
         "--digits",
@@ -102,6 +107,8 @@ def run_spectrum(args):
     layers = _int_list(args.layers, "layers", model.depth) if args.layers is not None else None
     plot = check_output_path(args.plot, "plot", ".png") if args.plot else None
     note_slow_digits("spectrum", digits, SLOW_SPECTRUM_DIGITS, "the spectrum")
+    for text in model.notes():
+        note("spectrum", text)
     res = spectrum(model, samples=args.samples, layers=layers, points=points, digits=digits)
     shown = digits or 15
     if args.json:
@@ -226,7 +233,14 @@ def _model_title(model, samples) -> str:
         f"d = {float(model.input_dim):g}, widths {widths}, activations {', '.join(map(str, model.activations))}, "
         f"quantizers {', '.join(map(str, model.quantizers))}"
     )
-    return text if samples is None else f"{text}, n = {float(samples):g}"
+    if samples is not None:
+        text = f"{text}, n = {float(samples):g}"
+    if model.structured:
+        text = f"{text}, input spectrum {model.input_spectrum.spec}"
+    import textwrap
+
+    # one line of the title per ~45 characters of a single-panel figure: it never runs off the page
+    return "\n".join(textwrap.wrap(text, 45 if model.depth + (samples is not None) <= 1 else 90))
 
 
 def _act(model, layer):
