@@ -360,21 +360,24 @@ class BaseMeasure:
     def df1(self, kappa0) -> tuple[Any, Any]:
         """``(df1_0(kappa_0), d df1_0 / d kappa_0)``."""
         if self.is_mp:
-            terms = [
-                (n * lam / (lam + kappa0), n * lam / (lam + kappa0) ** 2) for lam, n in zip(self.lams, self.counts)
-            ]
-            return mpmath.fsum(t[0] for t in terms), -mpmath.fsum(t[1] for t in terms)
+            return self._mp_sums(kappa0, self.counts, 1)
         return self._numpy(kappa0, self.counts * self.lams)
 
     def signal(self, kappa0) -> tuple[Any, Any]:
         """``(s_0(kappa_0), d s_0 / d kappa_0)``."""
         if self.is_mp:
-            terms = [
-                (m * lam * lam / (lam + kappa0), m * lam * lam / (lam + kappa0) ** 2)
-                for lam, m in zip(self.lams, self.masses)
-            ]
-            return mpmath.fsum(t[0] for t in terms), -mpmath.fsum(t[1] for t in terms)
+            return self._mp_sums(kappa0, self.masses, 2)
         return self._numpy(kappa0, self.masses * self.lams * self.lams)
+
+    def _mp_sums(self, kappa0, weights, power):
+        """``(sum_j w_j lambda_j^power / (lambda_j + k), -sum_j w_j lambda_j^power / (lambda_j + k)^2)`` in mpmath."""
+        values, derivs = [], []
+        for lam, w in zip(self.lams, weights):
+            inv = 1 / (lam + kappa0)
+            term = w * lam**power * inv
+            values.append(term)
+            derivs.append(term * inv)
+        return mpmath.fsum(values), -mpmath.fsum(derivs)
 
     def _numpy(self, kappa0, weights):
         """``(sum_j w_j / (lambda_j + k), -sum_j w_j / (lambda_j + k)^2)`` for a scalar or an array ``k``."""
