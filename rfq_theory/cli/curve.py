@@ -247,6 +247,8 @@ def plot_curve(args, model, grid, results, path):
     widths = " x ".join(str(w) for w in model.widths) + (" (k_L varied)" if args.vary == "width" else "")
     readout = f", {args.loss} loss, {args.labels} labels" if wants_glm(args) else ""
     title = f"d {model.input_dim}, widths {widths}, {'/'.join(names(model.activations))}, {fixed}{readout}"
+    if model.structured:
+        title += f"\ninput spectrum {model.input_spectrum.spec}, teacher {model.teacher.spec}"
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -89,6 +89,9 @@ def run_phase(args):
     if args.ridge is None:
         args.ridge = "0"
     model = model_from_args(args)
+    from .predict import note_model
+
+    note_model(model, "phase")
     readout = readout_for(args.loss, args.labels)
     if "samples" not in (x.name, y.name) and args.samples is None:
         raise InputError("--samples is required unless one axis is samples")
@@ -142,6 +145,7 @@ def run_phase(args):
             )
             + (f", noise {args.noise}" if str(args.noise).strip() not in ("0", "0.0") else "")
             + (f", {readout.name}" if readout.name != "ridge" else "")
+            + (f"\ninput spectrum {m.input_spectrum.spec}, teacher {m.teacher.spec}" if m.structured else "")
         )
         write_output(plot_path, "plot", lambda tmp: plot_phase(pm, tmp, title=title), ".png")
         print(f"wrote {plot_path}")
