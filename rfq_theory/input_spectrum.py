@@ -215,22 +215,30 @@ def _check_spiked(spec: InputSpectrum, d: int) -> None:
         )
 
 
+def _parse_common(spec: Any, cls: type, default: str, name: str):
+    """An object of ``cls`` for ``spec`` given as such, ``None`` or an array; else ``(text, family, rest)`` of a string."""
+    if isinstance(spec, cls):
+        return spec
+    if spec is None:
+        return cls(default)
+    if not isinstance(spec, str):
+        values = _check_values(spec, name)
+        return cls("values", values=values, spec=f"values(d={len(values)})")
+    text = spec.strip()
+    family, _, rest = text.partition(":")
+    return text, family.strip().lower(), rest
+
+
 def input_spectrum(spec: Any = "identity") -> InputSpectrum:
     """Parse an input spectrum: a spec string (module docstring), an array of eigenvalues or an :class:`InputSpectrum`.
 
     >>> input_spectrum("power:0.5")
     InputSpectrum('power:0.5')
     """
-    if isinstance(spec, InputSpectrum):
-        return spec
-    if spec is None:
-        return InputSpectrum("identity")
-    if not isinstance(spec, str):
-        values = _check_values(spec, "input_spectrum")
-        return InputSpectrum("values", values=values, spec=f"values(d={len(values)})")
-    text = spec.strip()
-    family, _, rest = text.partition(":")
-    family = family.strip().lower()
+    parsed = _parse_common(spec, InputSpectrum, "identity", "input_spectrum")
+    if not isinstance(parsed, tuple):
+        return parsed
+    text, family, rest = parsed
     allowed = "identity, power:a, spiked:r:v, file:PATH or an array of eigenvalues"
     if family == "identity" and not rest:
         return InputSpectrum("identity")
@@ -305,16 +313,10 @@ def teacher_profile(spec: Any = "flat") -> TeacherProfile:
     >>> teacher_profile("power:1")
     TeacherProfile('power:1')
     """
-    if isinstance(spec, TeacherProfile):
-        return spec
-    if spec is None:
-        return TeacherProfile("flat")
-    if not isinstance(spec, str):
-        values = _check_values(spec, "teacher")
-        return TeacherProfile("values", values=values, spec=f"values(d={len(values)})")
-    text = spec.strip()
-    family, _, rest = text.partition(":")
-    family = family.strip().lower()
+    parsed = _parse_common(spec, TeacherProfile, "flat", "teacher")
+    if not isinstance(parsed, tuple):
+        return parsed
+    text, family, rest = parsed
     if family == "flat" and not rest:
         return TeacherProfile("flat")
     if family == "power" and rest:
