@@ -154,19 +154,22 @@ def test_tiny_ridges_float_and_mpmath_agree(ridge, n):
     assert max(pm.residuals) < mpmath.mpf(10) ** -25
 
 
-def test_bottleneck_wide_and_deep_models():
-    bottleneck = DeepRF(500, [1000, 50, 800], ["relu", "tanh", "erf"], "sign")
-    wide = DeepRF(1, [1e4, 1e4], ["tanh", "relu"])
-    deep = DeepRF(100, [150] * 10, ["tanh"] * 10, "sign")
-    for model, n in ((bottleneck, 300), (wide, 3), (deep, 120)):
-        for lam in (0, 1e-12, 1e-2):
-            if lam == 0 and n == 150:
-                continue
-            pf = predict(model, n, lam, 0.1)
-            pm = predict(model, n, repr(lam), 0.1, digits=25)
-            assert math.isfinite(pf.test_error) and pf.test_error > 0
-            assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
-            assert all(k is None or k >= 0 for k in pm.effective_ridges)
+@pytest.mark.parametrize(
+    "model, n",
+    [
+        (DeepRF(500, [1000, 50, 800], ["relu", "tanh", "erf"], "sign"), 300),  # bottleneck
+        (DeepRF(1, [1e4, 1e4], ["tanh", "relu"]), 3),  # wide
+        pytest.param(DeepRF(100, [150] * 10, ["tanh"] * 10, "sign"), 120, marks=pytest.mark.slow),  # deep
+    ],
+    ids=["bottleneck", "wide", "deep"],
+)
+def test_bottleneck_wide_and_deep_models(model, n):
+    for lam in (0, 1e-12, 1e-2):
+        pf = predict(model, n, lam, 0.1)
+        pm = predict(model, n, repr(lam), 0.1, digits=25)
+        assert math.isfinite(pf.test_error) and pf.test_error > 0
+        assert math.isclose(pf.test_error, float(pm.test_error), rel_tol=1e-9)
+        assert all(k is None or k >= 0 for k in pm.effective_ridges)
 
 
 def test_even_last_layer_has_no_signal():
@@ -275,19 +278,21 @@ def test_scaled_sign_relu_equal_at_optimal_ridge_but_not_tanh():
     [
         ([62953.6], ["linear"], "ternary:0.5", 785.98, 0),  # linear last layer at the branch edge
         ([8098.6, 107.4, 43.5], ["sign", "abs", "linear"], "none", 445.9, 0),
-        (
+        pytest.param(
             [905.8, 289.6, 48951.9, 89.2, 331.5, 1.219, 1149.9],
             ["leaky_relu:0.2", "sign", "tanh", "erf", "gelu", "sigmoid", "silu"],
             "uniform:2",
             8194.1,
             1e-6,
+            marks=pytest.mark.slow,  # depth 7: seconds; the two cases above stay in the fast subset
         ),
-        (
+        pytest.param(
             [152.3, 11104.8, 8.44, 6902.4, 1.48, 1526.5, 13133.1],
             ["leaky_relu:0.2", "leaky_relu:0.2", "sigmoid", "sigmoid", "linear", "erf", "erf"],
             "sign",
             14.04,
             0,
+            marks=pytest.mark.slow,
         ),
     ],
 )
