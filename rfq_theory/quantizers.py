@@ -269,6 +269,24 @@ def _uniform_second_moment(ctx, delta, half):
         return scale + 4 * delta * total
 
 
+#: the assumptions of a real SymPy symbol: a quantizer's variable may carry these and nothing more
+_REAL_ASSUMPTIONS = frozenset(sp.Symbol("x", real=True).assumptions0.items())
+
+
+def _check_plain_variable(symbol) -> None:
+    """Refuse a variable whose assumptions go beyond ``real``: SymPy has already used them."""
+    extra = sorted(k for k, v in symbol.assumptions0.items() if (k, v) not in _REAL_ASSUMPTIONS)
+    if extra:
+        given = getattr(symbol, "_assumptions_orig", None) or {k: symbol.assumptions0[k] for k in extra}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(given.items()) if (k, v) not in _REAL_ASSUMPTIONS)
+        raise QuantizerError(
+            f"Quantizer.custom: the variable {symbol} is declared {shown or ', '.join(extra)}; SymPy has "
+            f"already simplified the expression under that assumption (Abs({symbol}) becomes {symbol} for a "
+            f"positive {symbol}), so it would not describe Q on the whole real line: build it with "
+            f"sp.Symbol({str(symbol)!r}) or sp.Symbol({str(symbol)!r}, real=True)"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Quantizer:
     """An entrywise weight quantizer.
@@ -387,7 +405,12 @@ class Quantizer:
         """Quantizer from a SymPy expression in one variable (and an optional NumPy callable).
 
         The variable may be any SymPy symbol (``u`` or ``g``, real or not):
-        it is replaced by the package's real variable ``u``.  ``expr`` is
+        it is replaced by the package's real variable ``u``.  A symbol declared
+        with more than ``real=True`` (``positive``, ``nonnegative``, ``integer``,
+        ...) is refused with :class:`QuantizerError`: SymPy applies such
+        assumptions when the expression is built (``Abs(g)`` becomes ``g`` for a
+        positive ``g``), so the expression no longer describes ``Q`` on the
+        whole real line.  ``expr`` is
         trusted code, not user text: parse user text with
         :meth:`from_expression`.  Polynomials get exact moments; everything
         else is integrated numerically.
@@ -405,6 +428,7 @@ class Quantizer:
                 f"Quantizer.custom needs an expression in one variable, got {expr} in {', '.join(map(str, free))}"
             )
         if free and free[0] != U:
+            _check_plain_variable(free[0])
             expr = expr.xreplace({free[0]: U})  # any symbol (g, a non-real u) becomes the real u
         with SYMPY_LOCK:
             if numpy_fn is None:
