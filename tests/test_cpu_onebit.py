@@ -408,7 +408,7 @@ def test_prepared_layer_holds_every_packed_byte_once(m):
     flat = layer.tiles.transpose(1, 0, 2).reshape(k, ntiles * width)
     assert np.array_equal(flat[:, : bits.shape[1]], bits) and not flat[:, bits.shape[1] :].any()
     x = rng.standard_normal((3, m)).astype(np.float32)
-    for n in (1, 3):
+    for n in (1, 2):  # the GEMV kernel and the GEMM kernel of tile 2, compiled for the kernel tests
         assert np.array_equal(
             cpu_onebit.onebit_linear_cpu(x[:n], layer, m, 0.1, "tanh"),
             cpu_onebit.onebit_linear_cpu(x[:n], words, m, 0.1, "tanh"),
