@@ -144,7 +144,7 @@ def test_error_blows_up_near_threshold():
 # ----------------------------------------------------------- robustness
 
 
-@pytest.mark.parametrize("ridge", ["1e-12", "1e-8", "1e-3"])
+@pytest.mark.parametrize("ridge", ["1e-12", pytest.param("1e-8", marks=pytest.mark.slow), "1e-3"])
 @pytest.mark.parametrize("n", [60, 170, 500])
 def test_tiny_ridges_float_and_mpmath_agree(ridge, n):
     model = DeepRF(100, [200, 170], ["tanh", "erf"], "sign")
