@@ -24,7 +24,10 @@ spec              Q(g)                                   s^2 (exact)
 
 ``uniform`` uses ``2^b`` levels ``+-(j + 1/2) Delta``, ``Delta = 2c / 2^b``,
 saturating outside ``[-c, c]``; the default clip is ``c = 3`` (three
-standard deviations of the weights).
+standard deviations of the weights).  Above 64 levels ``s^2`` comes from
+the Euler-Maclaurin formula for the sum over levels (a handful of
+``erfc`` and Hermite values instead of one ``erfc`` per level), with a
+rigorous remainder bound; coarse cells fall back to the sum itself.
 
 User quantizers: :meth:`Quantizer.piecewise` (a step function given by
 breakpoints and levels: exact moments), :meth:`Quantizer.from_expression`
@@ -128,6 +131,9 @@ def _antisymmetric(xs) -> bool:
         if isinstance(a, sp.Rational) and isinstance(b, sp.Rational):
             if a.p != -b.p or a.q != b.q:
                 return False
+        elif isinstance(a, Fraction) and isinstance(b, Fraction):
+            if a.numerator != -b.numerator or a.denominator != b.denominator:
+                return False
         elif a != -b:
             return False
     return True
@@ -192,6 +198,95 @@ def _step_moment(ctx, b, lv, k):
     return ctx.fsum(terms)
 
 
+#: Cramér's bound ``|He_n(x)| exp(-x^2 / 4) <= K sqrt(n!)`` on the probabilists' Hermite polynomials
+_CRAMER_K = 1.086435
+
+
+def _uniform_second_moment(ctx, delta, half):
+    """``s^2`` of the symmetric mid-rise quantizer with ``2 half`` levels ``+-(j + 1/2) delta``,
+    cells ``(j delta, (j + 1) delta]`` and saturation at ``c = half delta``, by Euler-Maclaurin.
+
+    Summation by parts turns the sum over levels into
+
+        s^2 = delta^2 / 4 + 4 delta sum_{j=1}^{half-1} f(j delta),     f(x) = x T(x),
+
+    with ``T(x) = P(g > x) = erfc(x / sqrt 2) / 2``.  The Euler-Maclaurin formula gives the sum
+    from ``int_0^c f = c^2 T(c) / 2 + (1/2 - T(c) - c phi(c)) / 2`` and the odd derivatives of
+    ``f`` at ``0`` and ``c`` (``f^(m) = x T^(m) + m T^(m-1)``, ``T^(m) = (-1)^m He_{m-1} phi``).
+    The remainder after ``p`` correction terms is at most
+    ``2 zeta(2p) / (2 pi)^(2p) delta^(2p-1) int_0^c |f^(2p)|``, bounded with Cramér's inequality.
+    Returns ``None`` when no ``p <= 40`` brings that bound below the working precision (coarse
+    cells: the caller sums over the levels instead).  Runs in the caller's precision context.
+    """
+    if half < 2:
+        return None
+    c = delta * half
+    eps = ctx.mpf(10) ** (-ctx.dps)
+    scale = delta * delta / 4  # s^2 >= delta^2 / 4: the remainder is measured against it
+    two_pi = 2 * ctx.pi
+    p = None
+    for q in range(1, 41):
+        integral = (
+            _CRAMER_K
+            / ctx.sqrt(two_pi)
+            * (2 * ctx.sqrt(ctx.factorial(2 * q - 1)) + 2 * q * ctx.sqrt(ctx.pi * ctx.factorial(2 * q - 2)))
+        )
+        bound = 4 * delta * 2 * ctx.zeta(2 * q) / two_pi ** (2 * q) * delta ** (2 * q - 1) * integral
+        if bound <= eps * scale:
+            p = q
+            break
+    if p is None:
+        return None
+    # the cancellations below lose up to 2 log10(1 / c) digits when the clip is small
+    extra = max(0, int(-2 * ctx.log10(c))) + 5 if c < 1 else 5
+    with ctx.extradps(extra):
+        r2 = ctx.sqrt(2)
+        tail = ctx.erfc(c / r2) / 2
+        dens = ctx.exp(-c * c / 2) / ctx.sqrt(two_pi)
+        integral = c * c * tail / 2 + (ctx.mpf(1) / 2 - tail - c * dens) / 2
+
+        def he(n, x):  # He_0 .. He_n at x
+            out = [ctx.mpf(1), x]
+            for k in range(1, n):
+                out.append(x * out[k] - k * out[k - 1])
+            return out[: n + 1]
+
+        def t_derivs(x, t0, ph, n):  # T, T', ..., T^(n) at x
+            h = he(max(n - 1, 1), x)
+            return [t0] + [(-1) ** m * h[m - 1] * ph for m in range(1, n + 1)]
+
+        m_max = 2 * p - 1
+        d0 = t_derivs(ctx.zero, ctx.mpf(1) / 2, 1 / ctx.sqrt(two_pi), m_max)
+        dc = t_derivs(c, tail, dens, m_max)
+        f_c = c * tail
+        total = integral / delta + f_c / 2  # f(0) = 0
+        for k in range(1, p + 1):
+            m = 2 * k - 1
+            fc = c * dc[m] + m * dc[m - 1]
+            f0 = m * d0[m - 1]
+            total += ctx.bernoulli(2 * k) / ctx.factorial(2 * k) * delta**m * (fc - f0)
+        total -= f_c  # the sum runs over j = 1 .. half - 1
+        return scale + 4 * delta * total
+
+
+#: the assumptions of a real SymPy symbol: a quantizer's variable may carry these and nothing more
+_REAL_ASSUMPTIONS = frozenset(sp.Symbol("x", real=True).assumptions0.items())
+
+
+def _check_plain_variable(symbol) -> None:
+    """Refuse a variable whose assumptions go beyond ``real``: SymPy has already used them."""
+    extra = sorted(k for k, v in symbol.assumptions0.items() if (k, v) not in _REAL_ASSUMPTIONS)
+    if extra:
+        given = getattr(symbol, "_assumptions_orig", None) or {k: symbol.assumptions0[k] for k in extra}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(given.items()) if (k, v) not in _REAL_ASSUMPTIONS)
+        raise QuantizerError(
+            f"Quantizer.custom: the variable {symbol} is declared {shown or ', '.join(extra)}; SymPy has "
+            f"already simplified the expression under that assumption (Abs({symbol}) becomes {symbol} for a "
+            f"positive {symbol}), so it would not describe Q on the whole real line: build it with "
+            f"sp.Symbol({str(symbol)!r}) or sp.Symbol({str(symbol)!r}, real=True)"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Quantizer:
     """An entrywise weight quantizer.
@@ -226,6 +321,8 @@ class Quantizer:
     steps: tuple | None = None
     spec: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+    #: ``(delta, half)`` of a uniform quantizer with many levels (``s^2`` by Euler-Maclaurin), else ``None``
+    uniform: tuple | None = field(default=None, repr=False)
 
     def __reduce__(self):
         """Pickle as the spec string (rebuilt by :func:`get_quantizer`) or the steps of a step quantizer.
@@ -276,10 +373,14 @@ class Quantizer:
         return cls._from_steps(name, bps, lvls, spec, expr)
 
     @classmethod
-    def _from_steps(cls, name, bps, lvls, spec, expr=None) -> Quantizer:
-        """A step quantizer from breakpoints and levels that are already exact, checked SymPy numbers."""
-        bps_f = np.array([float(b) for b in bps])
-        lv_f = np.array([float(x) for x in lvls])
+    def _from_steps(cls, name, bps, lvls, spec, expr=None, floats=None) -> Quantizer:
+        """A step quantizer from breakpoints and levels that are already exact, checked SymPy numbers
+        (``floats``: their correctly rounded float values as two arrays, when the caller has them)."""
+        if floats is None:
+            bps_f = np.array([float(b) for b in bps])
+            lv_f = np.array([float(x) for x in lvls])
+        else:
+            bps_f, lv_f = floats
         if expr is None:
             expr = sp.Symbol(f"Q_{len(lvls)}_levels")
 
@@ -304,7 +405,12 @@ class Quantizer:
         """Quantizer from a SymPy expression in one variable (and an optional NumPy callable).
 
         The variable may be any SymPy symbol (``u`` or ``g``, real or not):
-        it is replaced by the package's real variable ``u``.  ``expr`` is
+        it is replaced by the package's real variable ``u``.  A symbol declared
+        with more than ``real=True`` (``positive``, ``nonnegative``, ``integer``,
+        ...) is refused with :class:`QuantizerError`: SymPy applies such
+        assumptions when the expression is built (``Abs(g)`` becomes ``g`` for a
+        positive ``g``), so the expression no longer describes ``Q`` on the
+        whole real line.  ``expr`` is
         trusted code, not user text: parse user text with
         :meth:`from_expression`.  Polynomials get exact moments; everything
         else is integrated numerically.
@@ -322,6 +428,7 @@ class Quantizer:
                 f"Quantizer.custom needs an expression in one variable, got {expr} in {', '.join(map(str, free))}"
             )
         if free and free[0] != U:
+            _check_plain_variable(free[0])
             expr = expr.xreplace({free[0]: U})  # any symbol (g, a non-real u) becomes the real u
         with SYMPY_LOCK:
             if numpy_fn is None:
@@ -382,7 +489,12 @@ class Quantizer:
             return value
         ctx = context()
         with ctx.workdps(digits + GUARD_DIGITS):
-            if self.steps is not None:
+            if k == 2 and self.uniform is not None:
+                delta, half = self.uniform
+                value = _uniform_second_moment(ctx, _to_mpf(ctx, delta, digits + GUARD_DIGITS), half)
+            if value is not None:
+                pass
+            elif self.steps is not None:
                 bps, lvls = self.steps
                 b = [_to_mpf(ctx, x, digits + GUARD_DIGITS) for x in bps]
                 lv = [_to_mpf(ctx, x, digits + GUARD_DIGITS) for x in lvls]
@@ -478,7 +590,15 @@ def _uniform(bits_text, clip_text):
         p, q = int(clip.p), int(clip.q)
         breakpoints = [Fraction(j * p, q * half) for j in range(-half + 1, half)]
         levels = [Fraction((2 * j + 1) * p, q * 2 * half) for j in range(-half, half)]
-        return Quantizer._from_steps(name, breakpoints, levels, name)
+        floats = None
+        if max(abs(p), 1) * 2 * half < 2**53 and q * 2 * half < 2**53:
+            # integer numerators and denominators below 2^53 are exact floats, and one IEEE division
+            # rounds their quotient correctly: the same floats as float(Fraction), without the loop
+            j = np.arange(-half + 1, half, dtype=np.float64)
+            floats = (j * p / (q * half), (2 * np.arange(-half, half, dtype=np.float64) + 1) * p / (q * 2 * half))
+        quantizer = Quantizer._from_steps(name, breakpoints, levels, name, floats=floats)
+        object.__setattr__(quantizer, "uniform", (Fraction(p, q * half), half))
+        return quantizer
     delta = 2 * clip / 2**bits
     breakpoints = [j * delta for j in range(-half + 1, half)]
     levels = [(j + sp.Rational(1, 2)) * delta for j in range(-half, half)]

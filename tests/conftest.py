@@ -8,7 +8,17 @@ from hypothesis import HealthCheck, settings
 settings.register_profile(
     "rfq", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
+settings.register_profile(
+    "rfq-fast", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 settings.load_profile("rfq")
+
+
+def pytest_configure(config):
+    """The fast subset (``-m "not slow"``) draws 10 derandomized examples per property, the full suite 25."""
+    if "not slow" in (config.getoption("markexpr", "") or ""):
+        settings.load_profile("rfq-fast")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 #: independent reference values, carried in the repository (see tests/data/README.md)

@@ -454,9 +454,9 @@ def _closed_pipe_run(argv):
     "argv",
     [
         ["list"],
-        ["--help"],
+        pytest.param(["--help"], marks=pytest.mark.slow),  # a process each: list and predict stay fast
         ["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"],
-        ["layers", "--activations", "tanh,relu", "--json"],
+        pytest.param(["layers", "--activations", "tanh,relu", "--json"], marks=pytest.mark.slow),
     ],
 )
 def test_broken_pipe_is_quiet(argv):

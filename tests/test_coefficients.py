@@ -40,7 +40,7 @@ def quadrature_only(name):
 
 
 @pytest.mark.parametrize("name", CLOSED_FORM)
-@pytest.mark.parametrize("variance", ["0.3", "2"])
+@pytest.mark.parametrize("variance", ["0.3", pytest.param("2", marks=pytest.mark.slow)])
 def test_closed_forms_match_quadrature_30_digits(name, variance):
     exact = coefficients(name, variance, 30)
     quad = coefficients(quadrature_only(name), variance, 30)

@@ -64,8 +64,13 @@ needs_numba = pytest.mark.skipif(
 SHAPES = [(1, 1), (5, 33), (17, 70), (3, 31), (40, 64), (9, 200), (33, 257)]
 
 
+#: batch sizes: 1 runs the GEMV kernel, 2 the small-GEMM kernel (tile 2); 3 and 17 compile the same
+#: GEMM source for tiles 4 and 16 (plus a lone GEMV row), seconds of JIT each: slow
+BATCHES = [1, 2, pytest.param(3, marks=pytest.mark.slow), pytest.param(17, marks=pytest.mark.slow)]
+
+
 @needs_numba
-@pytest.mark.parametrize("n", [1, 2, 3, 17])
+@pytest.mark.parametrize("n", BATCHES)
 @pytest.mark.parametrize("k,m", SHAPES)
 def test_kernel_matches_float64_reference(n, k, m):
     rng = np.random.default_rng(1000 * n + 10 * k + m)
@@ -86,14 +91,22 @@ def test_kernel_matches_float64_reference(n, k, m):
 
 
 @needs_numba
-def test_kernel_exact_on_integer_inputs():
+@pytest.mark.parametrize(
+    "n,k,m",
+    [
+        (1, 13, 45),
+        (2, 9, 70),
+        pytest.param(5, 7, 96, marks=pytest.mark.slow),
+        pytest.param(17, 4, 130, marks=pytest.mark.slow),
+    ],
+)
+def test_kernel_exact_on_integer_inputs(n, k, m):
     """Small integers: every partial sum is exact in float32, so the result equals the reference."""
-    rng = np.random.default_rng(7)
-    for n, k, m in [(1, 13, 45), (5, 7, 96), (17, 4, 130)]:
-        words = pack_signs(rng.standard_normal((k, m)))
-        x = rng.integers(-8, 9, size=(n, m)).astype(np.float32)
-        y = cpu_onebit.onebit_linear_cpu(x, words, m, 1.0, "linear")
-        assert np.array_equal(y.astype(np.float64), x.astype(np.float64) @ _signs_from_bits(words, m).T)
+    rng = np.random.default_rng(7 + n)
+    words = pack_signs(rng.standard_normal((k, m)))
+    x = rng.integers(-8, 9, size=(n, m)).astype(np.float32)
+    y = cpu_onebit.onebit_linear_cpu(x, words, m, 1.0, "linear")
+    assert np.array_equal(y.astype(np.float64), x.astype(np.float64) @ _signs_from_bits(words, m).T)
 
 
 @needs_numba
@@ -162,6 +175,30 @@ needs_torch = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="module")
+def measured_ceilings():
+    """The CPU's ceilings, measured once for the module's bench runs (seconds of probes each time)."""
+    if __import__("importlib").util.find_spec("torch") is None:
+        pytest.skip("the bench needs torch")
+    return bench.measure_device("cpu", ("fp32",))
+
+
+@pytest.fixture
+def ceilings_once(measured_ceilings, monkeypatch):
+    """``bench.measure_device`` answering with the module's measurement (a fresh copy per call)."""
+    import copy
+
+    calls = []
+
+    def measured(device, dtypes=("fp32", "fp16", "bf16")):
+        calls.append((device, tuple(dtypes)))
+        assert device == "cpu" and set(dtypes) <= {"fp32"}, (device, dtypes)
+        return copy.deepcopy(measured_ceilings)
+
+    monkeypatch.setattr(bench, "measure_device", measured)
+    return calls
+
+
 def _args(tmp_path, extra=()):
     from validation.timing.commands import add_bench_arguments
 
@@ -189,8 +226,9 @@ def _args(tmp_path, extra=()):
 
 @needs_torch
 @needs_numba
-def test_bench_cpu_variant_gate_roofline_and_streamed_results(tmp_path, capsys):
-    args = _args(tmp_path, ["--variants", "dense-fp32,onebit-cpu-fp32,reference-fp32"])
+def test_bench_cpu_variant_gate_roofline_and_streamed_results(tmp_path, capsys, ceilings_once):
+    # batches 1 and 2: the GEMV kernel and the GEMM kernel of tile 2, already compiled for the kernel tests
+    args = _args(tmp_path, ["--variants", "dense-fp32,onebit-cpu-fp32,reference-fp32", "--batches", "1,2"])
     assert bench.run_bench(args) == 0
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "bench.json").read_text())
@@ -255,7 +293,7 @@ def test_roofline_never_exceeds_one_even_when_a_case_beats_the_probes():
 
 
 @needs_torch
-def test_results_already_written_survive_a_crash(tmp_path):
+def test_results_already_written_survive_a_crash(tmp_path, ceilings_once):
     dense = bench._dense_factory("fp32")
     calls = {"n": 0}
 
@@ -347,7 +385,7 @@ def test_rfq_bench_command_line_refuses_inf_quickly():
 
 
 @needs_torch
-def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, capsys, monkeypatch):
+def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, capsys, monkeypatch, ceilings_once):
     monkeypatch.setitem(sys.modules, "numba", None)  # as if not installed
     args = _args(tmp_path, ["--variants", "dense-fp32,onebit-cpu-fp32", "--widths", "40", "--batches", "1"])
     assert bench.run_bench(args) == 0
@@ -370,7 +408,7 @@ def test_prepared_layer_holds_every_packed_byte_once(m):
     flat = layer.tiles.transpose(1, 0, 2).reshape(k, ntiles * width)
     assert np.array_equal(flat[:, : bits.shape[1]], bits) and not flat[:, bits.shape[1] :].any()
     x = rng.standard_normal((3, m)).astype(np.float32)
-    for n in (1, 3):
+    for n in (1, 2):  # the GEMV kernel and the GEMM kernel of tile 2, compiled for the kernel tests
         assert np.array_equal(
             cpu_onebit.onebit_linear_cpu(x[:n], layer, m, 0.1, "tanh"),
             cpu_onebit.onebit_linear_cpu(x[:n], words, m, 0.1, "tanh"),

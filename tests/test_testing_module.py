@@ -240,6 +240,7 @@ def test_documented_example_catches_a_layer_that_forgets_to_centre(tmp_path):
     assert "softplus" in proc.stdout  # the pinned case is the one that fails
 
 
+@pytest.mark.slow  # a user's pytest run each: the forgotten centring above stays in the fast subset
 def test_documented_example_catches_gaussian_weights_posing_as_one_bit(tmp_path):
     source = _mutate(_doc_example(), "weights.append(quantizer.apply(W))", "weights.append(W)")
     proc = _user_run(tmp_path, "gaussian", source, "-k", "plus_minus_one")

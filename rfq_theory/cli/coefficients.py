@@ -189,28 +189,35 @@ def print_layers(layers, digits):
 
 
 def run_list(args):
-    """``rfq list``: the names and forms accepted by --activation(s) and --quantizer(s)."""
+    """``rfq list``: the names and forms accepted by --activation(s) and --quantizer(s).
+
+    The names come from :mod:`rfq_theory.catalog` (plain text): listing them loads no SymPy.
+    """
     import textwrap
 
-    from ..activations import builtin_activations
-    from ..expressions import ALLOWED_FUNCTIONS
-    from ..quantizers import builtin_quantizers
+    from ..catalog import (
+        ACTIVATION_NAMES,
+        EXPRESSION_FUNCTIONS,
+        PARAMETERISED_ACTIVATIONS,
+        PARAMETERISED_QUANTIZERS,
+        QUANTIZER_NAMES,
+    )
 
     def block(text):
         print(textwrap.fill(text, 78, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
 
     print("activations (--activation, --activations, --target):")
-    block(", ".join(builtin_activations()))
+    block(", ".join(sorted(ACTIVATION_NAMES) + [f"{n}:<p>" for n in sorted(PARAMETERISED_ACTIVATIONS)]))
     block("or an expression in u, for example 'u*tanh(u)' or 'Max(u, 0.1*u)'")
     print()
     print("quantizers (--quantizer, --quantizers):")
-    block(", ".join(builtin_quantizers()) + ", expr:<expression in g>")
+    block(", ".join(sorted(QUANTIZER_NAMES) + list(PARAMETERISED_QUANTIZERS)) + ", expr:<expression in g>")
     block("a quantizer must have mean zero under g ~ N(0, 1), for example 'expr:sign(g)*Min(abs(g),1)'")
     print()
     print("expressions:")
     block(
         "numbers, the variable (u for activations, g for quantizers), pi, E, + - * / ** and the functions "
-        + ", ".join(sorted(set(ALLOWED_FUNCTIONS)))
+        + ", ".join(sorted(EXPRESSION_FUNCTIONS))
     )
     print()
     print("lists (--widths, --activations, --quantizers):")
