@@ -425,6 +425,10 @@ class RidgeExperiment(Experiment):
     def __init__(self, config: ValidationConfig):
         self.config = config
         self.trials = config.trials
+        extra = list(config.input_settings())
+        if extra:  # the input columns follow "target" (only when not the defaults: older tables keep their columns)
+            at = self.csv_columns.index("target") + 1
+            self.csv_columns = self.csv_columns[:at] + extra + self.csv_columns[at:]
         self._theory: dict = {}
         self._spectra: dict = {}
         self._items = {row_key(label, g): (label, g) for label in config.labels for g in config.grid}
