@@ -197,11 +197,23 @@ def check_simulation_inputs(samples, ridge, noise, test_samples=1):
 class _Network:
     """A drawn network on a backend (:class:`validation.network.SimulatedNetwork`) and the target ``y(x, eps)``."""
 
-    def __init__(self, model: DeepRF, weights: Sequence[np.ndarray], teacher: np.ndarray, target: str, ops: Backend):
+    def __init__(
+        self,
+        model: DeepRF,
+        weights: Sequence[np.ndarray],
+        theta: np.ndarray | None,
+        target: str,
+        ops: Backend,
+        teacher: np.ndarray | None = None,
+    ):
+        """``g = x . theta / sqrt(d)``, or ``g = x . teacher`` when ``teacher`` is given (then ``theta`` is unused)."""
         from ..network import SimulatedNetwork
 
         self.net = SimulatedNetwork(model, weights=weights, ops=ops)
         self.features = self.net.features
+        if teacher is None:
+            assert theta is not None
+            teacher = theta / math.sqrt(self.net.sizes[0])
         self.theta_scaled = teacher
         self.target = get_activation(target).numpy
         self.target_mean = float(coefficients(target, 1).mu0)
@@ -281,7 +293,7 @@ def simulate_trial(
         weights = draw_weights(model, seed, trial)
     if law is None:
         law = input_law(model, seed, trial, basis)
-    net = _Network(model, weights, teacher_vector(law, gens["theta"]), target, ops)
+    net = _Network(model, weights, None, target, ops, teacher=teacher_vector(law, gens["theta"]))
     sd = math.sqrt(delta)
 
     X = law.inputs(gens["train"], n)
