@@ -25,6 +25,8 @@ __all__ = [
     "axis_help",
     "add_execution_arguments",
     "model_fields",
+    "add_input_options",
+    "input_fields",
     "check_execution",
     "run_command",
 ]
@@ -101,6 +103,29 @@ def model_fields(args) -> dict:
         "samples": args.samples,
         "trials": args.trials,
         "seed": args.seed,
+    }
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """``--input-spectrum`` and ``--teacher`` (:func:`rfq_theory.options.add_input_arguments`) and ``--basis``."""
+    from rfq_theory.options import add_input_arguments
+
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--basis",
+        choices=("axis", "rotated"),
+        default="axis",
+        help="where the input covariance is diagonal: axis (the input coordinates, default) or rotated "
+        "(a Haar-random basis drawn per draw); no effect for the identity spectrum",
+    )
+
+
+def input_fields(args) -> dict:
+    """``input_spectrum``, ``teacher`` and ``basis`` of :func:`add_input_options` as configuration fields."""
+    return {
+        "input_spectrum": getattr(args, "input_spectrum", "identity"),
+        "teacher": getattr(args, "teacher", "flat"),
+        "basis": getattr(args, "basis", "axis"),
     }
 
 

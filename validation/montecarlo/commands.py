@@ -11,7 +11,7 @@ import argparse
 
 from rfq_theory.axes import VARY_CHOICES
 
-from ..options import add_execution_arguments, axis_help
+from ..options import add_execution_arguments, add_input_options, axis_help
 
 __all__ = ["register", "add_validate_arguments", "add_demo_arguments"]
 
@@ -24,6 +24,8 @@ examples:
   rfq validate ... --workers 2                       # draws on a local Dask cluster
   rfq validate ... --scheduler tcp://host:8786       # draws on an existing Dask cluster
   rfq validate ... --resume                          # continue an interrupted run
+  rfq validate --input-dim 300 --widths 450 --quantizers none,sign --input-spectrum power:0.7 \
+      --teacher power:1 --basis rotated --grid 1,2      # x ~ N(0, Sigma), Sigma in a random basis
 """
 
 DEMO_EXAMPLES = """\
@@ -95,6 +97,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     a("--ridge", type=str, default="1e-2", help="ridge lambda >= 0 (default 1e-2)")
     a("--noise", type=str, default="0.1", help="label-noise variance Delta (default 0.1)")
     a("--target", type=str, default="linear", help="target f* (activation spec, default linear)")
+    add_input_options(parser)
     a(
         "--vary",
         choices=VARY_CHOICES,

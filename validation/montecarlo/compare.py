@@ -126,6 +126,9 @@ class ValidationConfig:
     dtype: str = "float64"
     loss: str = "square"
     label_type: str = "regression"
+    input_spectrum: object = "identity"
+    teacher: object = "flat"
+    basis: str = "axis"
 
     @property
     def convex(self) -> bool:
@@ -188,8 +191,43 @@ class ValidationConfig:
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         self._check_readout()
+        self._check_inputs()
         for g in grid:  # every grid point must give whole, positive sizes
             self.point(g)
+
+    def _check_inputs(self) -> None:
+        from rfq_theory.input_spectrum import input_spectrum, teacher_profile
+
+        from .inputs import check_basis
+
+        s = object.__setattr__
+        s(self, "input_spectrum", input_spectrum(self.input_spectrum))
+        s(self, "teacher", teacher_profile(self.teacher))
+        s(self, "basis", check_basis(self.basis))
+        if self.convex and self.input_spectrum.kind == "values" and not self.input_spectrum.spec.startswith("file:"):
+            raise InputError("convex-loss validation needs the input spectrum as text (a family or file:PATH)")
+        if self.teacher.kind == "values" and not self.teacher.spec.startswith("file:") and self.convex:
+            raise InputError("convex-loss validation needs the teacher as text (flat, power:b or file:PATH)")
+        if self.structured:
+            self.model(self.variants[0])  # checks the spectrum against d (file length, spikes, Var g > 0)
+            if self.backend != "numpy":
+                raise InputError(f"structured inputs are simulated on the numpy backend, got backend {self.backend!r}")
+
+    @property
+    def structured(self) -> bool:
+        """The input covariance is not the identity (``x ~ N(0, Sigma)``, :mod:`validation.montecarlo.inputs`)."""
+        return not self.input_spectrum.is_identity
+
+    def input_settings(self) -> dict:
+        """``input_spectrum``, ``teacher`` and ``basis`` by their texts, each only when not the default."""
+        out = {}
+        if self.input_spectrum.spec != "identity":
+            out["input_spectrum"] = self.input_spectrum.spec
+        if self.teacher.spec != "flat":
+            out["teacher"] = self.teacher.spec
+        if self.basis != "axis":
+            out["basis"] = self.basis
+        return out
 
     def _check_readout(self) -> None:
         if self.label_type not in LABELS:
@@ -236,7 +274,7 @@ class ValidationConfig:
     def model(self, variant, widths=None) -> DeepRF:
         """The model with quantizer ``variant`` (a label or a spec) on every layer."""
         spec = self.variant_spec(variant) if isinstance(variant, str) and variant in self.labels else variant
-        return DeepRF(self.input_dim, widths or self.widths, self.activations, spec)
+        return DeepRF(self.input_dim, widths or self.widths, self.activations, spec, self.input_spectrum, self.teacher)
 
     def x_of(self, value: float) -> float:
         """Plot abscissa of a grid value: ``n/d`` (samples), ``k_L/d`` (width), else the value."""
@@ -268,6 +306,8 @@ class ValidationConfig:
             "dtype": self.dtype,
             # the readout enters the fingerprint only when it is not the ridge default (old stores stay valid)
             **({"loss": self.loss, "labels": self.label_type} if self.convex else {}),
+            # so do the input spectrum, the teacher and the basis
+            **self.input_settings(),
         }
 
     def draw_settings(self) -> dict:
@@ -294,9 +334,12 @@ def describe_model(config: ValidationConfig) -> str:
     }[config.vary]
     ridge = "" if config.vary == "ridge" else f", ridge {config.ridge:g}"
     readout = f", {config.loss} loss on sign labels" if config.convex else f", target {spec_label(config.target)}"
+    inputs = ""
+    if config.structured:
+        inputs = f", input spectrum {config.input_spectrum.spec}, teacher {config.teacher.spec}, {config.basis} basis"
     return (
         f"d = {config.input_dim}, widths {', '.join(map(str, config.widths))}, activations {acts}{fixed}"
-        f"{ridge}, noise {config.noise:g}{readout}, {config.trials} draws per point"
+        f"{ridge}, noise {config.noise:g}{readout}{inputs}, {config.trials} draws per point"
     )
 
 
@@ -382,6 +425,10 @@ class RidgeExperiment(Experiment):
     def __init__(self, config: ValidationConfig):
         self.config = config
         self.trials = config.trials
+        extra = list(config.input_settings())
+        if extra:  # the input columns follow "target" (only when not the defaults: older tables keep their columns)
+            at = self.csv_columns.index("target") + 1
+            self.csv_columns = self.csv_columns[:at] + extra + self.csv_columns[at:]
         self._theory: dict = {}
         self._spectra: dict = {}
         self._items = {row_key(label, g): (label, g) for label in config.labels for g in config.grid}
@@ -428,14 +475,16 @@ class RidgeExperiment(Experiment):
             c.backend,
             c.device,
             c.dtype,
+            basis=c.basis,
         )
 
     def finite_size(self, label: str, widths: tuple[int, ...]):
         """The finite-size spectrum of draw ``(seed, 0)`` of variant ``label`` at ``widths`` (cached)."""
         from .finite_size import finite_size_spectrum
 
+        c = self.config
         if (label, widths) not in self._spectra:
-            self._spectra[(label, widths)] = finite_size_spectrum(self.config.model(label, widths), self.config.seed, 0)
+            self._spectra[(label, widths)] = finite_size_spectrum(c.model(label, widths), c.seed, 0, basis=c.basis)
         return self._spectra[(label, widths)]
 
     def row_base(self, key: str) -> dict:
@@ -455,6 +504,7 @@ class RidgeExperiment(Experiment):
             "ridge": lam,
             "noise": c.noise,
             "target": spec_label(c.target),
+            **c.input_settings(),
         }
 
     def summarize_row(self, key: str, draws: dict[int, dict]) -> dict:
@@ -673,7 +723,7 @@ def config_from_args(args) -> ValidationConfig:
     """Build a :class:`ValidationConfig` from parsed ``rfq validate`` arguments (ridge and convex losses)."""
     from rfq_theory.options import parse_grid
 
-    from ..options import model_fields
+    from ..options import input_fields, model_fields
 
     labels = getattr(args, "labels", None)
     loss = getattr(args, "loss", "square")
@@ -692,6 +742,7 @@ def config_from_args(args) -> ValidationConfig:
         dtype=args.dtype,
         loss=loss,
         label_type=labels,
+        **input_fields(args),
     )
 
 
@@ -703,6 +754,8 @@ def _build(args) -> Experiment:
         require_sklearn(config.loss)
         if args.scaling:
             raise InputError("--scaling checks ridge readouts only; drop it with --labels sign")
+    if config.structured and args.scaling:
+        raise InputError("--scaling checks isotropic inputs only; drop it with --input-spectrum")
     return experiment_for(config)
 
 

@@ -84,6 +84,7 @@ class DrawTask:
     device: str = "cpu"
     dtype: str = "float64"
     blas_threads: int | None = 1
+    basis: str = "axis"
 
     def run(self) -> dict:
         """Test and train error of the draw (:func:`validation.montecarlo.simulate.simulate_trial`)."""
@@ -101,6 +102,7 @@ class DrawTask:
             backend=self.backend,
             device=self.device,
             dtype=self.dtype,
+            basis=self.basis,
         )
         return {"test_error": float(test), "train_error": float(train)}
 

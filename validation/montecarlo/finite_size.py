@@ -4,12 +4,33 @@ For one drawn network (the matrices of :func:`validation.montecarlo.simulate.dra
 same ``(seed, trial)`` -> same matrices) with unit-variance rescaled
 quantized weights ``F_l = Q_l(W_l) / (s_l sqrt(k_{l-1}))``:
 
-    Omega_0 = I_d,  Phi_0 = I_d,
+    Omega_0 = Sigma,  Phi_0 = Sigma,
     Omega_l = kappa1_l^2 F_l Omega_{l-1} F_l^T + kappastar_l^2 I,
-    Phi_l   = kappa1_l F_l Phi_{l-1}.
+    Phi_l   = kappa1_l F_l Phi_{l-1},
 
-One ``eigh`` of ``Omega_L = U diag(omega) U^T`` and the weights
-``r_i = ||row_i(U^T Phi_L)||^2`` give, for any ``(n, lambda)``,
+with ``Sigma = I_d`` for isotropic inputs and, for a structured model,
+``Sigma = R diag(lambda) R^T`` of the draw's input law
+(:mod:`validation.montecarlo.inputs`: ``R = I`` in the axis basis, the
+draw's Haar rotation in the rotated one).  ``Phi_L`` is the
+cross-covariance of the linear part of the features with ``x``, so the
+features' covariance with the teacher ``g = beta . x / sqrt(d)`` is
+``Phi_L beta / sqrt(d)`` and the signal functional of a given teacher is
+``s_beta(k) = (1/d) beta^T Phi_L^T (Omega_L + k)^-1 Phi_L beta``.  The
+simulated teacher is ``beta = R (sqrt(beta2_i) s_i)_i`` with independent
+random signs ``s_i`` (``E s s^T = I``), so its average over the signs is
+
+    s(k) = (1/d) tr[diag(beta2) R^T Phi_L^T (Omega_L + k)^-1 Phi_L R]
+         = (1/d) sum_i beta2_i [Phi_L'^T (Omega_L + k)^-1 Phi_L']_ii,
+    Phi_L' = Phi_L R     (the columns in the eigenbasis of Sigma, where beta2 lives),
+
+with ``beta2`` rescaled so that ``(1/d) sum beta2_i lambda_i = 1``.
+Isotropic inputs use ``theta ~ N(0, I_d)`` (``E theta theta^T = I``),
+which is the same formula with ``R = I`` and ``beta2_i = 1``: today's
+``s(k) = (1/d) tr[Phi_L^T (Omega_L + k)^-1 Phi_L]``.  In terms of
+``B = Phi_L R diag(sqrt(beta2))``
+(:meth:`validation.network.SimulatedNetwork.signal_matrix`), one ``eigh``
+of ``Omega_L = U diag(omega) U^T`` and the weights
+``r_i = ||row_i(U^T B)||^2`` give, for any ``(n, lambda)``,
 
     df1(k) = sum omega_i/(omega_i + k),   df2(k) = sum omega_i^2/(omega_i + k)^2,
     s(k)   = (1/d) sum r_i/(omega_i + k),
@@ -136,21 +157,25 @@ class FiniteSizeSpectrum:
         return FiniteSizePrediction(n, lam, test, train, k, d1, d2, regime(n, lam, self.rank))
 
 
-def finite_size_spectrum(model: DeepRF, seed: int = 0, trial: int = 0, weights=None) -> FiniteSizeSpectrum:
+def finite_size_spectrum(
+    model: DeepRF, seed: int = 0, trial: int = 0, weights=None, basis: str = "axis"
+) -> FiniteSizeSpectrum:
     """Build ``Omega_L``, ``Phi_L`` for draw ``(seed, trial)`` of ``model`` and eigendecompose ``Omega_L``.
 
     ``weights`` may pass the quantized matrices directly (default:
-    :func:`validation.montecarlo.simulate.draw_weights`).
+    :func:`validation.montecarlo.simulate.draw_weights`); ``basis`` places
+    ``Sigma`` of a structured model (``axis`` or ``rotated``; the rotation of
+    draw ``(seed, trial)``).
     """
-    net = SimulatedNetwork(model, seed, trial, weights=weights)
-    omega, phi = net.omega_phi()
+    net = SimulatedNetwork(model, seed, trial, weights=weights, basis=basis)
+    omega, phi = net.omega_phi(eigenbasis=True)
     w, U = np.linalg.eigh(omega)
-    r = np.sum((U.T @ phi) ** 2, axis=1)
+    r = np.sum((U.T @ net.signal_matrix(phi)) ** 2, axis=1)
     return FiniteSizeSpectrum(w, r, net.sizes[0])
 
 
 def finite_size_predict(
-    model: DeepRF, samples, ridge, noise=0.0, target="linear", seed=0, trial=0
+    model: DeepRF, samples, ridge, noise=0.0, target="linear", seed=0, trial=0, basis: str = "axis"
 ) -> FiniteSizePrediction:
     """One-shot :func:`finite_size_spectrum` + :meth:`FiniteSizeSpectrum.predict`."""
-    return finite_size_spectrum(model, seed, trial).predict(samples, ridge, noise, target)
+    return finite_size_spectrum(model, seed, trial, basis=basis).predict(samples, ridge, noise, target)

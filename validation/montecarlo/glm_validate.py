@@ -4,7 +4,9 @@ One draw of a configuration uses the network code of
 :mod:`validation.montecarlo.simulate` (same seeds, streams and weights:
 :func:`~validation.montecarlo.simulate.draw_weights`,
 :func:`~validation.montecarlo.simulate.trial_generators` and the drawn
-network's ``features``), with
+network's ``features``; the inputs and the teacher ``g`` of
+:mod:`validation.montecarlo.inputs`, ``x ~ N(0, Sigma)`` for a structured
+model in the configuration's ``basis``), with
 
 - labels ``y = sign(g + sqrt(Delta) xi)`` (``labels="sign"``), or the
   linear regression target ``y = g + eps``, ``eps ~ N(0, Delta)``;
@@ -55,6 +57,7 @@ from rfq_theory.glm import predict_glm
 from ..network import SimulatedNetwork
 from .backends import get_backend
 from .compare import RidgeExperiment, format_table, spec_label
+from .inputs import input_law, teacher_vector
 from .records import CSV_COLUMNS, check_numbers, check_ridge_row
 from .simulate import draw_weights, fit_readout, network_sizes, trial_generators
 from .tolerance import regime_warnings, verdict
@@ -93,13 +96,31 @@ class GLMConfig:
     trials: int = 8
     test_samples: int = 4000
     seed: int = 0
+    input_spectrum: str = "identity"
+    teacher: str = "flat"
+    basis: str = "axis"
 
     def model(self) -> DeepRF:
-        return DeepRF(self.input_dim, tuple(self.widths), tuple(self.activations), self.quantizer)
+        return DeepRF(
+            self.input_dim,
+            tuple(self.widths),
+            tuple(self.activations),
+            self.quantizer,
+            self.input_spectrum,
+            self.teacher,
+        )
 
     @property
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The row key: the fields as JSON (the input fields only when not the defaults, so older keys hold)."""
+        fields = asdict(self)
+        for name, default in _INPUT_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
+        return json.dumps(fields, sort_keys=True)
+
+
+_INPUT_DEFAULTS = {"input_spectrum": "identity", "teacher": "flat", "basis": "axis"}
 
 
 #: The validation table of ``docs/classification.md`` (d = 400).
@@ -155,10 +176,11 @@ def _loss_values(loss, y, t):
 def simulate_glm_trial(config: GLMConfig, trial: int, chunk: int = 2048) -> dict:
     """The four metrics of one draw (see the module docstring)."""
     model = config.model()
-    sizes = network_sizes(model)
+    network_sizes(model)  # whole sizes
     gens = trial_generators(config.seed, trial)
     weights = draw_weights(model, config.seed, trial)
-    theta = gens["theta"].standard_normal(sizes[0]) / math.sqrt(sizes[0])
+    law = input_law(model, config.seed, trial, config.basis)
+    theta = teacher_vector(law, gens["theta"])
     features = SimulatedNetwork(model, weights=weights).features
     sd = math.sqrt(config.noise)
     n = int(config.samples)
@@ -169,7 +191,7 @@ def simulate_glm_trial(config: GLMConfig, trial: int, chunk: int = 2048) -> dict
             return np.where(raw >= 0, 1.0, -1.0)
         return raw
 
-    X = gens["train"].standard_normal((n, sizes[0]))
+    X = law.inputs(gens["train"], n)
     y = labels(X, gens["train_noise"], n)
     Z = features(X)
     w = fit_classifier(Z, y, config.loss, config.ridge)
@@ -184,7 +206,7 @@ def simulate_glm_trial(config: GLMConfig, trial: int, chunk: int = 2048) -> dict
     nt = int(config.test_samples)
     while done < nt:
         c = min(chunk, nt - done)
-        Xt = gens["test"].standard_normal((c, sizes[0]))
+        Xt = law.inputs(gens["test"], c)
         yt = labels(Xt, gens["test_noise"], c)
         tt = features(Xt) @ w
         if config.labels == "sign":
@@ -220,7 +242,7 @@ def finite_size_glm(config: GLMConfig, trial: int = 0) -> dict | None:
 
     from .finite_size import finite_size_spectrum
 
-    spec = finite_size_spectrum(config.model(), config.seed, trial)
+    spec = finite_size_spectrum(config.model(), config.seed, trial, basis=config.basis)
     pred = predict_glm_spectrum(
         spec.omega, spec.r, spec.input_dim, config.samples, config.ridge, config.noise, config.labels, config.loss
     )
@@ -429,6 +451,9 @@ class ConvexExperiment(RidgeExperiment):
             c.trials,
             c.test_samples,
             c.seed,
+            c.input_spectrum.spec,
+            c.teacher.spec,
+            c.basis,
         )
 
     def theory(self, key: str):

@@ -7,7 +7,9 @@ One *draw* is
 - features ``z_0 = x``, ``z_l = sigma_l(Q_l(W_l) z_{l-1} / sqrt(k_{l-1})) - m_l``
   with the theoretical centering ``m_l = E sigma_l(u)``, ``u ~ N(0, v_l)``;
 - data ``x ~ N(0, I_d)``, ``y = f*(<theta, x>/sqrt(d)) - E f*(g) + eps``,
-  ``theta ~ N(0, I_d)``, ``eps ~ N(0, Delta)``;
+  ``theta ~ N(0, I_d)``, ``eps ~ N(0, Delta)``; for a structured model
+  ``x ~ N(0, Sigma)`` and the teacher ``beta`` of
+  :mod:`validation.montecarlo.inputs` (axis or rotated basis) instead;
 - the ridge readout ``w = argmin (1/n)||y - Z w||^2 + lambda ||w||^2``:
   primal ``(Z^T Z / n + lambda I) w = Z^T y / n`` when ``p <= n``, dual
   ``w = Z^T (Z Z^T + n lambda I)^{-1} y`` otherwise; ``lambda = 0`` is the
@@ -18,7 +20,8 @@ One *draw* is
 
 Randomness: draw ``t`` of seed ``s`` uses ``SeedSequence([s, t])`` split
 into independent streams (weights, ``theta``, training inputs and noise,
-test inputs and noise), all NumPy ``Generator`` s.  The weights therefore depend on
+test inputs and noise), all NumPy ``Generator`` s; a rotated basis draws its
+rotation from a seventh stream (:func:`validation.montecarlo.inputs.rotation_generator`).  The weights therefore depend on
 ``(seed, trial)`` only (:func:`draw_weights`, shared with
 :mod:`validation.montecarlo.finite_size`), and every backend sees the same numbers.
 """
@@ -38,6 +41,7 @@ from rfq_theory.model import DeepRF
 from rfq_theory.quantizers import get_quantizer
 
 from .backends import Backend, get_backend
+from .inputs import InputLaw, input_law, teacher_vector
 
 __all__ = [
     "MonteCarloResult",
@@ -193,12 +197,24 @@ def check_simulation_inputs(samples, ridge, noise, test_samples=1):
 class _Network:
     """A drawn network on a backend (:class:`validation.network.SimulatedNetwork`) and the target ``y(x, eps)``."""
 
-    def __init__(self, model: DeepRF, weights: Sequence[np.ndarray], theta: np.ndarray, target: str, ops: Backend):
+    def __init__(
+        self,
+        model: DeepRF,
+        weights: Sequence[np.ndarray],
+        theta: np.ndarray | None,
+        target: str,
+        ops: Backend,
+        teacher: np.ndarray | None = None,
+    ):
+        """``g = x . theta / sqrt(d)``, or ``g = x . teacher`` when ``teacher`` is given (then ``theta`` is unused)."""
         from ..network import SimulatedNetwork
 
         self.net = SimulatedNetwork(model, weights=weights, ops=ops)
         self.features = self.net.features
-        self.theta_scaled = theta / math.sqrt(self.net.sizes[0])
+        if teacher is None:
+            assert theta is not None
+            teacher = theta / math.sqrt(self.net.sizes[0])
+        self.theta_scaled = teacher
         self.target = get_activation(target).numpy
         self.target_mean = float(coefficients(target, 1).mu0)
 
@@ -257,24 +273,30 @@ def simulate_trial(
     dtype="float64",
     chunk_size: int = 2048,
     weights=None,
+    basis: str = "axis",
+    law: InputLaw | None = None,
 ) -> tuple[float, float]:
     """Test and train error of one draw (see the module docstring for the definition).
 
     ``backend`` is a name (``numpy``/``torch``) or a :class:`~validation.montecarlo.backends.Backend`.
-    ``weights`` may pass precomputed :func:`draw_weights` output for the same ``(seed, trial)``.
+    ``weights`` may pass precomputed :func:`draw_weights` output for the same ``(seed, trial)``;
+    ``basis`` (``axis`` or ``rotated``) places ``Sigma`` of a structured model
+    (:mod:`validation.montecarlo.inputs`); ``law`` may pass its
+    :func:`~validation.montecarlo.inputs.input_law` for the same draw.
     """
     n, lam, delta, nt = check_simulation_inputs(samples, ridge, noise, test_samples)
     chunk = _as_int(chunk_size, "chunk_size")
     ops = backend if isinstance(backend, Backend) else get_backend(backend, device, dtype)
-    sizes = network_sizes(model)
+    network_sizes(model)  # whole sizes
     gens = trial_generators(seed, trial)
     if weights is None:
         weights = draw_weights(model, seed, trial)
-    theta = gens["theta"].standard_normal(sizes[0])
-    net = _Network(model, weights, theta, target, ops)
+    if law is None:
+        law = input_law(model, seed, trial, basis)
+    net = _Network(model, weights, None, target, ops, teacher=teacher_vector(law, gens["theta"]))
     sd = math.sqrt(delta)
 
-    X = gens["train"].standard_normal((n, sizes[0]))
+    X = law.inputs(gens["train"], n)
     y_np = net.labels(X, sd * gens["train_noise"].standard_normal(n))
     Z = net.features(X)
     y = ops.asarray(y_np)
@@ -285,7 +307,7 @@ def simulate_trial(
     total, done = 0.0, 0
     while done < nt:
         c = min(chunk, nt - done)
-        Xt = gens["test"].standard_normal((c, sizes[0]))
+        Xt = law.inputs(gens["test"], c)
         yt = ops.asarray(net.labels(Xt, sd * gens["test_noise"].standard_normal(c)))
         total += ops.sum_squares(yt - net.features(Xt) @ w)
         done += c
@@ -306,12 +328,14 @@ def simulate(
     dtype="float64",
     chunk_size: int = 2048,
     first_trial: int = 0,
+    basis: str = "axis",
 ) -> MonteCarloResult:
     """Monte Carlo test/train error of ``model`` over ``trials`` independent draws.
 
     Draw ``t`` (``first_trial <= t < first_trial + trials``) is
     :func:`simulate_trial` with ``(seed, t)``; draws are independent
-    (weights, ``theta``, training and test data, noise).  Returns a
+    (weights, ``theta``, training and test data, noise; ``basis`` as in
+    :func:`simulate_trial`).  Returns a
     :class:`MonteCarloResult` with mean, standard error and per-draw values.
     """
     n, lam, delta, nt = check_simulation_inputs(samples, ridge, noise, test_samples)
@@ -322,7 +346,7 @@ def simulate(
     ops = backend if isinstance(backend, Backend) else get_backend(backend, device, dtype)
     tests, trains = [], []
     for t in range(first, first + T):
-        te, tr = simulate_trial(model, n, lam, delta, target, seed, t, nt, ops, chunk_size=chunk_size)
+        te, tr = simulate_trial(model, n, lam, delta, target, seed, t, nt, ops, chunk_size=chunk_size, basis=basis)
         tests.append(te)
         trains.append(tr)
     return MonteCarloResult(
