@@ -65,6 +65,10 @@ _LAZY = {
     "RidgeReadout": "readouts",
     "ConvexLossReadout": "readouts",
     "Diagnostics": "results",
+    "PowerLawFit": "scaling_laws",
+    "ScalingLaw": "scaling_laws",
+    "fit_power_law": "scaling_laws",
+    "scaling_law": "scaling_laws",
 }
 
 
@@ -132,4 +136,8 @@ __all__ = [
     "spectrum",
     "solve_batch",
     "sweep",
+    "PowerLawFit",
+    "ScalingLaw",
+    "fit_power_law",
+    "scaling_law",
 ]

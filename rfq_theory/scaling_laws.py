@@ -15,7 +15,9 @@ and the excess ``E(x) - E_inf`` is fitted by a power law
 by least squares on the log-log grid: ``log(E - E_inf) = log C - p log x``.
 
 - ``E_inf`` is the theory's error at the far point ``x_far = LIMIT_FACTOR *
-  max(x)``.  Far beyond every other size of the model the error is an
+  X``, where ``X`` is the largest of the grid's end and the model's other
+  sizes in the units of the axis (``d``, the widths, ``n``).  Far beyond
+  every other size of the model the error is an
   analytic function of ``1/x``, so the far point misses the limit by about
   ``(E(x_far / 1000) - E(x_far)) / 1000``; ``limit_error`` reports the
   larger, conservative ``|E(x_far / 1000) - E(x_far)|``.  A number given as
@@ -507,7 +509,7 @@ def scaling_law(
         Read the grid of ``samples`` and ``width`` as ratios to ``d`` (``n = x d``), as the
         command line does; the fit is against the grid as given.
     limit:
-        ``"auto"`` (the far point ``LIMIT_FACTOR * max(x)``, see the module docstring) or a
+        ``"auto"`` (the far point ``LIMIT_FACTOR`` times the largest size, see the module docstring) or a
         number used as ``E_inf`` for every row.
     fit_range:
         ``(low, high)`` in grid units: fit only these points (the curves cover the whole grid).
@@ -575,7 +577,7 @@ def scaling_law(
     d = float(model.sizes(20)[0])
     widths0 = [float(w) for w in model.sizes(20)[1:]]
     applied = values * d if (ratio and vary in RATIO_AXES) else values
-    far = float(applied.max()) * LIMIT_FACTOR
+    far = LIMIT_FACTOR * _far_scale(vary, float(applied.max()), d, widths0, n_fixed)
     xs = np.concatenate([applied, [far / LIMIT_CHECK, far]]) if auto else applied
     if vary == "samples":
         n_lanes, widths = xs, widths0
@@ -631,7 +633,7 @@ def scaling_law(
         "readout": rd.name,
         "ratio": ratio,
         "limit": "auto" if auto else fixed_limit,
-        "limit_point": far if auto else None,
+        "limit_point": far if auto else None,  # in the units of the applied values
         "fit_range": list(fit_range) if fit_range is not None else None,
     }
 
@@ -662,6 +664,15 @@ def scaling_law(
         n_failed=n_failed,
         n_fallback=n_fallback,
     )
+
+
+def _far_scale(vary: str, x_max: float, d: float, widths: list, n) -> float:
+    """The value of the axis beyond which every other size is small: the far point is ``LIMIT_FACTOR`` times it."""
+    if vary == "samples":
+        return max([x_max, d] + widths)
+    if vary == "width":
+        return max([x_max, d, n] + widths[:-1])
+    return max(x_max, max(d, n) / min(widths))
 
 
 def _row_notes(label, fit: PowerLawFit, errors, limit, limit_err, auto) -> list[str]:

@@ -152,16 +152,16 @@ def run_scaling(args):
     if len(set(variants)) != len(variants):
         raise InputError(f"--quantizers must be distinct, got {short_repr(args.quantizers)}")
     ridge_text = "0" if args.ridge is None else str(args.ridge).strip()
+    ridge = "optimal" if ridge_text.lower() == "optimal" else _number(ridge_text, "ridge")
+    samples = None if args.samples is None else _number(args.samples, "samples")
+    noise = _number(args.noise, "noise")
+    wants_glm(args)
+    readout = readout_for(args.loss, args.labels)
     quantizer_text = args.quantizers
     args.quantizers = "none"
     model = model_from_args(args)
     args.quantizers = quantizer_text
     note_model(model, "scaling")
-    wants_glm(args)
-    readout = readout_for(args.loss, args.labels)
-    ridge = "optimal" if ridge_text.lower() == "optimal" else _number(ridge_text, "ridge")
-    samples = None if args.samples is None else _number(args.samples, "samples")
-    noise = _number(args.noise, "noise")
     law = scaling_law(
         model,
         args.vary,
