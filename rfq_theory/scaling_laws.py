@@ -579,12 +579,12 @@ def scaling_law(
     applied = values * d if (ratio and vary in RATIO_AXES) else values
     far = LIMIT_FACTOR * _far_scale(vary, float(applied.max()), d, widths0, n_fixed)
     xs = np.concatenate([applied, [far / LIMIT_CHECK, far]]) if auto else applied
-    if vary == "samples":
-        n_lanes, widths = xs, widths0
-    elif vary == "width":
-        n_lanes, widths = n_fixed, widths0[:-1] + [xs]
-    else:
-        n_lanes, widths = n_fixed, [w * xs for w in widths0]
+    n_lanes: Any = xs if vary == "samples" else n_fixed
+    widths: list[Any] = list(widths0)
+    if vary == "width":
+        widths[-1] = xs
+    elif vary == "widths":
+        widths = [w * xs for w in widths0]
     N, Q = values.size, len(variants)
     errors, ridges = np.empty((Q, N)), np.empty((Q, N))
     limits, limit_err = np.empty(Q), np.zeros(Q)
