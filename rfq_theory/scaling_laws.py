@@ -20,7 +20,9 @@ by least squares on the log-log grid: ``log(E - E_inf) = log C - p log x``.
   every other size of the model the error is an
   analytic function of ``1/x``, so the far point misses the limit by about
   ``(E(x_far / 1000) - E(x_far)) / 1000``; ``limit_error`` reports the
-  larger, conservative ``|E(x_far / 1000) - E(x_far)|``.  A number given as
+  larger, conservative ``|E(x_far / 1000) - E(x_far)|``.  Where the solver
+  does not converge at ``x_far`` the next far point down (``x_far / 1000``,
+  then ``x_far / 10^6``) is used, with a message.  A number given as
   ``limit`` replaces the far point (``limit=0`` fits ``E`` itself).
 - ``exponent`` is ``p``, ``exponent_stderr`` its ordinary least-squares
   standard error ``sqrt(SSR / (m - 2) / Sxx)`` over the ``m`` points fitted
@@ -57,8 +59,10 @@ __all__ = ["scaling_law", "fit_power_law", "ScalingLaw", "PowerLawFit", "SCALING
 SCALING_AXES = ("samples", "width", "widths")
 #: the limit ``E_inf`` is the error at ``LIMIT_FACTOR * max(x)``
 LIMIT_FACTOR = 1e9
-#: the second far point (``x_far / LIMIT_CHECK``) that bounds the far point's distance to the limit
+#: the far points ``x_far / LIMIT_CHECK^j`` (j = 2, 1, 0): the largest that converges is ``E_inf``, the
+#: next one bounds its distance to the limit (a solver that fails at ``x_far`` falls back to the next)
 LIMIT_CHECK = 1e3
+LIMIT_LADDER = 3
 #: an excess below this fraction of ``|E_inf|`` is float rounding, not signal: left out of the fit
 EXCESS_FLOOR = 1e-9
 #: default quantizers compared by :func:`scaling_law`
@@ -265,7 +269,8 @@ class ScalingLaw:
     ridge:
         The ridge of each point (the optimal ridge when ``ridge="optimal"``).
     limit, limit_error:
-        ``E_inf`` per row and the bound on its distance to the limit (0 for a given limit).
+        ``E_inf`` per row and the bound on its distance to the limit (0 for a given limit,
+        NaN when only one far point converged).
     excess, local_slope:
         ``E - E_inf`` and ``-d log(E - E_inf) / d log x`` per point.
     exponent, exponent_stderr, constant, constant_stderr:
@@ -578,7 +583,8 @@ def scaling_law(
     widths0 = [float(w) for w in model.sizes(20)[1:]]
     applied = values * d if (ratio and vary in RATIO_AXES) else values
     far = LIMIT_FACTOR * _far_scale(vary, float(applied.max()), d, widths0, n_fixed)
-    xs = np.concatenate([applied, [far / LIMIT_CHECK, far]]) if auto else applied
+    ladder = [far / LIMIT_CHECK**j for j in range(LIMIT_LADDER - 1, -1, -1)]
+    xs = np.concatenate([applied, ladder]) if auto else applied
     n_lanes: Any = xs if vary == "samples" else n_fixed
     widths: list[Any] = list(widths0)
     if vary == "width":
@@ -605,11 +611,12 @@ def scaling_law(
                 lam_lanes = np.full(xs.shape, lam)
         e = np.broadcast_to(np.asarray(res.test_error, dtype=float), xs.shape)
         errors[i], ridges[i] = e[:N], lam_lanes[:N]
-        n_failed += int(np.count_nonzero(~np.broadcast_to(res.converged, xs.shape)))
-        n_fallback += int(np.count_nonzero(np.broadcast_to(res.fallback, xs.shape)))
+        n_failed += int(np.count_nonzero(~np.broadcast_to(res.converged, xs.shape)[:N]))
+        n_fallback += int(np.count_nonzero(np.broadcast_to(res.fallback, xs.shape)[:N]))
         if auto:
-            limits[i] = e[-1]
-            limit_err[i] = abs(e[-2] - e[-1])
+            limits[i], limit_err[i], note = _far_limit(e[N:], ladder)
+            if note:
+                messages.append(f"{label}: {note}")
         else:
             limits[i] = fixed_limit
         fit = fit_power_law(values, errors[i], limits[i], fit_range)
@@ -666,6 +673,20 @@ def scaling_law(
     )
 
 
+def _far_limit(errors, points) -> tuple[float, float, str]:
+    """``(E_inf, bound on its distance to the limit, note)`` from the errors at the far points (increasing)."""
+    ok = [j for j in range(len(points)) if math.isfinite(errors[j])]
+    if not ok:
+        return math.nan, math.nan, "the solver did not converge at any far point; no limit"
+    top = ok[-1]
+    note = (
+        "" if top == len(points) - 1 else f"the far point {points[-1]:.3g} did not converge; E_inf at {points[top]:.3g}"
+    )
+    if top == 0 or top - 1 not in ok:
+        return float(errors[top]), math.nan, (note + "; " if note else "") + "no second far point to bound E_inf"
+    return float(errors[top]), abs(float(errors[top - 1] - errors[top])), note
+
+
 def _far_scale(vary: str, x_max: float, d: float, widths: list, n) -> float:
     """The value of the axis beyond which every other size is small: the far point is ``LIMIT_FACTOR`` times it."""
     if vary == "samples":
@@ -690,9 +711,9 @@ def _row_notes(label, fit: PowerLawFit, errors, limit, limit_err, auto) -> list[
         out.append(f"{label}: only {fit.points} point(s) fitted; no standard error")
     if auto and fit.points:
         smallest = float(np.nanmin(fit.excess[fit.used]))
-        if limit_err > 1e-3 * smallest:
+        if math.isfinite(limit_err) and limit_err > 1e-2 * smallest:
             out.append(
-                f"{label}: the far point has not settled (|E(x_far/1e3) - E(x_far)| = {limit_err:.3g} against "
+                f"{label}: the far point has not settled (|E(x/1e3) - E(x)| = {limit_err:.3g} there, against "
                 f"a smallest excess {smallest:.3g}); the fit near the end of the grid is uncertain"
             )
     return out

@@ -221,6 +221,35 @@ def test_given_limit_replaces_the_far_point():
     assert zero.exponent[0] == pytest.approx(auto.exponent[0], abs=1e-9)
 
 
+def test_far_point_ladder_falls_back_to_the_largest_converged_point():
+    from rfq_theory.scaling_laws import _far_limit
+
+    assert _far_limit([0.3, 0.2, 0.1], [1e3, 1e6, 1e9]) == (0.1, pytest.approx(0.1), "")
+    limit, err, note = _far_limit([0.3, 0.2, math.nan], [1e3, 1e6, 1e9])
+    assert (limit, err) == (0.2, pytest.approx(0.1)) and "1e+09 did not converge" in note
+    limit, err, note = _far_limit([math.nan, 0.2, math.nan], [1e3, 1e6, 1e9])
+    assert limit == 0.2 and math.isnan(err) and "no second far point" in note
+    limit, err, note = _far_limit([math.nan] * 3, [1e3, 1e6, 1e9])
+    assert math.isnan(limit) and "did not converge at any far point" in note
+
+
+@pytest.mark.slow
+def test_logistic_readout_sign_equals_full_precision():
+    model = DeepRF(300, (600,), "tanh", "none", "power:0.8")
+    law = scaling_law(
+        model,
+        "samples",
+        np.geomspace(15, 600, 8),
+        ridge=1e-2,
+        loss="logistic",
+        labels="sign",
+        quantizers=("none", "sign"),
+    )
+    assert np.all(np.isfinite(law.limit)) and np.all(law.fit_points == 8)
+    assert np.array_equal(law.test_error[0], law.test_error[1])
+    assert np.all(np.diff(law.test_error[0]) < 0) and np.all(law.test_error[0] < 0.5)  # learns, below chance
+
+
 def test_optimal_ridge_is_below_every_fixed_ridge():
     model = DeepRF(200, (400,), "tanh", "none", "power:1.2", "power:1")
     grid = np.geomspace(5, 100, 6)
