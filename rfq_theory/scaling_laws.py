@@ -594,12 +594,14 @@ def scaling_law(
     N, Q = values.size, len(variants)
     errors, ridges = np.empty((Q, N)), np.empty((Q, N))
     limits, limit_err = np.empty(Q), np.zeros(Q)
-    labels_out, messages, fits = [], [], []
+    models = [model.with_quantizers(v) for v in variants]
+    labels_out = [_label(m) for m in models]
+    if len(set(labels_out)) != len(labels_out):
+        raise InputError(f"quantizers must be distinct, got {', '.join(labels_out)}")
+    messages: list[str] = []
+    fits: list[PowerLawFit] = []
     n_failed = n_fallback = 0
-    for i, variant in enumerate(variants):
-        m = model.with_quantizers(variant)
-        label = _label(m)
-        labels_out.append(label)
+    for i, (m, label) in enumerate(zip(models, labels_out)):
         kw: dict[str, Any] = dict(widths=widths, fallback=fallback, warn=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -622,8 +624,6 @@ def scaling_law(
         fit = fit_power_law(values, errors[i], limits[i], fit_range)
         fits.append(fit)
         messages.extend(_row_notes(label, fit, errors[i], limits[i], limit_err[i], auto))
-    if len(set(labels_out)) != len(labels_out):
-        raise InputError(f"quantizers must be distinct, got {', '.join(labels_out)}")
     if n_failed:
         messages.append(f"{n_failed} point(s) did not converge; they are NaN")
     settings = {
