@@ -372,3 +372,18 @@ def test_cli_help_has_examples(capsys):
         main(["scaling", "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "examples:" in out and "--vary" in out and "--fit-range" in out
+
+
+def test_cli_help_of_every_option():
+    import argparse
+
+    from rfq_theory.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["scaling"]
+    assert sub.description and "rfq scaling" in sub.epilog
+    for action in sub._actions:
+        assert action.dest == "help" or (action.help and len(action.help) > 10), action.dest
+        if action.dest == "quantizers":
+            for form in ("none", "sign", "sign-scaled", "ternary:", "uniform:", "expr:", "rfq list"):
+                assert form in action.help, form

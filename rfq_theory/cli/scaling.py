@@ -45,7 +45,7 @@ def register(sub):
         "quantizers",
         "comma-separated quantizers compared side by side, each applied to every layer "
         "(default none,sign,sign-scaled,uniform:4): none, sign, sign-scaled, ternary:t, uniform:b[:clip] "
-        "or expr:<expression in g>",
+        "or expr:<expression in g> (see 'rfq list')",
     )
     _set_help(p, "samples", "number of training samples n (required unless --vary samples)")
     _set_help(
