@@ -22,7 +22,8 @@ The grid 'LO:HI:POINTS' is log-spaced (also 'LO:HI:POINTS:log' or a list
 'a,b,c'). Its values are ratios n/d (samples), k_L/d (width: the last width)
 or factors multiplying every width (widths); the fit E - E_inf ~ C x^-p is
 against these values, so C is in grid units. E_inf is the theory's error at
-the far point 1e9 times the grid's end. The table lists p with its
+a far point, 1e9 times the largest of the grid's end and the model's other
+sizes. The table lists p with its
 least-squares standard error, C, E_inf and the range of the local slope
 -d log(E - E_inf) / d log x over the fitted points: a narrow range means one
 power law holds on the grid.
@@ -222,7 +223,7 @@ def print_table(args, model, law, ridge_text) -> None:
         f"{fmt(law.values.min(), 4)}..{fmt(law.values.max(), 4)}; {fixed}ridge={ridge_text}, noise={args.noise}, "
         f"target={args.target}"
     )
-    print("fit: E(x) - E_inf ~ C x^-p by least squares on the log-log grid; E_inf = E(1e9 x_max)")
+    print("fit: E(x) - E_inf ~ C x^-p by least squares on the log-log grid; E_inf = E at 1e9 x the largest size")
     width = max([len("quantizers")] + [len(q) for q in law.quantizers])
     head = f"  {'quantizers':<{width}}  {'p':>9}  {'+- SE':>8}  {'C':>11}  {'E_inf':>11}  {'local slope':>17}  points"
     print(head)
