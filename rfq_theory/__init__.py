@@ -67,6 +67,10 @@ _LAZY = {
     "RidgeReadout": "readouts",
     "ConvexLossReadout": "readouts",
     "Diagnostics": "results",
+    "PowerLawFit": "scaling_laws",
+    "ScalingLaw": "scaling_laws",
+    "fit_power_law": "scaling_laws",
+    "scaling_law": "scaling_laws",
 }
 
 
@@ -136,4 +140,8 @@ __all__ = [
     "spectrum",
     "solve_batch",
     "sweep",
+    "PowerLawFit",
+    "ScalingLaw",
+    "fit_power_law",
+    "scaling_law",
 ]

@@ -1,7 +1,7 @@
 """Command-line interface: ``rfq <command>`` (also ``python -m rfq_theory``).
 
 The theory commands live in this package (``coefficients``, ``layers``,
-``list``, ``predict``, ``theorem``, ``curve``); other installed packages add
+``list``, ``predict``, ``theorem``, ``curve``, ``scaling``); other installed packages add
 theirs through the ``rfq.commands`` entry-point group (the ``validation``
 package registers ``validate``, ``demo`` and ``bench``), so the theory
 package never imports them. A plugin that fails to load or to register, or
@@ -26,7 +26,7 @@ from .common import EXIT_INPUT, EXIT_SOLVER, Parser, UsageError, short_repr
 __all__ = ["main", "build_parser", "THEORY_COMMANDS"]
 
 #: modules of this package whose ``register(subparsers)`` adds commands
-THEORY_COMMANDS = ("coefficients", "predict", "curve", "spectrum", "phase")
+THEORY_COMMANDS = ("coefficients", "predict", "curve", "spectrum", "phase", "scaling")
 
 ENTRY_POINT_GROUP = "rfq.commands"
 
