@@ -119,9 +119,8 @@ def _run(args) -> int:
 
         if args.csv is not None and not args.csv.strip():
             raise InputError("--csv needs a file path")
-        grid = []
-        for g in parse_grid(args.grid, "grid"):
-            grid.append(int(round(g)))
+        values = parse_grid(args.grid, "grid")
+        grid = [int(round(g)) for g in values] if ":" in args.grid else values  # a list must be whole numbers
         config = RealDataConfig(
             dataset=args.dataset,
             target=args.target,
