@@ -55,6 +55,7 @@ __all__ = [
     "RealDataDrawTask",
     "RealDataExperiment",
     "real_data_draw",
+    "paired_differences",
     "format_report",
     "plot_learning_curves",
 ]
@@ -366,6 +367,7 @@ class RealDataExperiment(Experiment):
             "mc_train_se": standard_error(train),
             "draws": len(real),
             "mc_test_draws": real,
+            "trials": trials,
             "z": v_real["z"],
             "z_crit": v_real["z_crit"],
             "allowance": v_real["allowance"],
@@ -388,6 +390,7 @@ class RealDataExperiment(Experiment):
             linear_test_se=lse,
             linear_z=verdict(lmean, lse, te_theory, len(lin), sizes)["z"],
             linear_relative_deviation=lmean / te_theory - 1 if te_theory else float("nan"),
+            linear_draws=lin,
         )
         if has_surr:
             sv = [float(x) for x in surr]
@@ -402,6 +405,7 @@ class RealDataExperiment(Experiment):
                 surrogate_relative_deviation=smean / te_theory - 1 if te_theory else float("nan"),
                 real_minus_surrogate=float(np.mean(diff)),
                 real_minus_surrogate_se=standard_error(diff),
+                surrogate_draws=sv,
             )
         return row
 
@@ -423,6 +427,7 @@ class RealDataExperiment(Experiment):
         }
         fit = self.fit.summary()
         return {
+            "paired": paired_differences(rows, c.variants),
             "config": dict(c.as_dict(), fingerprint=fp, data_hash=self._data_hash),
             "data": fit,
             "units": "test MSE of the labels divided by the linear signal's standard deviation "
@@ -444,6 +449,34 @@ class RealDataExperiment(Experiment):
         return format_report(report)
 
 
+def paired_differences(rows: list[dict], variants) -> list[dict]:
+    """Paired differences ``variant - first variant`` per ``n`` over the common draws (the same ``W``).
+
+    For each arm (``real``, ``linear``, ``surrogate``) the mean and standard
+    error of the per-draw differences, next to the theory's difference.
+    """
+    if len(variants) < 2:
+        return []
+    base, by = variants[0], {(r["variant"], r["samples"]): r for r in rows}
+    arms = (("real", "mc_test_draws"), ("linear", "linear_draws"), ("surrogate", "surrogate_draws"))
+    out = []
+    for other in variants[1:]:
+        for (v, n), r in sorted(by.items(), key=lambda kv: kv[0][1]):
+            if v != other or (base, n) not in by:
+                continue
+            r0 = by[(base, n)]
+            entry = {"variant": other, "base": base, "samples": n, "theory": r["theory_test"] - r0["theory_test"]}
+            for arm, field in arms:
+                a = dict(zip(r.get("trials", []), r.get(field) or []))
+                b = dict(zip(r0.get("trials", []), r0.get(field) or []))
+                common = sorted(set(a) & set(b))
+                d = [a[t] - b[t] for t in common]
+                entry[arm] = float(np.mean(d)) if d else float("nan")
+                entry[f"{arm}_se"] = standard_error(d)
+            out.append(entry)
+    return out
+
+
 def figure_title(config: RealDataConfig, fit: RealDataFit) -> str:
     """One-line description of the data and the model."""
     target = f" ({config.target or 'lt5'})" if config.dataset == "digits" else ""
@@ -459,8 +492,8 @@ def _fmt(x, spec=".4f") -> str:
     return "nan" if x is None or not math.isfinite(x) else format(x, spec)
 
 
-def _pm(x, se) -> str:
-    return f"{_fmt(x)} +- {_fmt(se)}"
+def _pm(x, se, signed: bool = False) -> str:
+    return f"{_fmt(x, '+.4f' if signed else '.4f')} +- {_fmt(se)}"
 
 
 def _pct(x) -> str:
@@ -525,6 +558,20 @@ def format_report(report: dict) -> str:
                 f"{_pct(r['surrogate_relative_deviation']):>7}"
             )
             lines.append(" | ".join(cells))
+    pairs = report.get("paired") or []
+    if pairs:
+        lines += [
+            "",
+            "paired differences over the same weights W (quantized vs " + pairs[0]["base"] + "):",
+        ]
+        head = f"{'n':>6} {'variant':>12} {'theory':>9} | {'real':>20} | {'linear':>20} | {'surrogate':>20}"
+        lines += [head, "-" * len(head)]
+        for p in pairs:
+            lines.append(
+                f"{p['samples']:>6} {p['variant']:>12} {_fmt(p['theory'], '+.4f'):>9} | "
+                f"{_pm(p['real'], p['real_se'], True):>20} | {_pm(p['linear'], p['linear_se'], True):>20} | "
+                f"{_pm(p['surrogate'], p['surrogate_se'], True):>20}"
+            )
     s = report["summary"]
     lines += [
         "",
