@@ -426,7 +426,11 @@ class RealDataExperiment(Experiment):
             "max_abs_relative_deviation": max((abs(r["relative_deviation"]) for r in rows), default=float("nan")),
         }
         fit = self.fit.summary()
+        from ..machine import environment, package_versions
+
+        env = dict(environment(), scikit_learn=package_versions(("scikit-learn",))["scikit-learn"])
         return {
+            "environment": env,
             "paired": paired_differences(rows, c.variants),
             "config": dict(c.as_dict(), fingerprint=fp, data_hash=self._data_hash),
             "data": fit,
