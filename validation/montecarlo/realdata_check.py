@@ -446,7 +446,7 @@ class RealDataExperiment(Experiment):
     def write_outputs(self, store, rows: list[dict], report: dict, figure: bool) -> None:
         if figure and rows:
             path = self.plot_path if self.plot_path else store.dir / "figure.png"
-            plot_learning_curves(rows, self.curves(), path, figure_title(self.config, self.fit))
+            plot_learning_curves(rows, self.curves(), path, figure_title(self.config, self.fit), self.fit.noise)
             report["files"]["figure"] = str(path)
 
     def format(self, report: dict) -> str:
@@ -587,49 +587,53 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_learning_curves(rows: list[dict], curves: dict, path, title: str) -> None:
-    """Measured points with error bars, theory lines, surrogate points (open markers), one colour per variant."""
+def plot_learning_curves(rows: list[dict], curves: dict, path, title: str, noise: float | None = None) -> None:
+    """The figure of ``rfq data``: theory lines, measured points with error bars, one colour per variant.
+
+    Filled circles: real data; open triangles: real inputs with linear labels;
+    open squares: the Gaussian surrogate; dotted line: the label noise
+    ``Delta`` (the theory's lowest possible error), when given.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ("-", "--", ":", "-.")
+    arms = (
+        ("mc_test", "mc_test_se", "o", "full", 0.0, "real data"),
+        ("linear_test", "linear_test_se", "^", "none", -0.012, "real inputs, linear labels"),
+        ("surrogate_test", "surrogate_test_se", "s", "none", 0.012, "Gaussian surrogate"),
+    )
     for i, (v, (ns, te)) in enumerate(curves.items()):
         col = colors[i % len(colors)]
         label = "full precision" if v == "none" else ("one-bit (sign)" if v == "sign" else v)
-        ax.plot(ns, te, color=col, lw=1.6, label=f"theory, {label}")
+        ax.plot(ns, te, color=col, lw=1.6, ls=styles[i % len(styles)], label=f"theory, {label}")
         rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["samples"])
-        if rs:
-            x = np.array([r["samples"] for r in rs], dtype=float)
+        for mean, se, marker, fill, shift, what in arms:
+            pts = [r for r in rs if r.get(mean) is not None and math.isfinite(r[mean])]
+            if not pts:
+                continue
+            x = np.array([r["samples"] for r in pts], dtype=float) * (1 + shift + 0.006 * i)
             ax.errorbar(
                 x,
-                [r["mc_test"] for r in rs],
-                yerr=[r["mc_test_se"] for r in rs],
-                fmt="o",
+                [r[mean] for r in pts],
+                yerr=[r[se] or 0.0 for r in pts],
+                fmt=marker,
                 color=col,
+                mfc=col if fill == "full" else "none",
                 ms=5,
-                capsize=3,
-                label=f"real data, {label}",
+                capsize=2,
+                label=f"{what}, {label}",
             )
-            surr = [(xi, r) for xi, r in zip(x, rs) if r.get("surrogate_status") != "n/a"]
-            if surr:
-                ax.errorbar(
-                    [xi * 1.015 for xi, _ in surr],
-                    [r["surrogate_test"] for _, r in surr],
-                    yerr=[r["surrogate_test_se"] for _, r in surr],
-                    fmt="s",
-                    mfc="none",
-                    color=col,
-                    ms=5,
-                    capsize=2,
-                    label=f"Gaussian surrogate, {label}",
-                )
+    if noise is not None:
+        ax.axhline(noise, color="0.5", ls=":", lw=1, label="label noise Delta")
     ax.set_xlabel("training samples n")
     ax.set_ylabel("test MSE (units of the signal variance)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
