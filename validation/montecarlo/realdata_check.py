@@ -108,7 +108,7 @@ class RealDataConfig:
     activations: tuple = ("tanh",)
     variants: tuple = ("none", "sign")
     grid: tuple = DEFAULT_GRID
-    ridge: float = 1e-2
+    ridge: float = 0.1
     trials: int = 20
     seed: int = 0
     surrogate_test: int = 2000

@@ -78,7 +78,7 @@ def register(sub) -> None:
         help="training-set sizes n: 'a,b,c' or 'start:stop:num' (rounded to whole numbers; "
         "default 100,200,300,450,600,800,1000,1200)",
     )
-    a("--ridge", default="1e-2", metavar="LAMBDA", help="ridge lambda >= 0 of the readout (default 1e-2)")
+    a("--ridge", default="0.1", metavar="LAMBDA", help="ridge lambda >= 0 of the readout (default 0.1)")
     a("--draws", default="20", metavar="T", help="Monte Carlo draws per point, >= 6 for a verdict (default 20)")
     a("--seed", default="0", metavar="S", help="base seed (default 0)")
     a(
