@@ -63,6 +63,7 @@ def test_rfq_help_imports_nothing_heavy():
         "validation.machine",
         "validation.options",  # the shared validation options (argparse only at import)
         "validation.montecarlo.spectrum_commands",
+        "validation.montecarlo.realdata_commands",
     }
     assert {m for m in loaded if m.split(".")[0] == "validation"} <= allowed
 
