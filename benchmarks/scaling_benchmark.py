@@ -47,6 +47,17 @@ SETTINGS = (
         dict(vary="samples", grid=("geom", 0.001, 0.05, 60), ridge=0.0),
     ),
     (
+        "erf-erf-samples-ridgeless-d100000",
+        dict(
+            input_dim=100000,
+            widths=(200000, 150000),
+            activations=("erf", "erf"),
+            spectrum="power:2",
+            teacher="power:0.5",
+        ),
+        dict(vary="samples", grid=("geom", 1e-4, 0.1, 40), ridge=0.0, fit_range=(0.01, 0.1)),
+    ),
+    (
         "tanh-relu-widths",
         dict(
             input_dim=1000, widths=(2000, 1500), activations=("tanh", "relu"), spectrum="power:1.5", teacher="power:1"

@@ -387,3 +387,14 @@ def test_cli_help_of_every_option():
         if action.dest == "quantizers":
             for form in ("none", "sign", "sign-scaled", "ternary:", "uniform:", "expr:", "rfq list"):
                 assert form in action.help, form
+
+
+def test_cli_default_quantizers_are_the_library_default():
+    import argparse
+
+    from rfq_theory.cli import build_parser
+    from rfq_theory.scaling_laws import DEFAULT_QUANTIZERS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["scaling"]
+    assert tuple(sub.get_default("quantizers").split(",")) == DEFAULT_QUANTIZERS

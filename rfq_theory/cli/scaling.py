@@ -52,6 +52,7 @@ def register(sub):
     _set_help(
         p, "ridge", "ridge lambda >= 0 (default 0: minimum-norm interpolator), or 'optimal' (the best ridge per point)"
     )
+    # rfq_theory.scaling_laws.DEFAULT_QUANTIZERS, written out: importing it here would load NumPy on every rfq call
     p.set_defaults(quantizers="none,sign,sign-scaled,uniform:4")
     p.add_argument(
         "--vary",
