@@ -276,6 +276,13 @@ def test_digits_without_scikit_learn_names_the_extra(monkeypatch, capsys, tmp_pa
         (["--ridge", "-1"], "ridge"),
         (["--grid", "1.5"], "whole numbers"),
         (["--quantizers", "none,bogus"], "bogus"),
+        (["--draws", "nan"], "draws"),
+        (["--grid", "1e999"], "grid"),
+        (["--seed", "-1"], "seed"),
+        (["--surrogate-test", "-5"], "surrogate_test"),
+        (["--plot", "/nonexistent/dir/f.png"], "--plot: folder"),
+        (["--csv", "/nonexistent/dir/t.csv"], "--csv: folder"),
+        (["--activations", "tanh,relu"], "one per layer"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, words):
@@ -293,3 +300,29 @@ def test_file_without_labels_is_refused(tmp_path, capsys):
     np.savez(path, X=np.zeros((30, 3)))
     code, out, err = _run(["data", "--dataset", f"file:{path}", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "lacks the array(s) y" in err
+
+
+def test_draws_are_paired_reproducible_and_picklable(tmp_path):
+    import pickle
+
+    from validation.montecarlo.realdata_check import RealDataConfig, RealDataExperiment
+    from validation.montecarlo.simulate import draw_weights
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=300, d=6)
+    exp = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(30,), grid=(40, 100), trials=2, surrogate_test=50)
+    )
+    # full precision sees W, the one-bit network sign(W) of the same draw
+    (w_none,), (w_sign,) = (draw_weights(exp.models[v], 0, 1) for v in ("none", "sign"))
+    assert np.array_equal(np.sign(w_none), w_sign)
+    task = exp.task("sign@n=40", 1)
+    first = task.run()
+    again = pickle.loads(pickle.dumps(task)).run()
+    assert first == again and set(first) >= {"test_error", "linear_test", "surrogate_test"}
+    # ridge 0 is the minimum-norm interpolator: zero training error below the width
+    exp0 = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(60,), grid=(40,), trials=2, ridge=0, surrogate_test=50)
+    )
+    res = exp0.task("none@n=40", 0).run()
+    assert res["train_error"] < 1e-16 and res["linear_train"] < 1e-16 and res["surrogate_train"] < 1e-16

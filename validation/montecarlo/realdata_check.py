@@ -117,6 +117,8 @@ class RealDataConfig:
         s = object.__setattr__
         if not isinstance(self.dataset, str):
             raise InputError(f"dataset must be 'digits' or 'file:PATH.npz', got {self.dataset!r}")
+        if self.dataset == "digits" and self.target is None:
+            s(self, "target", "lt5")  # the default labels, spelled out (one fingerprint for both spellings)
         widths = tuple(
             check_scalar(k, f"widths[{i}]", int, min_val=1, max_val=20000) for i, k in enumerate(self.widths)
         )
@@ -483,7 +485,7 @@ def paired_differences(rows: list[dict], variants) -> list[dict]:
 
 def figure_title(config: RealDataConfig, fit: RealDataFit) -> str:
     """One-line description of the data and the model."""
-    target = f" ({config.target or 'lt5'})" if config.dataset == "digits" else ""
+    target = f" ({config.target})" if config.dataset == "digits" else ""
     acts = ",".join(config.activations)
     widths = ",".join(str(k) for k in config.widths)
     return (
@@ -510,7 +512,7 @@ def format_report(report: dict) -> str:
     variants = cfg["variants"]
     by = {(r["variant"], r["samples"]): r for r in rows}
     ns = [n for n in cfg["grid"] if any((v, n) in by for v in variants)]
-    target = f" (target {cfg['target'] or 'lt5'})" if cfg["dataset"] == "digits" else ""
+    target = f" (target {cfg['target']})" if cfg["dataset"] == "digits" else ""
     lines = [
         f"dataset {cfg['dataset']}{target}: N {data['rows']}, d {data['dim']}, zero eigenvalues "
         f"{data['zero_eigenvalues']}, largest eigenvalue {data['largest_eigenvalue']:.3g}, "
