@@ -53,6 +53,15 @@ def test_estimation_recovers_a_planted_spectrum_teacher_and_noise():
     # the theory's normalisation Var g = (1/d) sum beta^2 lambda = 1
     assert np.sum(fit.beta2 * fit.eigenvalues) / d == pytest.approx(1.0, abs=1e-12)
     assert np.mean(fit.eigenvalues) == pytest.approx(1.0, abs=1e-12)
+    # the learning curve of the fitted model is that of the planted one
+    from rfq_theory import DeepRF
+    from rfq_theory.batch import solve_batch
+
+    planted = DeepRF(d, (40,), ("tanh",), ("sign",), input_spectrum=lam, teacher=beta**2)
+    ns = np.array([5.0, 20.0, 80.0])
+    a_curve = solve_batch(fit.model((40,), ("tanh",), "sign"), ns, 0.01, fit.noise, "linear").test_error
+    b_curve = solve_batch(planted, ns, 0.01, fit.noise, "linear").test_error  # same noise: spectrum, teacher
+    assert np.allclose(a_curve, b_curve, rtol=0.01)
 
 
 def test_estimation_agrees_with_least_squares_on_the_finite_data():
@@ -326,3 +335,20 @@ def test_draws_are_paired_reproducible_and_picklable(tmp_path):
     )
     res = exp0.task("none@n=40", 0).run()
     assert res["train_error"] < 1e-16 and res["linear_train"] < 1e-16 and res["surrogate_train"] < 1e-16
+
+
+def test_errors_are_in_units_of_the_signal_variance(tmp_path):
+    # an overwhelming ridge leaves the readout at 0: the test error is the labels' second moment on
+    # the held-out rows, about Var y~ = 1 + Delta, and the theory gives 1 + Delta in that limit
+    from validation.montecarlo.realdata_check import RealDataConfig, RealDataExperiment
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=3000, d=10)
+    exp = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(50,), grid=(100,), trials=2, ridge=1e8, surrogate_test=4000)
+    )
+    fit = exp.fit
+    res = exp.task("none@n=100", 0).run()
+    assert res["test_error"] == pytest.approx(1 + fit.noise, rel=0.08)
+    assert res["surrogate_test"] == pytest.approx(1 + fit.noise, rel=0.08)
+    assert exp.theory("none")[100][0] == pytest.approx(1 + fit.noise, rel=1e-4)
