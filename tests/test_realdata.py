@@ -352,3 +352,15 @@ def test_errors_are_in_units_of_the_signal_variance(tmp_path):
     assert res["test_error"] == pytest.approx(1 + fit.noise, rel=0.08)
     assert res["surrogate_test"] == pytest.approx(1 + fit.noise, rel=0.08)
     assert exp.theory("none")[100][0] == pytest.approx(1 + fit.noise, rel=1e-4)
+
+
+def test_a_run_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch):
+    import validation.montecarlo.simulate as simulate
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=600, d=8)
+    monkeypatch.setattr(simulate, "available_memory", lambda: 10**6)
+    code, out, err = _run(
+        ["data", "--dataset", f"file:{path}", "--widths", "100", "--grid", "50", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and "GiB of memory" in err and not (tmp_path / "o" / "results.jsonl").exists()

@@ -327,6 +327,27 @@ class RealDataExperiment(Experiment):
             if len(bad) == len(values):
                 raise ArithmeticError(f"the theory did not converge for quantizer {v!r} at any n of the grid")
 
+    def memory_bytes(self) -> int:
+        """Estimated peak memory of one draw: the data, the features of every real and surrogate row,
+        the weights and the readout's Gram matrix (float64)."""
+        c, N, d = self.config, self.fit.rows, self.fit.dim
+        sizes = (d,) + c.widths
+        kmax, p, n = max(c.widths), c.widths[-1], c.grid[-1]
+        rows = N + n + c.surrogate_test
+        weights = 3 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return 8 * (weights + 2 * N * d + rows * (d + 2 * kmax) + 3 * min(n, p) ** 2)
+
+    def check_memory(self, workers: int, local_draws: bool) -> None:
+        from .simulate import available_memory
+
+        need = self.memory_bytes() * (workers if local_draws else 1)
+        avail = available_memory()
+        if avail is not None and need > avail:
+            raise InputError(
+                f"this run needs about {need / 2**30:.1f} GiB of memory but {avail / 2**30:.1f} GiB is "
+                "available; reduce --widths, --grid, --surrogate-test or --workers"
+            )
+
     # -- draws
     def task(self, key: str, trial: int) -> RealDataDrawTask:
         variant, n = self._parse(key)
