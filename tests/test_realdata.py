@@ -53,6 +53,15 @@ def test_estimation_recovers_a_planted_spectrum_teacher_and_noise():
     # the theory's normalisation Var g = (1/d) sum beta^2 lambda = 1
     assert np.sum(fit.beta2 * fit.eigenvalues) / d == pytest.approx(1.0, abs=1e-12)
     assert np.mean(fit.eigenvalues) == pytest.approx(1.0, abs=1e-12)
+    # the learning curve of the fitted model is that of the planted one
+    from rfq_theory import DeepRF
+    from rfq_theory.batch import solve_batch
+
+    planted = DeepRF(d, (40,), ("tanh",), ("sign",), input_spectrum=lam, teacher=beta**2)
+    ns = np.array([5.0, 20.0, 80.0])
+    a_curve = solve_batch(fit.model((40,), ("tanh",), "sign"), ns, 0.01, fit.noise, "linear").test_error
+    b_curve = solve_batch(planted, ns, 0.01, fit.noise, "linear").test_error  # same noise: spectrum, teacher
+    assert np.allclose(a_curve, b_curve, rtol=0.01)
 
 
 def test_estimation_agrees_with_least_squares_on_the_finite_data():
@@ -276,6 +285,13 @@ def test_digits_without_scikit_learn_names_the_extra(monkeypatch, capsys, tmp_pa
         (["--ridge", "-1"], "ridge"),
         (["--grid", "1.5"], "whole numbers"),
         (["--quantizers", "none,bogus"], "bogus"),
+        (["--draws", "nan"], "draws"),
+        (["--grid", "1e999"], "grid"),
+        (["--seed", "-1"], "seed"),
+        (["--surrogate-test", "-5"], "surrogate_test"),
+        (["--plot", "/nonexistent/dir/f.png"], "--plot: folder"),
+        (["--csv", "/nonexistent/dir/t.csv"], "--csv: folder"),
+        (["--activations", "tanh,relu"], "one per layer"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, words):
@@ -293,3 +309,58 @@ def test_file_without_labels_is_refused(tmp_path, capsys):
     np.savez(path, X=np.zeros((30, 3)))
     code, out, err = _run(["data", "--dataset", f"file:{path}", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "lacks the array(s) y" in err
+
+
+def test_draws_are_paired_reproducible_and_picklable(tmp_path):
+    import pickle
+
+    from validation.montecarlo.realdata_check import RealDataConfig, RealDataExperiment
+    from validation.montecarlo.simulate import draw_weights
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=300, d=6)
+    exp = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(30,), grid=(40, 100), trials=2, surrogate_test=50)
+    )
+    # full precision sees W, the one-bit network sign(W) of the same draw
+    (w_none,), (w_sign,) = (draw_weights(exp.models[v], 0, 1) for v in ("none", "sign"))
+    assert np.array_equal(np.sign(w_none), w_sign)
+    task = exp.task("sign@n=40", 1)
+    first = task.run()
+    again = pickle.loads(pickle.dumps(task)).run()
+    assert first == again and set(first) >= {"test_error", "linear_test", "surrogate_test"}
+    # ridge 0 is the minimum-norm interpolator: zero training error below the width
+    exp0 = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(60,), grid=(40,), trials=2, ridge=0, surrogate_test=50)
+    )
+    res = exp0.task("none@n=40", 0).run()
+    assert res["train_error"] < 1e-16 and res["linear_train"] < 1e-16 and res["surrogate_train"] < 1e-16
+
+
+def test_errors_are_in_units_of_the_signal_variance(tmp_path):
+    # an overwhelming ridge leaves the readout at 0: the test error is the labels' second moment on
+    # the held-out rows, about Var y~ = 1 + Delta, and the theory gives 1 + Delta in that limit
+    from validation.montecarlo.realdata_check import RealDataConfig, RealDataExperiment
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=3000, d=10)
+    exp = RealDataExperiment(
+        RealDataConfig(dataset=f"file:{path}", widths=(50,), grid=(100,), trials=2, ridge=1e8, surrogate_test=4000)
+    )
+    fit = exp.fit
+    res = exp.task("none@n=100", 0).run()
+    assert res["test_error"] == pytest.approx(1 + fit.noise, rel=0.08)
+    assert res["surrogate_test"] == pytest.approx(1 + fit.noise, rel=0.08)
+    assert exp.theory("none")[100][0] == pytest.approx(1 + fit.noise, rel=1e-4)
+
+
+def test_a_run_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch):
+    import validation.montecarlo.simulate as simulate
+
+    path = tmp_path / "p.npz"
+    _synthetic_npz(path, N=600, d=8)
+    monkeypatch.setattr(simulate, "available_memory", lambda: 10**6)
+    code, out, err = _run(
+        ["data", "--dataset", f"file:{path}", "--widths", "100", "--grid", "50", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and "GiB of memory" in err and not (tmp_path / "o" / "results.jsonl").exists()

@@ -112,13 +112,14 @@ def _run(args) -> int:
     from ..options import run_command
 
     def build(args):
-        from rfq_theory.checks import InputError
-        from rfq_theory.options import parse_grid, split_list
+        from rfq_theory.options import check_output_path, parse_grid, split_list
 
         from .realdata_check import RealDataConfig, RealDataExperiment
 
-        if args.csv is not None and not args.csv.strip():
-            raise InputError("--csv needs a file path")
+        if args.csv is not None:
+            args.csv = check_output_path(args.csv, "csv", ".csv")
+        if args.plot is not None:
+            args.plot = check_output_path(args.plot, "plot", ".png")
         values = parse_grid(args.grid, "grid")
         grid = [int(round(g)) for g in values] if ":" in args.grid else values  # a list must be whole numbers
         config = RealDataConfig(
