@@ -192,7 +192,7 @@ def test_tiny_literal_quantizer_is_not_zero():
         assert abs(q.second_moment() - mpmath.mpf(10) ** -600) < mpmath.mpf(10) ** -614
 
 
-@pytest.mark.parametrize("bits", [11, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("bits", [11, 16])
 def test_uniform_many_bits_fast(bits):
     t0 = time.time()
     q = get_quantizer(f"uniform:{bits}")

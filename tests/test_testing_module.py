@@ -232,17 +232,32 @@ def test_documented_example_passes_as_written(tmp_path):
     assert "3 passed" in proc.stdout
 
 
-def test_documented_example_catches_a_layer_that_forgets_to_centre(tmp_path):
-    source = _mutate(_doc_example(), " - float(layer.mu0)", "")
-    proc = _user_run(tmp_path, "uncentred", source, "-k", "matches_theory")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "TheoryMismatch" in proc.stdout and "The rule allows" in proc.stdout
-    assert "softplus" in proc.stdout  # the pinned case is the one that fails
+def _failure_sections(stdout):
+    """``{test name: its failure report}`` from pytest's output."""
+    parts = re.split(r"^_{3,} (\S+) _{3,}$", stdout, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
 
 
-@pytest.mark.slow  # a user's pytest run each: the forgotten centring above stays in the fast subset
-def test_documented_example_catches_gaussian_weights_posing_as_one_bit(tmp_path):
-    source = _mutate(_doc_example(), "weights.append(quantizer.apply(W))", "weights.append(W)")
-    proc = _user_run(tmp_path, "gaussian", source, "-k", "plus_minus_one")
+def test_documented_example_catches_two_broken_implementations(tmp_path):
+    """Two mutants of the example in one user run (one pytest start-up): a layer that forgets to centre
+    fails the theory comparison at the pinned softplus case; Gaussian weights posing as one-bit fail the
+    binary-weights check."""
+    example = _doc_example()
+    pkg = tmp_path / "mutants"
+    pkg.mkdir()
+    (pkg / "test_uncentred.py").write_text(_mutate(example, " - float(layer.mu0)", ""))
+    (pkg / "test_gaussian.py").write_text(_mutate(example, "weights.append(quantizer.apply(W))", "weights.append(W)"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(pkg)]
+    args += [
+        "test_uncentred.py::test_ridge_readout_matches_theory",
+        "test_gaussian.py::test_one_bit_weights_are_plus_minus_one",
+    ]
+    proc = _run(args, pkg, env, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "is not one-bit" in proc.stdout
+    assert "2 failed" in proc.stdout, proc.stdout
+    sections = _failure_sections(proc.stdout)
+    uncentred = sections["test_ridge_readout_matches_theory"]
+    assert "TheoryMismatch" in uncentred and "The rule allows" in uncentred
+    assert "softplus" in uncentred  # the pinned case is the one that fails
+    assert "is not one-bit" in sections["test_one_bit_weights_are_plus_minus_one"]
