@@ -265,7 +265,13 @@ def summarize(path) -> dict:
 
 
 def format_tables(summary: dict) -> str:
-    """The two markdown tables and the settings line."""
+    """The two markdown tables and the settings line.
+
+    ``spread`` is :func:`rfq_theory.input_spectrum.variance_spread`: the relative spread of the
+    first layer's pre-activation variances over Gaussian-weight neurons.
+    """
+    from rfq_theory.input_spectrum import input_spectrum, variance_spread
+
     h = summary["header"]
     env, s = h["environment"], h["settings"]
     rows, pairs = summary["rows"], summary["pairs"]
@@ -290,16 +296,18 @@ def format_tables(summary: dict) -> str:
         )
     out += [
         "",
-        "| a | b | basis | theory | Gaussian W: MC +- SE | z | sign W: MC +- SE | z | sign - Gaussian (paired) | z |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| a | b | spread | basis | theory | Gaussian W: MC +- SE | z | sign W: MC +- SE | z "
+        "| sign - Gaussian (paired) | z |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, p in pairs.items():
         g, sg = rows.get(key + "-none"), rows.get(key + "-sign")
         if g is None or sg is None:
             continue
         c = g["cell"]
+        spread = variance_spread(input_spectrum(c["spectrum"]), s["dim"])
         out.append(
-            f"| {c['spectrum'].split(':')[1]} | {_b(c['teacher'])} | {c['basis']} | {g['theory']:.4f} "
+            f"| {c['spectrum'].split(':')[1]} | {_b(c['teacher'])} | {spread:.2f} | {c['basis']} | {g['theory']:.4f} "
             f"| {g['mc']:.4f} +- {g['se']:.4f} | {g['z']:+.1f} | {sg['mc']:.4f} +- {sg['se']:.4f} | {sg['z']:+.1f} "
             f"| {p['diff']:+.4f} +- {p['se']:.4f} | {p['z']:+.1f} |"
         )
