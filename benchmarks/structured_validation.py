@@ -147,6 +147,59 @@ def draw(cell: Cell, dim: int, trial: int, seed: int, test_samples: int) -> floa
     return float(simulate_glm_trial(cfg, trial)["test_error"])
 
 
+def finite_size(cell: Cell, dim: int, seed: int, trial: int = 0) -> float:
+    """The finite-size route on draw ``trial``'s realized network (same weights and rotation as the draw)."""
+    from validation.montecarlo.finite_size import finite_size_predict
+    from validation.montecarlo.glm_validate import GLMConfig, finite_size_glm
+
+    widths, n = cell.sizes(dim)
+    if cell.loss == "square":
+        model = cell.model(dim)
+        return float(
+            finite_size_predict(model, n, cell.ridge, cell.noise, seed=seed, trial=trial, basis=cell.basis).test_error
+        )
+    cfg = GLMConfig(
+        dim, widths, cell.activations, cell.quantizer, cell.loss, n, cell.ridge, cell.noise, "sign", 2, 1, seed,
+        cell.spectrum, cell.teacher, cell.basis,
+    )  # fmt: skip
+    result = finite_size_glm(cfg, trial)
+    assert result is not None
+    return float(result["test_error"])
+
+
+def run_finite_size(out, tables=("concentrated", "heavy")) -> None:
+    """Append the finite-size route of draw 0 of every cell to an existing results file (skips cells done)."""
+    from threadpoolctl import threadpool_limits
+
+    header, _, _ = load(out)
+    if header is None:
+        raise SystemExit(f"{out}: run the draws first")
+    s = header["settings"]
+    done = {r["cell"] for r in _records(out, "finite_size")}
+    with open(out, "a") as fh, threadpool_limits(limits=1):
+        for cell in concentrated_cells() + heavy_cells():
+            if cell.table not in tables or cell.name in done:
+                continue
+            t0 = time.perf_counter()
+            value = finite_size(cell, s["dim"], s["seed"])
+            rec = {"record": "finite_size", "cell": cell.name, "trial": 0, "test_error": value}
+            fh.write(json.dumps({**rec, "seconds": time.perf_counter() - t0}) + "\n")
+            fh.flush()
+            print(f"{cell.name} finite-size route: {value:.5g}", file=sys.stderr)
+
+
+def _records(path, kind: str) -> list[dict]:
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("record") == kind:
+            out.append(rec)
+    return out
+
+
 def load(path) -> tuple[dict | None, dict, list[dict]]:
     """``(header, theories, draws)`` of a results file (torn last lines are skipped)."""
     header, theories, draws = None, {}, []
@@ -231,6 +284,7 @@ def summarize(path) -> dict:
     per: dict[str, dict[int, float]] = {}
     for d in draws:
         per.setdefault(d["cell"], {})[d["trial"]] = d["test_error"]
+    fs = {r["cell"]: r["test_error"] for r in _records(path, "finite_size")}
     rows = {}
     for name, cell in cells.items():
         if name not in theories or len(per.get(name, {})) < 2:
@@ -248,6 +302,7 @@ def summarize(path) -> dict:
             "se": se,
             "z": (mean - th) / se,
             "draws": len(vals),
+            "finite_size": fs.get(name),
             "seconds_per_draw": sum(d["seconds"] for d in draws if d["cell"] == name) / len(vals),
         }
     pairs = {}
@@ -265,7 +320,13 @@ def summarize(path) -> dict:
 
 
 def format_tables(summary: dict) -> str:
-    """The two markdown tables and the settings line."""
+    """The two markdown tables and the settings line.
+
+    ``spread`` is :func:`rfq_theory.input_spectrum.variance_spread`: the relative spread of the
+    first layer's pre-activation variances over Gaussian-weight neurons.
+    """
+    from rfq_theory.input_spectrum import input_spectrum, variance_spread
+
     h = summary["header"]
     env, s = h["environment"], h["settings"]
     rows, pairs = summary["rows"], summary["pairs"]
@@ -274,9 +335,9 @@ def format_tables(summary: dict) -> str:
         f"({env['cpu_count']} cores), {env['date']}, Python {env['python']}, rfq-theory {env['rfq_theory']}, "
         f"NumPy {env['numpy']}, SciPy {env['scipy']}",
         "",
-        "| row | a | b | activations | weights | basis | readout | n/d | ridge | Delta | theory | MC mean +- SE "
-        "| z | draws |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| row | a | b | activations | weights | basis | readout | n/d | ridge | Delta | theory | finite-size "
+        "| MC mean +- SE | z | draws |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         c = r["cell"]
@@ -285,25 +346,32 @@ def format_tables(summary: dict) -> str:
         out.append(
             f"| {name} | {c['spectrum'].split(':')[1]} | {_b(c['teacher'])} | {','.join(c['activations'])} "
             f"| {c['quantizer']} | {c['basis']} | {'ridge' if c['loss'] == 'square' else c['loss']} "
-            f"| {c['n_ratio']:g} | {c['ridge']:g} | {c['noise']:g} | {r['theory']:.4f} "
+            f"| {c['n_ratio']:g} | {c['ridge']:g} | {c['noise']:g} | {r['theory']:.4f} | {_fs(r)} "
             f"| {r['mc']:.4f} +- {r['se']:.4f} | {r['z']:+.2f} | {r['draws']} |"
         )
     out += [
         "",
-        "| a | b | basis | theory | Gaussian W: MC +- SE | z | sign W: MC +- SE | z | sign - Gaussian (paired) | z |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| a | b | spread | basis | theory | finite-size Gaussian / sign | Gaussian W: MC +- SE | z "
+        "| sign W: MC +- SE | z | sign - Gaussian (paired) | z |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, p in pairs.items():
         g, sg = rows.get(key + "-none"), rows.get(key + "-sign")
         if g is None or sg is None:
             continue
         c = g["cell"]
+        spread = variance_spread(input_spectrum(c["spectrum"]), s["dim"])
         out.append(
-            f"| {c['spectrum'].split(':')[1]} | {_b(c['teacher'])} | {c['basis']} | {g['theory']:.4f} "
+            f"| {c['spectrum'].split(':')[1]} | {_b(c['teacher'])} | {spread:.2f} | {c['basis']} | {g['theory']:.4f} "
+            f"| {_fs(g)} / {_fs(sg)} "
             f"| {g['mc']:.4f} +- {g['se']:.4f} | {g['z']:+.1f} | {sg['mc']:.4f} +- {sg['se']:.4f} | {sg['z']:+.1f} "
             f"| {p['diff']:+.4f} +- {p['se']:.4f} | {p['z']:+.1f} |"
         )
     return "\n".join(out)
+
+
+def _fs(row: dict) -> str:
+    return "-" if row.get("finite_size") is None else f"{row['finite_size']:.4f}"
 
 
 def _b(teacher: str) -> str:
@@ -320,10 +388,17 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--test-samples", type=int, default=4000)
     r.add_argument("--tables", default="concentrated,heavy")
+    f = sub.add_parser("finite-size", help="append the finite-size route of draw 0 of every cell to OUT")
+    f.add_argument("--out", required=True)
+    f.add_argument("--tables", default="concentrated,heavy")
     q = sub.add_parser("report", help="print the tables of a results file")
     q.add_argument("path")
     q.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.cmd == "finite-size":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        run_finite_size(args.out, tuple(args.tables.split(",")))
+        return 0
     if args.cmd == "run":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         run(args.out, args.dim, args.trials, args.seed, args.test_samples, tuple(args.tables.split(",")))

@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,8 +127,8 @@ class ValidationConfig:
     dtype: str = "float64"
     loss: str = "square"
     label_type: str = "regression"
-    input_spectrum: object = "identity"
-    teacher: object = "flat"
+    input_spectrum: Any = "identity"  # a spec or an InputSpectrum; an InputSpectrum after construction
+    teacher: Any = "flat"  # a spec or a TeacherProfile; a TeacherProfile after construction
     basis: str = "axis"
 
     @property
