@@ -1,4 +1,4 @@
-"""Structured inputs: the covariance spectrum of ``x`` and the teacher's profile (``docs/theory.md``, section 7).
+"""Structured inputs: the covariance spectrum of ``x`` and the teacher's profile (``docs/theory.md``, section 8).
 
 Inputs are ``x ~ N(0, Sigma)`` with eigenvalues ``lambda_1..lambda_d`` of
 ``Sigma``; the teacher is ``g = beta . x / sqrt(d)`` with squared

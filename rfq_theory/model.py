@@ -44,7 +44,7 @@ class DeepRF:
         objects (``Quantizer.piecewise(...)``, ``Quantizer.custom(...)``).
     input_spectrum:
         Eigenvalues of the input covariance ``Sigma`` (``docs/theory.md``,
-        section 7): ``"identity"`` (default), ``"power:a"``,
+        section 8): ``"identity"`` (default), ``"power:a"``,
         ``"spiked:r:v"``, ``"file:PATH"``, an array of ``d`` eigenvalues or an
         :class:`~rfq_theory.input_spectrum.InputSpectrum`.  Families need a
         whole ``input_dim``; an array fixes it.

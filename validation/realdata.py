@@ -1,6 +1,6 @@
 """A real data set as the structured-input model of the theory (``docs/real-data.md``).
 
-The theory's data model (``docs/theory.md``, section 7) is ``x ~ N(0, Sigma)``
+The theory's data model (``docs/theory.md``, section 8) is ``x ~ N(0, Sigma)``
 with eigenvalues ``lambda_i`` of ``Sigma``, a teacher ``g = beta . x / sqrt(d)``
 whose squared coefficients ``beta_i^2`` in the eigenbasis of ``Sigma`` are scaled
 so that ``Var g = (1/d) sum_i beta_i^2 lambda_i = 1``, and labels
