@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# One profile everywhere (locally and in CI): the same examples, derandomized, so a run that passes here passes there.
+# The same profiles everywhere (locally and in CI), derandomized, so a run that passes here passes there: 25
+# examples a property in the full suite, 10 in the fast subset (-m "not slow").
 settings.register_profile(
     "rfq", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
