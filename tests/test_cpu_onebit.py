@@ -125,6 +125,7 @@ def test_tables_are_the_partial_sums_of_every_sign_pattern():
             assert np.allclose(table[g, b], direct, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # a third Numba compile
 @needs_numba
 def test_one_dimensional_input_out_argument_and_forward():
     from validation.timing.onebit import OneBitLayer
@@ -371,6 +372,7 @@ def test_json_onto_a_folder_and_same_file_for_plot(tmp_path, capsys):
     assert "same file" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess importing torch
 @needs_torch
 def test_rfq_bench_command_line_refuses_inf_quickly():
     """Through the installed CLI: one line, exit 2, in seconds (it used to never return)."""

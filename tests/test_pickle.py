@@ -77,6 +77,7 @@ def _child_predict(model):
     return predict(model, samples=150, ridge="1e-2", digits=30)
 
 
+@pytest.mark.slow  # a spawned process
 def test_another_process_returns_the_same_prediction():
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:

@@ -357,6 +357,7 @@ def test_draws_run_with_one_blas_thread_by_default(monkeypatch):
 # ------------------------------------------------------------------ (10): a port that is not a scheduler
 
 
+@pytest.mark.slow  # waits for the scheduler timeout
 def test_a_port_that_is_not_a_dask_scheduler_is_refused_quickly(tmp_path, capsys):
     pytest.importorskip("distributed")
     server = socket.socket()

@@ -159,6 +159,7 @@ def test_core_import_loads_neither_hypothesis_nor_pytest(tmp_path):
     assert out.strip() == "False"
 
 
+@pytest.mark.slow  # a user pytest run in a subprocess
 def test_plugin_works_without_hypothesis(tmp_path):
     # a package named hypothesis that cannot be imported stands for an install without it
     block = tmp_path / "block"
@@ -184,6 +185,7 @@ def test_plugin_works_without_hypothesis(tmp_path):
     assert "2 passed" in proc.stdout
 
 
+@pytest.mark.slow  # a user pytest run in a subprocess
 def test_marker_applies_the_profile(tmp_path):
     (tmp_path / "test_profile.py").write_text(
         "import pytest\nfrom hypothesis import given, strategies as st\n\nCALLS = []\n\n"
