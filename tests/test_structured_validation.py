@@ -268,7 +268,8 @@ def test_cli_structured_run_and_resume(tmp_path, capsys):
     assert header[header.index("target") + 1 : header.index("target") + 4] == ["input_spectrum", "teacher", "basis"]
     main(argv + ["--resume"])
     assert "(12 reused)" in capsys.readouterr().out
-    assert main(argv[:-4] + ["--basis", "axis", "--out", str(tmp_path / "axis"), "--no-progress", "--scaling"]) == 2
+    assert main(argv[:-3] + ["--out", str(tmp_path / "scaling"), "--no-progress", "--scaling"]) == 2
+    assert "--scaling checks isotropic inputs only" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- slow: the acceptance run at reduced size
