@@ -248,6 +248,10 @@ def test_validation_config_carries_inputs_and_keeps_old_fingerprints():
     assert c.as_dict()["input_spectrum"] == "power:0.5"
     assert c.as_dict()["basis"] == "rotated" and c.draw_settings()["teacher"] == "power:1"
     assert c.model("none").structured
+    from validation.montecarlo.scaling import run_scaling
+
+    with pytest.raises(ValueError, match="isotropic inputs only"):
+        run_scaling(c)
     with pytest.raises(ValueError, match="basis must be one of axis, rotated"):
         ValidationConfig(20, (30,), grid=(1.0,), trials=6, basis="diagonal")
 
