@@ -222,14 +222,25 @@ def load(path) -> tuple[dict | None, dict, list[dict]]:
 
 
 def run(
-    out, dim: int = 1000, trials: int = 12, seed: int = 0, test_samples: int = 4000, tables=("concentrated", "heavy")
+    out,
+    dim: int = 1000,
+    trials: int = 12,
+    seed: int = 0,
+    test_samples: int = 4000,
+    tables=("concentrated", "heavy"),
+    cells=None,
 ):
-    """Append the theory of every cell, then the draws round-robin, to ``out``; resumes a stopped run."""
+    """Append the theory of every cell, then the draws round-robin, to ``out``; resumes a stopped run.
+
+    ``cells``: names of the cells to run (default: every cell of ``tables``).
+    """
     from threadpoolctl import threadpool_limits
 
     from validation.machine import environment
 
-    cells = [c for c in concentrated_cells() + heavy_cells() if c.table in tables]
+    cells = [
+        c for c in concentrated_cells() + heavy_cells() if c.table in tables and (cells is None or c.name in cells)
+    ]
     header, theories, draws = load(out)
     settings = {"dim": dim, "seed": seed, "test_samples": test_samples}
     if header is not None and header["settings"] != settings:
@@ -388,6 +399,7 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--test-samples", type=int, default=4000)
     r.add_argument("--tables", default="concentrated,heavy")
+    r.add_argument("--cells", default=None, help="comma-separated row names (default: every row of the tables)")
     f = sub.add_parser("finite-size", help="append the finite-size route of draw 0 of every cell to OUT")
     f.add_argument("--out", required=True)
     f.add_argument("--tables", default="concentrated,heavy")
@@ -401,7 +413,8 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "run":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        run(args.out, args.dim, args.trials, args.seed, args.test_samples, tuple(args.tables.split(",")))
+        cells = None if args.cells is None else tuple(args.cells.split(","))
+        run(args.out, args.dim, args.trials, args.seed, args.test_samples, tuple(args.tables.split(",")), cells)
         return 0
     summary = summarize(args.path)
     print(json.dumps(summary, indent=1) if args.json else format_tables(summary))

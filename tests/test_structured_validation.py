@@ -248,6 +248,10 @@ def test_validation_config_carries_inputs_and_keeps_old_fingerprints():
     assert c.as_dict()["input_spectrum"] == "power:0.5"
     assert c.as_dict()["basis"] == "rotated" and c.draw_settings()["teacher"] == "power:1"
     assert c.model("none").structured
+    from validation.montecarlo.scaling import run_scaling
+
+    with pytest.raises(ValueError, match="isotropic inputs only"):
+        run_scaling(c)
     with pytest.raises(ValueError, match="basis must be one of axis, rotated"):
         ValidationConfig(20, (30,), grid=(1.0,), trials=6, basis="diagonal")
 
@@ -268,7 +272,8 @@ def test_cli_structured_run_and_resume(tmp_path, capsys):
     assert header[header.index("target") + 1 : header.index("target") + 4] == ["input_spectrum", "teacher", "basis"]
     main(argv + ["--resume"])
     assert "(12 reused)" in capsys.readouterr().out
-    assert main(argv[:-4] + ["--basis", "axis", "--out", str(tmp_path / "axis"), "--no-progress", "--scaling"]) == 2
+    assert main(argv[:-3] + ["--out", str(tmp_path / "scaling"), "--no-progress", "--scaling"]) == 2
+    assert "--scaling checks isotropic inputs only" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- slow: the acceptance run at reduced size

@@ -44,6 +44,10 @@ def run_scaling(config, factors: Sequence[float] = DEFAULT_FACTORS, out=None, pr
 
     Writes ``scaling.png`` to ``out`` when given.
     """
+    if getattr(config, "structured", False):
+        from rfq_theory.checks import InputError
+
+        raise InputError("the scaling check runs isotropic inputs only; the configuration has an input spectrum")
     factors = tuple(float(f) for f in factors)
     if not factors or any(not (0 < f <= 1e3) for f in factors):
         raise ValueError(f"factors must be positive numbers, got {factors!r}")
