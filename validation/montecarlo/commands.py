@@ -24,7 +24,7 @@ examples:
   rfq validate ... --workers 2                       # draws on a local Dask cluster
   rfq validate ... --scheduler tcp://host:8786       # draws on an existing Dask cluster
   rfq validate ... --resume                          # continue an interrupted run
-  rfq validate --input-dim 300 --widths 450 --quantizers none,sign --input-spectrum power:0.7 \
+  rfq validate --input-dim 300 --widths 450 --quantizers none,sign --input-spectrum power:0.7 \\
       --teacher power:1 --basis rotated --grid 1,2      # x ~ N(0, Sigma), Sigma in a random basis
 """
 
