@@ -225,6 +225,7 @@ def _args(tmp_path, extra=()):
     return p.parse_args(argv + list(extra))
 
 
+@pytest.mark.slow  # measures the CPU ceilings first (seconds)
 @needs_torch
 @needs_numba
 def test_bench_cpu_variant_gate_roofline_and_streamed_results(tmp_path, capsys, ceilings_once):

@@ -159,6 +159,7 @@ def test_fractional_sizes_are_rejected():
 # ---------------------------------------------------------------- backends
 
 
+@pytest.mark.slow  # imports torch; the NumPy backend simulations stay in the fast subset
 def test_torch_backend_agrees_with_numpy():
     pytest.importorskip("torch")
     model = DeepRF(30, (40, 25), ("gelu", "leaky_relu:0.1"), ("sign", "ternary:0.5"))
