@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from rfq_theory import DeepRF, fit_power_law, scaling_law
+from rfq_theory import DeepRF, fit_power_law, predict, scaling_law
 from rfq_theory.cli import main
 from rfq_theory.input_spectrum import input_spectrum, teacher_profile
 
@@ -210,6 +210,20 @@ def test_per_layer_quantizers_and_labels():
     )
     assert law.quantizers == ("sign,none", "uniform:4")
     assert law.test_error.shape == (2, 4) and law.settings["samples"] == 300.0
+    # each layer gets its own quantizer: the scaled sign on one layer only changes the error, and which
+    # layer carries it matters (the rows equal scalar predictions of the per-layer models)
+    per = scaling_law(
+        DEEP,
+        "widths",
+        [1, 3, 10],
+        samples=300,
+        ridge=1e-3,
+        quantizers=(("sign-scaled", "none"), ("none", "sign-scaled")),
+    )
+    for row, quants in enumerate((("sign-scaled", "none"), ("none", "sign-scaled"))):
+        model = DEEP.with_quantizers(quants).with_widths(tuple(3 * w for w in DEEP.widths))
+        assert per.test_error[row, 1] == pytest.approx(predict(model, 300, 1e-3).test_error, rel=1e-9)
+    assert abs(per.test_error[0, 1] - per.test_error[1, 1]) > 1e-6
 
 
 def test_given_limit_replaces_the_far_point():
