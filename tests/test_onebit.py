@@ -181,8 +181,27 @@ def _bench_args(tmp_path, **over):
     return p.parse_args(argv)
 
 
+@pytest.fixture(scope="module")
+def cpu_ceilings():
+    """The CPU's copy and matmul ceilings, measured once for this module's bench runs (seconds each time)."""
+    pytest.importorskip("torch")
+    from validation.timing import bench
+
+    return bench.measure_device("cpu", ("fp32", "bf16"))  # the dtypes of the dense variants these runs time
+
+
+@pytest.fixture
+def ceilings_once(cpu_ceilings, monkeypatch):
+    """``bench.measure_device`` answering with the module's measurement (a fresh copy per call)."""
+    import copy
+
+    from validation.timing import bench
+
+    monkeypatch.setattr(bench, "measure_device", lambda device, dtypes=None: copy.deepcopy(cpu_ceilings))
+
+
 @pytest.mark.slow  # runs the whole timing harness
-def test_run_bench_cpu_writes_json(tmp_path, capsys):
+def test_run_bench_cpu_writes_json(tmp_path, capsys, ceilings_once):
     pytest.importorskip("torch")
     from validation.timing.bench import run_bench
 
@@ -278,7 +297,7 @@ def test_gemlite_w1_weights_map_signs_exactly():
 
 
 @pytest.mark.slow  # runs the whole timing harness
-def test_gemlite_variant_unavailable_without_gemlite(tmp_path, capsys, monkeypatch):
+def test_gemlite_variant_unavailable_without_gemlite(tmp_path, capsys, monkeypatch, ceilings_once):
     pytest.importorskip("torch")
     from validation.timing import bench
 
