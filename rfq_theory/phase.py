@@ -198,13 +198,7 @@ class PhaseMap:
     @property
     def diagnostics(self) -> Diagnostics:
         """The map's :class:`~rfq_theory.results.Diagnostics` (failed when any point did not converge)."""
-        status = "failed" if self.n_failed else "fallback" if self.n_fallback else "ok"
-        return Diagnostics(
-            status=status,
-            converged=self.n_failed == 0,
-            message="; ".join(self.messages),
-            fallback="mpmath" if self.n_fallback else "float",
-        )
+        return Diagnostics.of_lanes(self.n_failed, self.n_fallback, self.messages)
 
     def save_npz(self, path):
         """Write ``x``, ``y``, the quantity (by name), ``threshold`` and the axis names to ``path``."""

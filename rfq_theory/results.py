@@ -77,6 +77,17 @@ class Diagnostics:
         """The record of a point whose solve did not converge."""
         return cls(status="failed", converged=False, message=message, residual=math.nan, **kw)
 
+    @classmethod
+    def of_lanes(cls, n_failed: int, n_fallback: int, messages) -> Diagnostics:
+        """The record of a set of lanes (a map, a curve): failed when any lane did not converge,
+        fallback when any was re-solved at higher precision."""
+        return cls(
+            status="failed" if n_failed else "fallback" if n_fallback else "ok",
+            converged=n_failed == 0,
+            message="; ".join(messages),
+            fallback="mpmath" if n_fallback else "float",
+        )
+
     def as_dict(self) -> dict:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)

@@ -313,13 +313,7 @@ class ScalingLaw:
     @property
     def diagnostics(self) -> Diagnostics:
         """Failed when any point did not converge, fallback when any was re-solved at higher precision."""
-        status = "failed" if self.n_failed else "fallback" if self.n_fallback else "ok"
-        return Diagnostics(
-            status=status,
-            converged=self.n_failed == 0,
-            message="; ".join(self.messages),
-            fallback="mpmath" if self.n_fallback else "float",
-        )
+        return Diagnostics.of_lanes(self.n_failed, self.n_fallback, self.messages)
 
     def fit(self, quantizer: str) -> PowerLawFit:
         """The :class:`PowerLawFit` of the row labelled ``quantizer``."""
