@@ -220,7 +220,7 @@ class RealDataDrawTask:
     blas_threads: int | None = 1
 
     def run(self) -> dict:
-        """:func:`real_data_draw` of this task."""
+        """:func:`real_data_draw` for these draw settings."""
         return real_data_draw(
             self.fit, self.model, self.samples, self.ridge, self.seed, self.trial, self.surrogate_test
         )
