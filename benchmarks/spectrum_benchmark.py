@@ -17,12 +17,11 @@ shared).  Numbers are printed and written as JSON, never stored in the code.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from validation.machine import environment, median_time
+from validation.machine import environment, median_time, report_json
 
 
 def run(repeats=5):
@@ -61,12 +60,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="write the results to this file")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    out = run(args.repeats)
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-            fh.write("\n")
+    report_json(run(args.repeats), args.json)
     return 0
 
 

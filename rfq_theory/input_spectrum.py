@@ -490,7 +490,7 @@ def _base_measure_cached(spectrum: InputSpectrum, teacher: TeacherProfile, d: in
 register_cache(_base_measure_cached.cache_clear)
 
 
-def input_variance(spectrum: InputSpectrum, input_dim, dps: int = 30):
+def input_variance(spectrum: InputSpectrum, dps: int = 30):
     """``q_0 = tr Sigma / d`` (the mean eigenvalue; exactly 1 for the families) as mpf."""
     if spectrum.kind != "values":
         return mpmath.mpf(1)

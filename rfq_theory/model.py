@@ -118,8 +118,9 @@ class DeepRF:
 
     def layers(self, digits=15):
         """Per-layer Gaussian-equivalent coefficients (cached); the first layer sees ``q_0 = tr Sigma / d``."""
-        q0 = "1" if self.input_spectrum.kind != "values" else self.input_spectrum
-        return _layers_cached(self.activation_objects, self.quantizer_objects, digits, q0, self.input_dim)
+        # only given eigenvalues can have a mean other than 1; the families (and Sigma = I) share one cache entry
+        given = self.input_spectrum if self.input_spectrum.kind == "values" else None
+        return _layers_cached(self.activation_objects, self.quantizer_objects, digits, given)
 
     def notes(self) -> list[str]:
         """Warnings about where the model leaves the equations' assumptions (one line each; empty when none).
@@ -181,10 +182,10 @@ class DeepRF:
 
 
 @lru_cache(maxsize=512)
-def _layers_cached(activations, quantizers, digits, q0, input_dim):
-    if q0 == "1":
+def _layers_cached(activations, quantizers, digits, given_spectrum):
+    if given_spectrum is None:
         return propagate(list(activations), list(quantizers), digits)  # objects: hashed by identity
-    variance = input_variance(q0, input_dim, digits + 10)
+    variance = input_variance(given_spectrum, digits + 10)
     return propagate(list(activations), list(quantizers), digits, input_variance=variance)
 
 
