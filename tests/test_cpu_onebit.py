@@ -200,6 +200,22 @@ def ceilings_once(measured_ceilings, monkeypatch):
     return calls
 
 
+@pytest.fixture
+def stated_ceilings(monkeypatch):
+    """``bench.measure_device`` answering with fixed ceilings (for runs whose check is not the roofline)."""
+
+    def stated(device, dtypes=("fp32", "fp16", "bf16")):
+        assert device == "cpu" and set(dtypes) <= {"fp32"}, (device, dtypes)
+        return {
+            "copy": [{"bytes": 1000, "Bps": 1e10}, {"bytes": 10**7, "Bps": 1e10}],
+            "matmul_flops": {"fp32": 1e11},
+            "matmul_size": {"fp32": 512},
+            "raised": [],
+        }
+
+    monkeypatch.setattr(bench, "measure_device", stated)
+
+
 def _args(tmp_path, extra=()):
     from validation.timing.commands import add_bench_arguments
 
@@ -295,7 +311,7 @@ def test_roofline_never_exceeds_one_even_when_a_case_beats_the_probes():
 
 
 @needs_torch
-def test_results_already_written_survive_a_crash(tmp_path, ceilings_once):
+def test_results_already_written_survive_a_crash(tmp_path, stated_ceilings):
     dense = bench._dense_factory("fp32")
     calls = {"n": 0}
 
@@ -388,7 +404,7 @@ def test_rfq_bench_command_line_refuses_inf_quickly():
 
 
 @needs_torch
-def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, capsys, monkeypatch, ceilings_once):
+def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, capsys, monkeypatch, stated_ceilings):
     monkeypatch.setitem(sys.modules, "numba", None)  # as if not installed
     args = _args(tmp_path, ["--variants", "dense-fp32,onebit-cpu-fp32", "--widths", "40", "--batches", "1"])
     assert bench.run_bench(args) == 0
