@@ -63,7 +63,7 @@ def axis_help() -> str:
 
 
 def add_execution_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """``--out``, ``--resume``, ``--workers``, ``--scheduler``, ``--json`` and ``--no-progress``."""
+    """``--out``, ``--resume``, ``--workers``, ``--scheduler``, ``--json``, ``--no-plot`` and ``--no-progress``."""
     a = parser.add_argument
     a("--out", type=str, default=default_out, help=f"output folder (default ./{default_out})")
     a("--resume", action="store_true", help="continue: reuse the draws and rows of this configuration in OUT")
@@ -81,6 +81,7 @@ def add_execution_arguments(parser: argparse.ArgumentParser, default_out: str) -
         help="run draws on an existing Dask scheduler, e.g. tcp://host:8786",
     )
     a("--json", action="store_true", help="print the report as JSON instead of a table")
+    a("--no-plot", action="store_true", help="skip the figure (the other files are written as usual)")
     a("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -89,7 +89,6 @@ def register(sub) -> None:
     )
     a("--csv", default=None, metavar="PATH", help="also write the table as CSV to PATH (OUT/results.csv always)")
     a("--plot", default=None, metavar="PATH", help="write the figure to PATH (default OUT/figure.png)")
-    a("--no-plot", action="store_true", help="skip the figure")
     add_execution_arguments(p, "realdata-out")
     p.set_defaults(func=_run)
 

@@ -57,7 +57,6 @@ def register(sub) -> None:
     p.add_argument("--seed", default="0", metavar="S", help="random seed (default 0)")
     p.add_argument("--points", default="800", metavar="P", help="grid points per predicted density (default 800)")
     add_execution_arguments(p, "spectrum-validation")
-    p.add_argument("--no-plot", action="store_true", help="skip the figure")
     p.set_defaults(func=_run)
 
 
