@@ -455,7 +455,8 @@ def _closed_pipe_run(argv):
     [
         ["list"],
         pytest.param(["--help"], marks=pytest.mark.slow),  # a process each: list and predict stay fast
-        ["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"],
+        # predict into a closed pipe is also test_predict_into_head_in_a_shell
+        pytest.param(["predict", *SMALL_MODEL, "--samples", "150", "--ridge", "1e-3"], marks=pytest.mark.slow),
         pytest.param(["layers", "--activations", "tanh,relu", "--json"], marks=pytest.mark.slow),
     ],
 )

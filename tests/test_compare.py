@@ -143,7 +143,7 @@ def test_resume_after_interruption_loses_no_draw(tmp_path):
     assert sum(r["record"] == "draw" for r in recs) == 9 and sum(r["record"] == "row" for r in recs) == 1
     with open(tmp_path / "results.jsonl", "a") as fh:
         fh.write('{"record": "draw", "key": "sign|2.0", "torn')  # a half-written line from the crash
-    rep = run_validation(cfg, out=tmp_path, resume=True, progress=False)
+    rep = run_validation(cfg, out=tmp_path, resume=True, progress=False, figure=False)
     assert rep["reused_rows"] == 1 and rep["summary"]["complete"]
     assert rep["execution"]["draws_reused"] == 9 and rep["execution"]["draws_run"] == 24 - 9
     recs = _lines(tmp_path / "results.jsonl")
@@ -209,6 +209,7 @@ def test_too_few_draws_give_no_verdict(tmp_path, capsys):
                 "--out",
                 str(tmp_path),
                 "--no-progress",
+                "--no-plot",
             ]
         )
     )
@@ -238,6 +239,7 @@ def test_json_outputs_are_strict_at_the_interpolation_threshold(tmp_path, capsys
         "--out",
         str(tmp_path),
         "--no-progress",
+        "--no-plot",
         "--json",
     ]
     run_validate(_parse(argv))
@@ -460,6 +462,7 @@ def test_leaky_activation_with_a_comma_runs(tmp_path, capsys):
         "--out",
         str(tmp_path),
         "--no-progress",
+        "--no-plot",
         "--json",
     ]
     code = run_validate(_parse(argv))

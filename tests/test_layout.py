@@ -131,6 +131,7 @@ def test_plugin_commands_come_from_the_entry_point_group():
     assert {"validate", "demo", "bench"} <= set(choices)
 
 
+@pytest.mark.slow  # a subprocess importing every submodule
 def test_public_names_resolve_to_their_objects():
     # no public function shares its name with a submodule: importing every submodule first leaves
     # each public name the object it documents, and the modules import as modules

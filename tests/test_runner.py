@@ -56,6 +56,7 @@ CONVEX = [
     "--ridge",
     "0.1",
     "--no-progress",
+    "--no-plot",
 ]
 
 
@@ -142,6 +143,8 @@ def test_convex_resume_after_a_torn_line_keeps_every_line_whole(tmp_path):
         json.loads(line)
     report = json.loads((out / "report.json").read_text())
     assert [r["draws"] for r in report["rows"]] == [3]
+    # --no-plot: every file but the figure
+    assert not (out / "figure.png").exists() and "figure" not in report["files"] and report["files"]
     # the intact draws were reused, only the new one ran
     assert report["execution"]["draws_run"] == 1
 
@@ -164,12 +167,14 @@ def test_vary_width_means_the_last_width_for_every_readout(tmp_path):
 
 def test_convex_validation_reads_range_grids_and_writes_the_ridge_files(tmp_path):
     out = tmp_path / "g"
-    assert main(_with(CONVEX, grid="0.5:2:2", out=out)) == 1  # 2 draws a row: inconclusive
+    with_figure = [a for a in CONVEX if a != "--no-plot"]
+    assert main(_with(with_figure, grid="0.5:2:2", out=out)) == 1  # 2 draws a row: inconclusive
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["verdict"] == "inconclusive"
     assert [r["value"] for r in report["rows"]] == [0.5, 2.0]
     for name in ("results.jsonl", "results.csv", "report.json", "figure.png"):
         assert (out / name).stat().st_size > 0, name
+    assert report["files"]["figure"] == str(out / "figure.png")
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert {"test_error_status", "train_loss_status", "status"} <= set(header)
 
@@ -219,6 +224,7 @@ RIDGE = [
     "2",
     "--test-samples",
     "100",
+    "--no-plot",
 ]
 
 

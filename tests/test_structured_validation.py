@@ -263,7 +263,7 @@ def test_cli_structured_run_and_resume(tmp_path, capsys):
     argv = [
         "validate", "--input-dim", "30", "--widths", "45", "--quantizers", "none,sign",
         "--input-spectrum", "power:0.5", "--teacher", "power:1", "--basis", "rotated",
-        "--grid", "1.5", "--trials", "6", "--test-samples", "300", "--out", str(out), "--no-progress",
+        "--grid", "1.5", "--trials", "6", "--test-samples", "300", "--out", str(out), "--no-progress", "--no-plot",
     ]  # fmt: skip
     main(argv)
     first = capsys.readouterr().out
@@ -272,7 +272,7 @@ def test_cli_structured_run_and_resume(tmp_path, capsys):
     assert header[header.index("target") + 1 : header.index("target") + 4] == ["input_spectrum", "teacher", "basis"]
     main(argv + ["--resume"])
     assert "(12 reused)" in capsys.readouterr().out
-    assert main(argv[:-3] + ["--out", str(tmp_path / "scaling"), "--no-progress", "--scaling"]) == 2
+    assert main(argv[:-4] + ["--out", str(tmp_path / "scaling"), "--no-progress", "--scaling"]) == 2
     assert "--scaling checks isotropic inputs only" in capsys.readouterr().err
 
 

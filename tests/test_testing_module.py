@@ -240,6 +240,7 @@ def _failure_sections(stdout):
     return dict(zip(parts[1::2], parts[2::2]))
 
 
+@pytest.mark.slow  # a user pytest run in a subprocess, simulating networks
 def test_documented_example_catches_two_broken_implementations(tmp_path):
     """Two mutants of the example in one user run (one pytest start-up): a layer that forgets to centre
     fails the theory comparison at the pinned softplus case; Gaussian weights posing as one-bit fail the
