@@ -338,6 +338,7 @@ def test_double_double_arithmetic_against_mpmath():
                 assert abs(got - want) <= mpmath.mpf(2) ** -100 * abs(want), op.__name__
 
 
+@pytest.mark.slow  # 30-digit solves of every lane (test_ill_conditioned_lanes_use_mpmath_or_nan stays fast)
 def test_double_double_tier_matches_30_digit_mpmath_on_ill_conditioned_lanes():
     d = 1000.0
     kL = np.array([1500.0, 800.0, 1000.0, 1500.0, 2500.0, 600.0])

@@ -194,16 +194,6 @@ def test_tiny_literal_quantizer_is_not_zero():
         assert abs(q.second_moment() - mpmath.mpf(10) ** -600) < mpmath.mpf(10) ** -614
 
 
-@pytest.mark.parametrize("bits", [11, 16])
-def test_uniform_many_bits_fast(bits):
-    t0 = time.time()
-    q = get_quantizer(f"uniform:{bits}")
-    s2 = float(q.second_moment())
-    assert time.time() - t0 < 30
-    # fine uniform quantizer on [-3, 3]: s^2 ~ E min(|g|,3)^2 + Delta^2/12
-    assert abs(s2 - 0.99466) < 1e-3
-
-
 def test_bad_variances_rejected():
     with pytest.raises(ValueError):
         exact_coefficients("relu", -1)

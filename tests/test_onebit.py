@@ -76,7 +76,7 @@ def test_torch_pack_matches_numpy_and_reference_is_dense_matmul():
 #: compile of a few seconds) and every matrix-matrix and unpack case
 KERNEL_CASES = [
     pytest.param(strategy, dtype, marks=pytest.mark.slow)
-    if (strategy, dtype) in {("gemv", "fp16"), ("gemv", "bf16"), ("gemv2", "fp32"), ("gemv2", "fp16"), ("gemv2", "bf16")}
+    if strategy in ("gemv", "gemv2") and (strategy, dtype) != ("gemv", "fp32")
     else (strategy, dtype)
     for strategy in ("gemv", "gemv2", "gemm", "gemm2", "unpack")
     for dtype in ("fp32", "fp16", "bf16")

@@ -94,28 +94,47 @@ def test_float_path_has_float_fields_everywhere():
 # ------------------------------------------------------------ legal inputs that used to fail
 
 
+def _hebbian_error(psi, alpha, delta):
+    """Classification error of the Hebbian readout ``w ~ mean(y z)`` on linear features.
+
+    For ``z = W x / sqrt(d)`` with ``psi = k/d``, ``alpha = n/d``:
+    ``E[omega g] ~ c psi``, ``E[omega^2] ~ c^2 psi (1 + psi) + psi (1 + psi) / alpha``
+    (Marchenko-Pastur moments), ``c = E[y g] = sqrt(2 / (pi (1 + Delta)))``, so the
+    error is ``arccos(E[omega g] / sqrt(E[omega^2] (1 + Delta))) / pi`` (scale-free in ``w``).
+    """
+    c = math.sqrt(2 / (math.pi * (1 + delta)))
+    return math.acos(c * psi / math.sqrt((c * c * psi * (1 + psi) + psi * (1 + psi) / alpha) * (1 + delta))) / math.pi
+
+
 @pytest.mark.parametrize("ridge", [10, 100, 1e6])
-def test_hinge_at_large_ridges(ridge):
-    p = predict_glm(SMALL, 150, ridge, 0.1, loss="hinge")
-    assert p.diagnostics.converged and 0 < p.test_error < 0.5
+def test_hinge_at_large_ridges_is_exactly_hebbian(ridge):
+    """Once every margin ``y omega`` is below 1 the hinge subgradient is ``-y z`` for every sample, so the
+    hinge readout *is* ``mean(y z) / (2 lambda)``: from lambda = 10 on, the error is the closed form (to the
+    Gaussian tail of margins above 1, below 1e-11 here).  The tanh model: converged, and the same error at
+    every large ridge (the direction of ``w`` no longer moves)."""
+    p = predict_glm(LINEAR, 150, ridge, 0.1, loss="hinge")
+    assert p.diagnostics.converged and abs(p.test_error - _hebbian_error(2.0, 1.5, 0.1)) < 1e-11
+    q = predict_glm(SMALL, 150, ridge, 0.1, loss="hinge")
+    far = predict_glm(SMALL, 150, 1e8, 0.1, loss="logistic")  # another loss, the same limit
+    assert q.diagnostics.converged and abs(q.test_error - far.test_error) < 1e-7
 
 
 def test_hinge_at_width_ratio_one_tenth():
+    """k/d = 0.1: the hinge readout of linear features is Hebbian from lambda = 1 on (closed form); the
+    tanh model converges at lambda = 0.1 (where the hinge solver used to give up)."""
+    narrow = DeepRF(100, (10,), ("linear",))
+    limit = _hebbian_error(0.1, 1.5, 0.1)
+    for ridge in (1.0, 3.0):
+        assert abs(predict_glm(narrow, 150, ridge, 0.1, loss="hinge").test_error - limit) < 1e-7
     p = predict_glm(DeepRF(100, (10,), ("tanh",)), 150, 0.1, 0.1, loss="hinge")
     assert p.diagnostics.converged and 0 < p.test_error < 0.5
 
 
 def test_large_ridge_limit_is_the_hebbian_readout():
-    """As lambda -> infinity ``w -> mean(y z) / (2 lambda)`` for every loss (the gradient at ``w = 0``).
-
-    For linear features ``z = W x / sqrt(d)`` with ``psi = k/d``, ``alpha = n/d``:
-    ``E[omega g] ~ c psi``, ``E[omega^2] ~ c^2 psi (1 + psi) + psi (1 + psi) / alpha``
-    (Marchenko-Pastur moments), ``c = E[y g] = sqrt(2 / (pi (1 + Delta)))``, so the
-    classification error tends to ``arccos(E[omega g] / sqrt(E[omega^2] (1 + Delta))) / pi``.
-    """
+    """As lambda -> infinity ``w -> mean(y z) / (2 lambda)`` for every loss (the gradient at ``w = 0``):
+    the error tends to :func:`_hebbian_error`."""
     psi, alpha, delta = 2.0, 1.5, 0.1
-    c = math.sqrt(2 / (math.pi * (1 + delta)))
-    limit = math.acos(c * psi / math.sqrt((c * c * psi * (1 + psi) + psi * (1 + psi) / alpha) * (1 + delta))) / math.pi
+    limit = _hebbian_error(psi, alpha, delta)
     for loss, tol in (("hinge", 1e-12), ("logistic", 1e-8), ("square", 1e-7)):
         p = predict_glm(LINEAR, 150, 1e8, delta, loss=loss)
         assert abs(p.test_error - limit) < tol, loss
@@ -178,6 +197,7 @@ def test_classification_error_at_most_one_half(n, lam, loss):
 # ------------------------------------------------------------ the optimal ridge
 
 
+@pytest.mark.slow  # a 1-D optimisation over convex-loss solves
 def test_convex_optimal_ridge_lives_in_the_library():
     import rfq_theory.cli.glm as cli_glm
 
