@@ -232,8 +232,11 @@ def test_table_csv_and_plot_outputs(tmp_path, capsys):
     assert (tmp_path / "o" / "results.jsonl").exists()
 
 
-def test_digits_smoke(tmp_path, capsys):
+def test_digits_structure_against_numpy_on_the_raw_pixels(tmp_path, capsys):
+    """The digits run's spectrum, noise and counts, recomputed here from scikit-learn's raw arrays with
+    NumPy: covariance eigenvalues over their mean, the least-squares residual of the +-1 parity labels."""
     pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
     code, out, err = _run(
         [
             "data",
@@ -258,9 +261,23 @@ def test_digits_smoke(tmp_path, capsys):
         capsys,
     )
     report = json.loads(out)
-    assert code == 1 and report["summary"]["verdict"] == "inconclusive"
-    assert report["data"]["rows"] == 1797 and report["data"]["dim"] == 64
-    assert report["data"]["zero_eigenvalues"] >= 1  # constant border pixels
+    assert code == 1 and report["summary"]["verdict"] == "inconclusive"  # 2 draws: no verdict
+    digits = load_digits()
+    X = digits.data - digits.data.mean(axis=0)
+    y = np.where(digits.target % 2 == 0, 1.0, -1.0)
+    y = y - y.mean()
+    lam = np.sort(np.linalg.eigvalsh(X.T @ X))[::-1]
+    lam = np.clip(lam / lam.mean(), 0, None)
+    data = report["data"]
+    assert (data["rows"], data["dim"]) == (1797, 64)
+    assert data["zero_eigenvalues"] == int(np.sum(digits.data.std(axis=0) == 0))  # constant border pixels
+    assert np.allclose(data["eigenvalues"], lam, rtol=1e-8, atol=1e-10)
+    assert data["participation_ratio"] == pytest.approx(lam.sum() ** 2 / (lam**2).sum(), rel=1e-9)
+    b = np.linalg.lstsq(X, y, rcond=None)[0]
+    signal, residual = X @ b, y - X @ b
+    assert data["noise"] == pytest.approx(residual.var() / signal.var(), rel=1e-8)
+    assert data["explained"] == pytest.approx(signal.var() / y.var(), rel=1e-8)
+    assert [r["test_rows"] for r in report["rows"]] == [1797 - r["samples"] for r in report["rows"]]
     assert all(math.isfinite(r["mc_test"]) for r in report["rows"])
 
 
