@@ -417,8 +417,9 @@ def test_bench_without_numba_lists_the_cpu_variant_as_unavailable(tmp_path, caps
 
 
 @needs_numba
+@pytest.mark.parametrize("n", [1, pytest.param(2, marks=pytest.mark.slow)])  # GEMV; the GEMM kernel of tile 2
 @pytest.mark.parametrize("m", [8, 200, 2056, 4100])
-def test_prepared_layer_holds_every_packed_byte_once(m):
+def test_prepared_layer_holds_every_packed_byte_once(m, n):
     rng = np.random.default_rng(m)
     words = pack_signs(np.where(rng.standard_normal((37, m)) >= 0, 1.0, -1.0))
     layer = cpu_onebit.prepare_layer(words, m)
@@ -428,11 +429,10 @@ def test_prepared_layer_holds_every_packed_byte_once(m):
     flat = layer.tiles.transpose(1, 0, 2).reshape(k, ntiles * width)
     assert np.array_equal(flat[:, : bits.shape[1]], bits) and not flat[:, bits.shape[1] :].any()
     x = rng.standard_normal((3, m)).astype(np.float32)
-    for n in (1, 2):  # the GEMV kernel and the GEMM kernel of tile 2, compiled for the kernel tests
-        assert np.array_equal(
-            cpu_onebit.onebit_linear_cpu(x[:n], layer, m, 0.1, "tanh"),
-            cpu_onebit.onebit_linear_cpu(x[:n], words, m, 0.1, "tanh"),
-        )
+    assert np.array_equal(
+        cpu_onebit.onebit_linear_cpu(x[:n], layer, m, 0.1, "tanh"),
+        cpu_onebit.onebit_linear_cpu(x[:n], words, m, 0.1, "tanh"),
+    )
     with pytest.raises(ValueError, match="prepared layer has m="):
         cpu_onebit.onebit_linear_cpu(x, layer, m + 1, 0.1)
 

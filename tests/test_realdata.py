@@ -237,6 +237,7 @@ def test_digits_structure_against_numpy_on_the_raw_pixels(tmp_path, capsys):
     NumPy: covariance eigenvalues over their mean, the least-squares residual of the +-1 parity labels."""
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
+
     code, out, err = _run(
         [
             "data",
