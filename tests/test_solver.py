@@ -145,7 +145,7 @@ def test_error_blows_up_near_threshold():
 
 
 @pytest.mark.parametrize("ridge", ["1e-12", pytest.param("1e-8", marks=pytest.mark.slow), "1e-3"])
-@pytest.mark.parametrize("n", [60, 170, 500])
+@pytest.mark.parametrize("n", [60, 170, pytest.param(500, marks=pytest.mark.slow)])  # below, at, above k
 def test_tiny_ridges_float_and_mpmath_agree(ridge, n):
     model = DeepRF(100, [200, 170], ["tanh", "erf"], "sign")
     pf = predict(model, n, float(ridge), 0.1)
