@@ -7,6 +7,9 @@ Measures, side by side in one run, each in a fresh ``python -m pytest`` process:
 - the fast subset on ``--workers`` processes (pytest-xdist, ``-n N --dist loadfile``);
 - with ``--full``, the whole suite in one process (budget: 6 minutes on 2 quiet cores).
 
+Shared and virtual machines change speed from hour to hour, so each run also
+times two fixed loads before and after the suites (a pure-Python loop and five
+1500 x 1500 matrix products): compare runs by those before comparing suites.
 CPU time is the children's user + system time (``resource.RUSAGE_CHILDREN``), so
 it counts the pytest workers and the processes the tests start.  The numbers are
 printed and written as JSON, never stored in the code.
@@ -50,15 +53,31 @@ def time_pytest(args: list[str]) -> dict:
     }
 
 
+def calibration() -> dict:
+    """Seconds of two fixed loads: ``sum(range(3e7))`` (interpreter) and five 1500 x 1500 float64 products (BLAS)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    sum(range(30_000_000))
+    python_s = time.perf_counter() - t0
+    a = np.random.default_rng(0).random((1500, 1500))
+    t0 = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    return {"python_loop_s": round(python_s, 2), "matmul_s": round(time.perf_counter() - t0, 2)}
+
+
 def run(workers: int = 2, full: bool = False) -> dict:
     """Every measurement of the module docstring, as a JSON-ready dict."""
     out = environment()
     out["packages"] = package_versions(["pytest", "pytest-xdist", "hypothesis", "numpy", "scipy", "sympy", "mpmath"])
+    out["calibration_before"] = calibration()
     out["fast_one_process"] = time_pytest(["-m", "not slow"])
     out["fast_workers"] = time_pytest(["-m", "not slow", "-n", str(workers), "--dist", "loadfile"])
     out["fast_workers"]["workers"] = workers
     if full:
         out["full_one_process"] = time_pytest([])
+    out["calibration_after"] = calibration()
     out["load_average_end"] = load_average()
     return out
 
@@ -72,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         p.error(f"--workers must be >= 1, got {args.workers}")
     result = run(args.workers, args.full)
+    for key in ("calibration_before", "calibration_after"):
+        print(f"{key:18s} {result[key]['python_loop_s']:.2f} s Python loop, {result[key]['matmul_s']:.2f} s matmul")
     for key in ("fast_one_process", "fast_workers", "full_one_process"):
         if key in result:
             r = result[key]
