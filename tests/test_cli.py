@@ -466,6 +466,7 @@ def test_broken_pipe_is_quiet(argv):
     assert proc.stderr == ""
 
 
+@pytest.mark.slow  # a shell and an rfq process
 def test_predict_into_head_in_a_shell(tmp_path):
     import shutil
 

@@ -100,6 +100,7 @@ def test_runner_shares_one_namespace_and_reports_the_page_line_of_a_failure(tmp_
     assert "docs_exec_runner" not in results[1]["error"]
 
 
+@pytest.mark.slow  # rfq commands in subprocesses
 def test_runner_runs_rfq_commands_and_reports_their_exit_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     steps = [

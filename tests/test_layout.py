@@ -32,6 +32,7 @@ def test_import_rfq_theory_is_light():
     assert not loaded & set(HEAVY + ("sympy", "mpmath", "numpy", "scipy")), loaded
 
 
+@pytest.mark.slow  # a subprocess importing the whole theory API
 def test_theory_api_imports_no_validation_torch_matplotlib_tqdm():
     # using the solver loads SymPy/mpmath/NumPy/SciPy, never the validation side or the plotting stack
     loaded = _loaded_after("from rfq_theory import DeepRF, predict\npredict(DeepRF(100, (200,), ('tanh',)), 150, 0.01)")

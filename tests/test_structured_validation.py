@@ -211,6 +211,7 @@ def test_ridge_monte_carlo_matches_structured_theory_and_rejects_identity():
     assert abs(flat.mean() - th) > 3 * _se(flat) + th / min(d, k, n)
 
 
+@pytest.mark.slow  # the fast subset simulates the structured ridge readout; this one fits logistic readouts
 def test_logistic_monte_carlo_matches_structured_theory_rotated():
     pytest.importorskip("sklearn")
     from rfq_theory.glm import predict_glm
