@@ -124,6 +124,7 @@ def test_float_path_agrees_with_30_digits_and_lanes():
 def test_prediction_depends_on_eigenvalue_teacher_pairs_not_their_order(perm_seed, a, b):
     d = 60
     lams = np.arange(1, d + 1, dtype=float) ** (-a)
+    lams /= lams.mean()  # tr Sigma / d = 1: every example shares the first layer's coefficients
     beta2 = np.arange(1, d + 1, dtype=float) ** (-b)
     perm = np.random.default_rng(perm_seed).permutation(d)
     m1 = DeepRF(d, 90, "tanh", "sign", lams, beta2)
