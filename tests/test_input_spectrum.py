@@ -96,13 +96,25 @@ def test_variance_spread_matches_gaussian_weights_drawn_here():
 
 
 @pytest.mark.parametrize("digits", [None, pytest.param(30, marks=pytest.mark.slow)])
-def test_sign_equals_full_precision_on_structured_inputs(digits):
-    none = DeepRF(200, (300, 250), ("tanh", "erf"), "none", "power:0.6", "power:1")
-    sign = none.with_quantizers("sign")
-    a, b = predict(none, 400, "0.02", "0.1", digits=digits), predict(sign, 400, "0.02", "0.1", digits=digits)
-    assert a.test_error == b.test_error
-    scaled = predict(none.with_quantizers("sign-scaled"), 400, "0.02", "0.1", digits=digits)
-    assert scaled.test_error != a.test_error  # s^2 = 2/pi changes the activation's input variance
+def test_scaled_sign_on_structured_inputs_is_full_precision_at_a_rescaled_ridge(digits):
+    """ReLU layers are 1-homogeneous: sqrt(2/pi) sign(W) multiplies the features by c = (2/pi)^(L/2), so the
+    structured model's error at ridge lambda is the full-precision one at lambda / c^2 (a derivation, not
+    the solver's arithmetic: the two solves see different variances, coefficients and ridges)."""
+    full = DeepRF(200, (300, 250), ("relu", "leaky_relu:0.2"), "none", "power:0.6", "power:1")
+    scaled = full.with_quantizers("sign-scaled")
+    c2 = (2 / np.pi) ** 2
+    if digits is None:
+        a, b = predict(scaled, 400, 0.02, 0.1), predict(full, 400, 0.02 / c2, 0.1)
+        assert a.test_error == pytest.approx(b.test_error, rel=1e-12)
+        assert a.test_error != pytest.approx(predict(full, 400, 0.02, 0.1).test_error, rel=1e-4)
+        return
+    import mpmath
+
+    with mpmath.workdps(40):
+        lam = mpmath.mpf("0.02")
+        a = predict(scaled, 400, lam, "0.1", digits=digits)
+        b = predict(full, 400, lam / (2 / mpmath.pi) ** 2, "0.1", digits=digits)
+        assert abs(a.test_error - b.test_error) < mpmath.mpf(10) ** -27
 
 
 def test_float_path_agrees_with_30_digits_and_lanes():
