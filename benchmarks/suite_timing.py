@@ -4,8 +4,10 @@ Run ``python -m benchmarks.suite_timing [--full] [--workers 2] [--json out.json]
 Measures, side by side in one run, each in a fresh ``python -m pytest`` process:
 
 - the fast subset (``-m "not slow"``) in one process (budget: 90 s on 2 quiet cores);
-- the fast subset on ``--workers`` processes (pytest-xdist, ``-n N --dist loadfile``);
-- with ``--full``, the whole suite in one process (budget: 6 minutes on 2 quiet cores).
+- the fast subset on ``--workers`` processes (pytest-xdist, ``-n N --dist loadfile``: the
+  project's default, ``addopts`` in pyproject.toml, with one worker per core);
+- with ``--full``, the whole suite in one process and on ``--workers`` processes (budget:
+  6 minutes on 2 quiet cores).
 
 Shared and virtual machines change speed from hour to hour, so each run also
 times two fixed loads before and after the suites (a pure-Python loop and five
@@ -72,11 +74,13 @@ def run(workers: int = 2, full: bool = False) -> dict:
     out = environment()
     out["packages"] = package_versions(["pytest", "pytest-xdist", "hypothesis", "numpy", "scipy", "sympy", "mpmath"])
     out["calibration_before"] = calibration()
-    out["fast_one_process"] = time_pytest(["-m", "not slow"])
+    out["fast_one_process"] = time_pytest(["-m", "not slow", "-n", "0"])
     out["fast_workers"] = time_pytest(["-m", "not slow", "-n", str(workers), "--dist", "loadfile"])
     out["fast_workers"]["workers"] = workers
     if full:
-        out["full_one_process"] = time_pytest([])
+        out["full_one_process"] = time_pytest(["-n", "0"])
+        out["full_workers"] = time_pytest(["-n", str(workers), "--dist", "loadfile"])
+        out["full_workers"]["workers"] = workers
     out["calibration_after"] = calibration()
     out["load_average_end"] = load_average()
     return out
@@ -85,7 +89,7 @@ def run(workers: int = 2, full: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=2, help="pytest-xdist processes for the second run (default 2)")
-    p.add_argument("--full", action="store_true", help="also time the whole suite in one process")
+    p.add_argument("--full", action="store_true", help="also time the whole suite (one process, then the workers)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results to PATH")
     args = p.parse_args(argv)
     if args.workers < 1:
@@ -93,12 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.workers, args.full)
     for key in ("calibration_before", "calibration_after"):
         print(f"{key:18s} {result[key]['python_loop_s']:.2f} s Python loop, {result[key]['matmul_s']:.2f} s matmul")
-    for key in ("fast_one_process", "fast_workers", "full_one_process"):
+    for key in ("fast_one_process", "fast_workers", "full_one_process", "full_workers"):
         if key in result:
             r = result[key]
             print(f"{key:18s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  {r['summary']}")
     report_json(result, args.json)
-    bad = [k for k in ("fast_one_process", "fast_workers", "full_one_process") if result.get(k, {}).get("exit_code")]
+    bad = [
+        k
+        for k in ("fast_one_process", "fast_workers", "full_one_process", "full_workers")
+        if result.get(k, {}).get("exit_code")
+    ]
     return 1 if bad else 0
 
 
