@@ -14,6 +14,7 @@ import os
 __all__ = [
     "split_list",
     "parse_grid",
+    "read_float",
     "add_model_arguments",
     "model_from_args",
     "add_input_arguments",
@@ -63,10 +64,23 @@ def split_list(text, name):
     return items
 
 
-def parse_grid(text: str, name="grid"):
-    """A grid of floats: ``a,b,c`` or ``start:stop:num`` (linear) or ``start:stop:num:log``."""
-    import math
+def read_float(text: str, name: str) -> float:
+    """A number given as text, read by :func:`rfq_theory.checks.read_decimal` (ASCII decimal syntax,
+    bounded exponent), as the nearest float; beyond the float range it is an :class:`InputError`."""
+    from .checks import InputError, read_decimal
 
+    value = read_decimal(str(text), name)
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{name} = {short_repr(text)} is too large for a float (|x| < 1.8e308)") from None
+
+
+def parse_grid(text: str, name="grid"):
+    """A grid of floats: ``a,b,c`` or ``start:stop:num`` (linear) or ``start:stop:num:log``.
+
+    Every number is read by :func:`read_float` (the one reader of numbers given as text).
+    """
     import numpy as np
 
     from .checks import InputError
@@ -77,12 +91,11 @@ def parse_grid(text: str, name="grid"):
         parts = text.split(":")
         if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("log", "lin")):
             raise InputError(usage)
-        try:
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-        except ValueError:
-            raise InputError(usage) from None
-        if not (math.isfinite(start) and math.isfinite(stop)):
-            raise InputError(f"--{name}: ends must be finite numbers, got {text!r}")
+        start, stop = read_float(parts[0], f"--{name} start"), read_float(parts[1], f"--{name} stop")
+        count = read_float(parts[2], f"--{name} number of points")
+        if not count.is_integer():
+            raise InputError(f"--{name}: number of points must be a whole number, got {parts[2].strip()!r}")
+        num = int(count)
         if num < 1 or num > 100000:
             raise InputError(f"--{name}: number of points must be between 1 and 100000, got {num}")
         if len(parts) == 4 and parts[3] == "log":
@@ -92,13 +105,7 @@ def parse_grid(text: str, name="grid"):
         return [float(x) for x in np.linspace(start, stop, num)]
     out = []
     for item in split_list(text, name):
-        try:
-            value = float(item)
-        except ValueError:
-            raise InputError(f"--{name} values must be numbers, got {item!r}") from None
-        if not math.isfinite(value):
-            raise InputError(f"--{name} values must be finite numbers, got {item!r}")
-        out.append(value)
+        out.append(read_float(item, f"--{name} value"))
     return out
 
 

@@ -163,6 +163,10 @@ def test_large_ridge_and_few_samples_give_var_y():
 
 
 def test_even_activation_restarts_the_chain_and_erases_the_signal():
+    """``|u|`` has ``mu1 = 0``: the last features carry nothing of the teacher, so the readout regresses
+    pure noise of variance ``1 + Delta``.  No readout beats predicting 0 (error ``1 + Delta``), and
+    least squares on ``k`` such features with ``n > k`` samples has the classical error
+    ``(1 + Delta) n / (n - k)``, whatever the features' covariance."""
     model = DeepRF(400, (800, 600), ("tanh", "abs"), "none")
     n = np.array([300.0, 900.0, 300.0])
     lam = np.array([1e-2, 0.0, 0.0])
@@ -170,6 +174,8 @@ def test_even_activation_restarts_the_chain_and_erases_the_signal():
     for i in range(3):
         p = predict(model, n[i], lam[i], 0.1)
         assert _rel(res.test_error[i], p.test_error) < 1e-9
+        assert p.test_error >= 1.1 * (1 - 1e-12)
+    assert _rel(res.test_error[1], 1.1 * 900 / (900 - 600)) < 1e-9
 
 
 def test_broadcasting_shape_and_input_dim_lanes():

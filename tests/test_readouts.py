@@ -196,9 +196,12 @@ def test_ridge_curve_over_thirteen_decades():
     lam=st.floats(-3, 1),
     loss=st.sampled_from(["logistic", "hinge"]),
 )
-def test_classification_error_at_most_one_half(n, lam, loss):
+def test_classification_error_between_bayes_and_chance(n, lam, loss):
+    """No classifier beats the Bayes error of the labels ``sign(g + sqrt(Delta) xi)``: knowing ``g`` exactly
+    errs with probability ``arccos(1 / sqrt(1 + Delta)) / pi``; a trained readout is no worse than chance."""
     p = predict_glm(SMALL, n, 10.0**lam, 0.1, loss=loss)
-    assert 0 <= p.test_error <= 0.5
+    bayes = math.acos(1 / math.sqrt(1.1)) / math.pi
+    assert bayes < p.test_error <= 0.5, (p.test_error, bayes)
     assert 0 <= p.train_error <= 1
 
 

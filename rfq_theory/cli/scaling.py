@@ -120,11 +120,12 @@ def _fit_range(text):
 
     if text is None:
         return None
+    from ..options import read_float
+
     parts = str(text).split(":")
-    try:
-        lo, hi = (float(v) for v in parts)
-    except ValueError:
-        raise InputError(f"--fit-range must be LO:HI (two numbers), got {short_repr(text)}") from None
+    if len(parts) != 2:
+        raise InputError(f"--fit-range must be LO:HI (two numbers), got {short_repr(text)}")
+    lo, hi = (read_float(v, "--fit-range") for v in parts)
     if not (0 <= lo < hi < float("inf")):
         raise InputError(f"--fit-range must satisfy 0 <= LO < HI, got {short_repr(text)}")
     return lo, hi
@@ -200,12 +201,10 @@ def run_scaling(args):
 
 def _number(text, name) -> float:
     from ..checks import InputError
+    from ..options import read_float
 
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise InputError(f"--{name} must be a number, got {short_repr(text)}") from None
-    if not (value == value and abs(value) != float("inf")) or value < 0:
+    value = read_float(text, f"--{name}")
+    if value < 0:
         raise InputError(f"--{name} must be a finite number >= 0, got {short_repr(text)}")
     return value
 
