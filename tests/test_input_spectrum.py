@@ -48,6 +48,21 @@ def _classical_ridge(lams, beta2, n, lam, noise):
     return (bias + noise) / (1 - df2 / n)
 
 
+def test_structured_path_tends_to_the_isotropic_one_as_the_spread_vanishes():
+    """Eigenvalues 1 +- eps (mean 1) take the structured code path; the error must approach the isotropic
+    one (a separate code path) with a quadratic gap: (E_eps - E_iso) / eps^2 the same at eps and 4 eps."""
+    d, model = 200, DeepRF(200, (300, 250), ("tanh", "relu"), "sign")
+    iso = predict(model, 400, 0.02, 0.1).test_error
+    gaps = []
+    for eps in (1e-3, 4e-3):
+        lams = np.where(np.arange(d) % 2 == 0, 1 + eps, 1 - eps)
+        structured = DeepRF(d, (300, 250), ("tanh", "relu"), "sign", lams)
+        assert structured.structured
+        gaps.append((predict(structured, 400, 0.02, 0.1).test_error - iso) / eps**2)
+    assert gaps[0] != 0 and abs(gaps[0]) < 10
+    assert gaps[1] == pytest.approx(gaps[0], rel=1e-3)
+
+
 @pytest.mark.parametrize("spec", ["identity", "power:0", "spiked:3:1"])
 @pytest.mark.parametrize("teacher", ["flat", "power:1.5"])
 def test_identity_spectrum_reproduces_isotropic_numbers_to_every_digit(spec, teacher):

@@ -75,6 +75,20 @@ def test_samples_width_map_matches_predict_and_threshold_is_inf():
     assert pm.n_failed == 0
 
 
+def test_linear_layer_map_cells_follow_marchenko_pastur():
+    """One linear layer: every cell of a samples x width map at ridge 0.1 against the ridge error computed
+    from the Marchenko-Pastur law alone (test_solver's route, not the chain)."""
+    from test_solver import _marchenko_pastur_route
+
+    d = 100
+    linear = DeepRF(d, (150,), ("linear",))
+    pm = phase_map(linear, "samples:0.6:1.8:3", "width:0.6:1.8:3", ridge=0.1, noise=0.2)
+    for i, kr in enumerate(pm.y):
+        for j, nr in enumerate(pm.x):
+            want, _ = _marchenko_pastur_route(d, kr * d, nr * d, "0.1", "0.2")
+            assert _rel(pm.values[i, j], want) < 1e-9, (kr, nr)
+
+
 def test_widths_and_ridge_axes_match_model_at():
     pm = phase_map(MODEL, "ridge:log:1e-4:1:4", "widths:0.5:2:3", quantity="train_error", samples=500, noise=0.2)
     for i, f in enumerate(pm.y):

@@ -236,6 +236,10 @@ def test_given_limit_replaces_the_far_point():
     zero = scaling_law(linear_model(d, a, b), "samples", grid, quantizers=("none",), limit=0)
     assert zero.limit[0] == 0 and zero.limit_error[0] == 0
     assert zero.exponent[0] == pytest.approx(auto.exponent[0], abs=1e-9)
+    # with E_inf = 0 given, the exponent is the least-squares slope of the classical ridgeless errors
+    lam, t = power_law_data(d, a, b)
+    direct = np.array([classical_ridge_error(lam, t, n, 0.0, 0.0) for n in grid])
+    assert zero.exponent[0] == pytest.approx(ols_exponent(grid, direct), abs=1e-5)
 
 
 def test_far_point_ladder_falls_back_to_the_largest_converged_point():

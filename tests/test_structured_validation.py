@@ -53,12 +53,36 @@ def _old_isotropic_trial(model, n, lam, delta, seed, trial, nt):
     return float(np.sum((yt - net.features(Xt) @ w) ** 2)) / nt, train
 
 
+def _hand_isotropic_trial(model, n, lam, delta, seed, trial, nt):
+    """The same draw with NumPy only: sign weights, tanh then relu features centred by E relu, ridge solve."""
+    d, (k1, k2) = model.input_dim, model.widths
+    gens = trial_generators(seed, trial)
+    W1 = np.sign(gens["weights"].standard_normal((k1, d)))
+    W2 = np.sign(gens["weights"].standard_normal((k2, k1)))
+    theta = gens["theta"].standard_normal(d) / math.sqrt(d)
+    m2 = float(model.layers()[1].mu0)  # E relu(u) at the second layer's variance (tanh is odd: 0)
+
+    def feats(X):
+        return np.maximum(np.tanh(X @ W1.T / math.sqrt(d)) @ W2.T / math.sqrt(k1), 0) - m2
+
+    X = gens["train"].standard_normal((n, d))
+    y = X @ theta + math.sqrt(delta) * gens["train_noise"].standard_normal(n)
+    Z = feats(X)
+    w = np.linalg.solve(Z.T @ Z / n + lam * np.eye(k2), Z.T @ y / n)
+    Xt = gens["test"].standard_normal((nt, d))
+    yt = Xt @ theta + math.sqrt(delta) * gens["test_noise"].standard_normal(nt)
+    return float(np.mean((yt - feats(Xt) @ w) ** 2)), float(np.mean((y - Z @ w) ** 2))
+
+
 @pytest.mark.parametrize("basis", ["axis", "rotated"])
 def test_isotropic_draws_unchanged(basis):
+    """With Sigma = I the basis option changes nothing: the draws are bit-identical to the isotropic
+    simulator's, and equal to a NumPy-only rewrite of the draw."""
     model = DeepRF(30, (40, 35), ("tanh", "relu"), "sign")
     for trial in range(2):
         new = simulate_trial(model, 45, 1e-2, 0.1, seed=5, trial=trial, test_samples=300, basis=basis)
         assert new == _old_isotropic_trial(model, 45, 1e-2, 0.1, 5, trial, 300)
+        assert new == pytest.approx(_hand_isotropic_trial(model, 45, 1e-2, 0.1, 5, trial, 300), rel=1e-10)
 
 
 def test_isotropic_law_and_finite_size_route_unchanged():
