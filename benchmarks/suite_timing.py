@@ -1,4 +1,4 @@
-"""Wall and CPU time of the test-suite (its budget and recorded results: docs/benchmarks.md).
+"""Wall and CPU time of the test-suite (its budget and recorded results: docs/test-suite.md).
 
 Run ``python -m benchmarks.suite_timing [--full] [--workers 2] [--json out.json]``.
 Measures, side by side in one run, each in a fresh ``python -m pytest`` process:
@@ -29,6 +29,8 @@ import time
 from validation.machine import environment, load_average, package_versions, report_json
 
 PASSED = re.compile(r"(\d+) passed")
+#: the timed runs, in the order they run and are printed
+RUNS = ("fast_one_process", "fast_workers", "full_one_process", "full_workers")
 
 
 def time_pytest(args: list[str]) -> dict:
@@ -97,17 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.workers, args.full)
     for key in ("calibration_before", "calibration_after"):
         print(f"{key:18s} {result[key]['python_loop_s']:.2f} s Python loop, {result[key]['matmul_s']:.2f} s matmul")
-    for key in ("fast_one_process", "fast_workers", "full_one_process", "full_workers"):
+    for key in RUNS:
         if key in result:
             r = result[key]
             print(f"{key:18s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU  {r['summary']}")
     report_json(result, args.json)
-    bad = [
-        k
-        for k in ("fast_one_process", "fast_workers", "full_one_process", "full_workers")
-        if result.get(k, {}).get("exit_code")
-    ]
-    return 1 if bad else 0
+    return 1 if any(result.get(k, {}).get("exit_code") for k in RUNS) else 0
 
 
 if __name__ == "__main__":

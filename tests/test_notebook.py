@@ -161,24 +161,20 @@ def test_failed_points_are_nan_in_the_columns():
     assert math.isfinite(c.test_error[0])
 
 
-def _marchenko_pastur(x, ratio):
-    """Density of the eigenvalues of W W^T / d, W of shape (ratio d) x d with standard Gaussian entries."""
-    a, b = (1 - math.sqrt(ratio)) ** 2, (1 + math.sqrt(ratio)) ** 2
-    return np.sqrt(np.maximum((b - x) * (x - a), 0)) / (2 * math.pi * ratio * x)
-
-
 def test_spectra_expose_arrays():
+    from test_spectrum import mp_density
+
     s = spectrum(MODEL).layers[0]
     assert isinstance(s.x, np.ndarray) and s.x.dtype == float
     assert isinstance(s.density, np.ndarray) and s.density.shape == s.x.shape
     # the arrays of a linear layer are the Marchenko-Pastur law, float and 20-digit ones alike
     linear = DeepRF(200, (300,), ("linear",))
     lo = spectrum(linear, points=40).layers[0]
-    np.testing.assert_allclose(lo.density, _marchenko_pastur(lo.x, 1.5), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lo.density, mp_density(lo.x, 1.5), rtol=1e-9, atol=1e-12)
     hi = spectrum(linear, points=5, digits=20).layers[0]
     assert isinstance(hi.density, np.ndarray) and hi.density.dtype == object
     x = np.array([float(v) for v in hi.x])
-    np.testing.assert_allclose([float(v) for v in hi.density], _marchenko_pastur(x, 1.5), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose([float(v) for v in hi.density], mp_density(x, 1.5), rtol=1e-13, atol=1e-15)
 
 
 # ------------------------------------------------------------ 4. one meaning per axis
